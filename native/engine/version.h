@@ -1,0 +1,4 @@
+#pragma once
+namespace qt {
+const char* engine_version();
+}
