@@ -1,0 +1,7 @@
+// Numbered migrations: entry i upgrades schema i to i+1. Never edit a released one; append a new file.
+import type Database from 'better-sqlite3'
+import { m001Initial } from './001_initial'
+
+export type Migration = (db: Database.Database) => void
+
+export const migrations: Migration[] = [m001Initial]

@@ -1,0 +1,13 @@
+// All table repositories of one database, created (and their statements prepared) once.
+import type { Db } from './openDatabase'
+import { createProjectsRepo } from './projectsRepo'
+import { createQaPairsRepo } from './qaPairsRepo'
+
+export function createRepos(db: Db) {
+  return {
+    projects: createProjectsRepo(db),
+    qaPairs: createQaPairsRepo(db),
+  }
+}
+
+export type Repos = ReturnType<typeof createRepos>
