@@ -1,4 +1,0 @@
-#pragma once
-namespace qt {
-const char* engine_version();
-}
