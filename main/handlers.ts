@@ -2,6 +2,7 @@
 // reject a channel of the contract that has no handler here.
 import type { AppContext } from './context'
 import { appHandlers } from './appHandlers'
+import { datasetHandlers } from './datasets/datasetHandlers'
 import { rowHandlers } from './datasets/rowHandlers'
 import type { Handlers } from './handlerTypes'
 import { projectHandlers } from './projects/projectHandlers'
@@ -16,5 +17,6 @@ export function createHandlers(ctx: AppContext, services: Services): Handlers {
     ...appHandlers(ctx, services.engineBackends),
     ...projectHandlers(ctx),
     ...rowHandlers(ctx),
+    ...datasetHandlers(ctx),
   }
 }

@@ -95,6 +95,204 @@ export interface QaPair {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Dataset editor (rows, undo history, quality checks, import/export, snapshots)
+// ---------------------------------------------------------------------------------------------
+
+/** The editable fields of a row. */
+export interface QaFields {
+  question: string
+  answer: string
+  category: string
+  enabled: boolean
+}
+
+/** What an undoable step did (shown as "Undo: <label>"). */
+export type EditLabel = 'edit' | 'insert' | 'delete' | 'paste' | 'clear' | 'toggle' | 'import' | 'convert'
+
+export interface EditHistory {
+  canUndo: boolean
+  canRedo: boolean
+  undoLabel: EditLabel | null
+  redoLabel: EditLabel | null
+}
+
+/** The answer to every row mutation: rows inserted or changed (their new state), ids removed, the history. */
+export interface RowsMutation {
+  upserted: QaPair[]
+  deletedIds: number[]
+  history: EditHistory
+  /** For undo/redo: the step that was undone or redone (null when there was nothing to do). */
+  label: EditLabel | null
+}
+
+export type IssueCode =
+  | 'emptyQuestion'
+  | 'emptyAnswer'
+  | 'duplicate'
+  | 'sameQuestion'
+  | 'nearDuplicate'
+  | 'overTokenLimit'
+  | 'controlToken'
+  | 'simplifiedChinese'
+  | 'nationalId'
+  | 'phone'
+  | 'email'
+
+export interface RowIssue {
+  code: IssueCode
+  severity: 'error' | 'warning'
+  field?: 'question' | 'answer' | 'category'
+  /** Short evidence: the control token, the simplified characters, a masked ID, "612 / 512" tokens... */
+  detail?: string
+  /** The other row of a duplicate pair. */
+  relatedId?: number
+}
+
+export type TokenLimitStatus =
+  | { state: 'noModel' }
+  | { state: 'unavailable'; reason: string }
+  | { state: 'checked'; modelName: string; limit: number; overCount: number; maxTokens: number }
+
+export interface QualityReport {
+  projectId: number
+  /** Rows checked (enabled rows; disabled rows are parked and not checked). */
+  checkedRows: number
+  disabledRows: number
+  rowsWithProblems: number
+  errorRows: number
+  warningRows: number
+  byCode: Partial<Record<IssueCode, number>>
+  tokenLimit: TokenLimitStatus
+  /** Only rows that have issues. */
+  rows: { id: number; issues: RowIssue[] }[]
+  durationMs: number
+}
+
+export type ImportFormat = 'csv' | 'tsv' | 'xlsx' | 'jsonl' | 'json'
+export type ImportEncoding = 'auto' | 'utf-8' | 'big5' | 'gbk' | 'utf-16le' | 'utf-16be'
+
+/** Column index (0-based) of each field in the file's table, or null when the file has no such column. */
+export interface ImportMapping {
+  question: number | null
+  answer: number | null
+  category: number | null
+  enabled: number | null
+}
+
+export interface ImportOptions {
+  encoding?: ImportEncoding
+  /** XLSX: the sheet to read (default: the first sheet with data). */
+  sheet?: string
+  /** Override the header detection. */
+  hasHeader?: boolean
+  /** Skip rows whose question or answer is empty (default true). */
+  skipIncomplete?: boolean
+  /** Skip rows identical to an existing row or to an earlier row of the file (default true). */
+  skipDuplicates?: boolean
+  /** 'append' (default) adds after the existing rows; 'replace' replaces them all (one undoable step). */
+  mode?: 'append' | 'replace'
+}
+
+/** A problem that makes the whole file unusable: nothing is imported. */
+export interface ImportProblem {
+  code: 'empty' | 'binary' | 'badQuote' | 'fieldCount' | 'badJson' | 'badXlsx' | 'oldXls' | 'tooLarge' | 'noRows' | 'unmapped' | 'unknownShape'
+  /** 1-based line (CSV/JSONL), row (XLSX) or item (JSON array) number, when it applies. */
+  line?: number
+  detail?: string
+}
+
+export type SkipReason =
+  | 'blank'
+  | 'emptyQuestion'
+  | 'emptyAnswer'
+  | 'duplicateInFile'
+  | 'duplicateExisting'
+  | 'tooLong'
+  | 'multiTurn'
+  | 'unknownShape'
+
+export interface ImportPreview {
+  fileName: string
+  format: ImportFormat
+  /** Detected (or chosen) text encoding; null for XLSX. */
+  encoding: string | null
+  /** XLSX: all sheet names and the one read. */
+  sheets: string[] | null
+  sheet: string | null
+  /** JSONL/JSON: which record shape was recognised. */
+  shape: 'table' | 'qa' | 'messages' | 'alpaca' | null
+  hasHeader: boolean
+  columns: string[]
+  sampleRows: string[][]
+  totalRecords: number
+  mapping: ImportMapping
+  /** True when the columns were recognised by name (e.g. question/answer): the file imports without a mapping step. */
+  autoMapped: boolean
+  /** How line numbers count: CSV/JSONL lines, XLSX rows, JSON array items. */
+  lineKind: 'line' | 'row' | 'item'
+  problems: ImportProblem[]
+}
+
+export interface ImportReport {
+  /** False: the file was refused and nothing changed (see problems). */
+  ok: boolean
+  fileName: string
+  format: ImportFormat | null
+  encoding: string | null
+  lineKind: 'line' | 'row' | 'item'
+  added: number
+  /** Rows removed first (mode 'replace'). */
+  replaced: number
+  skipped: number
+  skippedByReason: Partial<Record<SkipReason, number>>
+  /** The first skipped rows with their line numbers (at most 500). */
+  skippedRows: { line: number; reason: SkipReason; detail?: string }[]
+  problems: ImportProblem[]
+  durationMs: number
+  history: EditHistory | null
+}
+
+export type ExportFormat = 'csv' | 'xlsx' | 'jsonl'
+
+export interface ExportedFile {
+  fileName: string
+  mimeType: string
+  dataBase64: string
+  rowCount: number
+}
+
+export interface DatasetSnapshot {
+  id: number
+  projectId: number
+  /** sha256 (hex) of the snapshot's canonical serialisation (system prompt + enabled rows in order). */
+  contentHash: string
+  rowCount: number
+  systemPrompt: string
+  createdAt: string
+  /** Training runs that used this snapshot. */
+  runs: { id: number; name: string; status: string; createdAt: string }[]
+}
+
+export interface SnapshotRow {
+  id: number
+  question: string
+  answer: string
+  category: string
+}
+
+export interface SnapshotDiff {
+  snapshot: DatasetSnapshot
+  systemPromptChanged: boolean
+  currentSystemPrompt: string
+  /** Enabled rows now that were not in the snapshot. */
+  added: SnapshotRow[]
+  /** Rows of the snapshot that are gone now, or disabled (`disabled: true`). */
+  removed: (SnapshotRow & { disabled: boolean })[]
+  modified: { id: number; before: SnapshotRow; after: SnapshotRow }[]
+  unchanged: number
+}
+
+// ---------------------------------------------------------------------------------------------
 // Request/response channels
 // ---------------------------------------------------------------------------------------------
 
@@ -113,6 +311,31 @@ export interface Requests {
   'projects:delete': { req: { id: number }; res: void }
 
   'rows:list': { req: { projectId: number }; res: QaPair[] }
+  'rows:history': { req: { projectId: number }; res: EditHistory }
+  'rows:update': {
+    req: { projectId: number; changes: ({ id: number } & Partial<QaFields>)[]; label?: 'edit' | 'paste' | 'clear' | 'toggle'; mergeKey?: string }
+    res: RowsMutation
+  }
+  'rows:insert': {
+    req: { projectId: number; rows: Partial<QaFields>[]; afterId?: number | null; label?: 'insert' | 'paste' }
+    res: RowsMutation
+  }
+  'rows:delete': { req: { projectId: number; ids: number[] }; res: RowsMutation }
+  'rows:undo': { req: { projectId: number }; res: RowsMutation }
+  'rows:redo': { req: { projectId: number }; res: RowsMutation }
+  'rows:convertChinese': { req: { projectId: number; ids?: number[] }; res: RowsMutation }
+
+  'dataset:check': { req: { projectId: number }; res: QualityReport }
+  'dataset:importPreview': { req: { projectId: number; fileName: string; dataBase64: string; options?: ImportOptions }; res: ImportPreview }
+  'dataset:import': {
+    req: { projectId: number; fileName: string; dataBase64: string; mapping?: ImportMapping; options?: ImportOptions }
+    res: ImportReport
+  }
+  'dataset:export': { req: { projectId: number; format: ExportFormat; includeDisabled?: boolean }; res: ExportedFile }
+
+  'snapshots:create': { req: { projectId: number }; res: DatasetSnapshot }
+  'snapshots:list': { req: { projectId: number }; res: DatasetSnapshot[] }
+  'snapshots:diff': { req: { projectId: number; snapshotId: number }; res: SnapshotDiff }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,6 +379,20 @@ const channelTable = {
   'projects:update': true,
   'projects:delete': true,
   'rows:list': true,
+  'rows:history': true,
+  'rows:update': true,
+  'rows:insert': true,
+  'rows:delete': true,
+  'rows:undo': true,
+  'rows:redo': true,
+  'rows:convertChinese': true,
+  'dataset:check': true,
+  'dataset:importPreview': true,
+  'dataset:import': true,
+  'dataset:export': true,
+  'snapshots:create': true,
+  'snapshots:list': true,
+  'snapshots:diff': true,
 } as const satisfies Record<Channel, true>
 
 const eventTable = {

@@ -2,11 +2,13 @@
 import type { Db } from './openDatabase'
 import { createProjectsRepo } from './projectsRepo'
 import { createQaPairsRepo } from './qaPairsRepo'
+import { createSnapshotsRepo } from './snapshotsRepo'
 
 export function createRepos(db: Db) {
   return {
     projects: createProjectsRepo(db),
     qaPairs: createQaPairsRepo(db),
+    snapshots: createSnapshotsRepo(db),
   }
 }
 
