@@ -109,7 +109,9 @@ export async function importFile(
 ): Promise<ImportReport> {
   const t0 = performance.now()
   const p = await prepare(fileName, bytes, options)
-  const mapping = mappingArg ?? p.mapping
+  // Without an explicit mapping only a file whose columns were recognised by name is imported: a file with
+  // unknown columns ("wrong columns") needs the user to say which column is which.
+  const mapping = mappingArg ?? (p.autoMapped ? p.mapping : null)
   const base = {
     fileName,
     format: p.table.format,
@@ -131,7 +133,7 @@ export async function importFile(
   if (p.problems.length) return refuse(p.problems)
   const width = Math.max(p.table.width, p.columns.length)
   const bad = (i: number | null) => i !== null && (i < 0 || i >= width)
-  if (mapping.question === null || mapping.answer === null || [mapping.question, mapping.answer, mapping.category, mapping.enabled].some(bad)) {
+  if (!mapping || mapping.question === null || mapping.answer === null || [mapping.question, mapping.answer, mapping.category, mapping.enabled].some(bad)) {
     return refuse([{ code: 'unmapped' }])
   }
 

@@ -5,6 +5,7 @@ import ExcelJS from 'exceljs'
 import type { ImportFormat, ImportProblem, SkipReason } from '../../../preload/contract'
 import { decodeText, encodingLabel } from './decodeText'
 import { parseDelimited, sniffDelimiter } from './delimited'
+import { looksLikeHeader } from './mapping'
 
 export interface TableRecord {
   line: number
@@ -138,7 +139,19 @@ async function readXlsx(bytes: Uint8Array, sheetName?: string): Promise<Table> {
     return emptyTable('xlsx', 'row', [{ code: 'badXlsx', detail: err instanceof Error ? err.message.slice(0, 200) : String(err) }])
   }
   const sheets = wb.worksheets.map((w) => w.name)
-  const ws = (sheetName ? wb.worksheets.find((w) => w.name === sheetName) : undefined) ?? wb.worksheets.find((w) => w.actualRowCount > 0) ?? wb.worksheets[0]
+  // The chosen sheet; else the first whose first row names a question or answer column; else the first with data.
+  const firstRow = (w: ExcelJS.Worksheet): string[] => {
+    let cells: string[] = []
+    w.eachRow({ includeEmpty: false }, (row) => {
+      if (cells.length === 0) cells = (row.values as ExcelJS.CellValue[]).slice(1).map(cellText)
+    })
+    return cells
+  }
+  const ws =
+    (sheetName ? wb.worksheets.find((w) => w.name === sheetName) : undefined) ??
+    wb.worksheets.find((w) => w.actualRowCount > 0 && looksLikeHeader(firstRow(w))) ??
+    wb.worksheets.find((w) => w.actualRowCount > 0) ??
+    wb.worksheets[0]
   if (!ws) return { ...emptyTable('xlsx', 'row', [{ code: 'noRows' }]), sheets }
   const records: TableRecord[] = []
   let width = 0

@@ -6,7 +6,7 @@
 // Duplicates are found with hash maps (exact) and MinHash/LSH (near, see nearDuplicates.ts), never by
 // comparing every pair. Disabled rows are "parked": they are not checked and not counted as problems.
 import type { IssueCode, QaPair, QualityReport, RowIssue, TokenLimitStatus } from '../../../preload/contract'
-import { bigrams, findNearDuplicates, minhash, type NearDupItem } from './nearDuplicates'
+import { findNearDuplicates, signature, type NearDupItem } from './nearDuplicates'
 import { findSimplified } from './chinese'
 import { findControlTokens, findEmails, findTaiwanIds, findTaiwanPhones, mask, normalizeForDuplicates } from './textChecks'
 
@@ -31,7 +31,7 @@ interface TextAnalysis {
   /** Normalised question, and question + answer. */
   nq: string
   nqa: string
-  signature: Uint32Array
+  signature: Int32Array
 }
 
 type Field = 'question' | 'answer' | 'category'
@@ -68,7 +68,7 @@ function analyseText(q: string, a: string, c: string, zhTW: boolean): TextAnalys
   }
   const nq = normalizeForDuplicates(q)
   const nqa = `${nq}\u0001${normalizeForDuplicates(a)}`
-  return { issues, nq, nqa, signature: minhash(bigrams(nqa)) }
+  return { issues, nq, nqa, signature: signature(nqa) }
 }
 
 /** Token counts of rows against the project's model, provided by the training-set compiler (optional stage). */
