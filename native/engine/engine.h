@@ -247,6 +247,22 @@ struct StepMetrics {
 };
 
 class Trainer;
+/** Destroys a Trainer; std::unique_ptr<Trainer> calls it through the default_delete specialisation below. */
+void destroy_trainer(Trainer* trainer);
+
+}  // namespace qt
+
+// Trainer is opaque here, so std::unique_ptr<Trainer>'s default deleter could not be instantiated outside the
+// engine (deleting an incomplete type does not compile). This specialisation routes the delete into the
+// engine, which keeps create_trainer's signature and lets callers hold std::unique_ptr<qt::Trainer>.
+namespace std {
+template <>
+struct default_delete<qt::Trainer> {
+  void operator()(qt::Trainer* p) const { qt::destroy_trainer(p); }
+};
+}  // namespace std
+
+namespace qt {
 
 std::unique_ptr<Trainer> create_trainer(const std::shared_ptr<Model>& model, const TrainConfig& config,
                                         const std::string& train_set_path);

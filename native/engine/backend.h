@@ -1,0 +1,148 @@
+// The backend table (ggml's ggml_backend_i): every op the model, trainer and generator need, as plain
+// function pointers. engine/cpu provides the reference `cpu` table; engine/cuda provides `cuda` with the
+// same ops and the same semantics (checked op by op against the CPU within tolerance). model.cpp,
+// trainer.cpp and generate.cpp reach the math only through this table.
+//
+// Conventions (llm.c):
+//   - arguments: outputs first, then inputs, then dims; gradients carry a `d` prefix;
+//   - every pointer is device memory of the backend (host memory for cpu), fp32 unless typed otherwise;
+//   - backward ops ADD into their gradient outputs (dinp += ...); callers zero them first (`zero`);
+//   - forward ops overwrite their outputs, except lora_forward which adds its delta into `out`;
+//   - ops must be deterministic: the same inputs give bit-identical outputs (resume == not stopping).
+//
+// Dims legend: B batch rows, T time (padded length), N = B*T rows, C hidden, NH query heads, NKV key/value
+// heads, HS head size, FF intermediate, V vocab, R LoRA rank, OC output features.
+// Row layout: token n = b*T + t; q [N, NH*HS] = [B, T, NH, HS]; k/v [B, Tk, NKV, HS].
+// Padding is on the right: row b holds lengths[b] real tokens, then padding.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+
+namespace qt {
+
+struct DeviceInfo;
+
+/** A frozen base weight [rows, cols] (row-major, PyTorch's [out, in]) on the backend's device. */
+struct Weight {
+  DType dtype = DType::F32;           // F32 | F16 | BF16 (dense) or NF4
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;         // dense values, or NF4 codes [(rows*cols+1)/2] (even element = high nibble)
+  // NF4 statistics (ENGINE_FACTS §4): block b of 64 elements has absmax
+  //   double_quant ? dynamic_map[absmax_q[b]] * absmax_scale[b / 256] + absmax_offset : absmax[b]
+  bool double_quant = false;
+  const float* absmax = nullptr;       // [nblocks]
+  const uint8_t* absmax_q = nullptr;   // [nblocks]
+  const float* absmax_scale = nullptr; // [ceil(nblocks / 256)]
+  float absmax_offset = 0;
+};
+
+struct Backend {
+  const char* name;  // "cpu" | "cuda"
+
+  // ---- memory -------------------------------------------------------------------------------------
+  void* (*alloc)(size_t bytes);                                   // throws qt::Error(OutOfMemory)
+  void (*free)(void* ptr);
+  void (*upload)(void* dst, const void* host_src, size_t bytes);  // host -> device
+  void (*download)(void* host_dst, const void* src, size_t bytes);// device -> host (synchronises)
+  void (*copy)(void* dst, const void* src, size_t bytes);         // device -> device
+  void (*zero)(void* dst, size_t bytes);
+  void (*memory_info)(uint64_t* free_bytes, uint64_t* total_bytes);
+
+  // ---- embedding (cpu/embedding.cpp) --------------------------------------------------------------
+  // out[n,:] = wte[ids[n],:] as fp32; ids must be < V (checked by the caller).
+  void (*embedding_forward)(float* out, const int32_t* ids, const Weight& wte, int N, int C);
+  // dwte[ids[n],:] += dout[n,:]; dwte fp32 [V, C]. (Unused in training: embeddings are frozen.)
+  void (*embedding_backward)(float* dwte, const float* dout, const int32_t* ids, int N, int C);
+
+  // ---- NEFTune (cpu/neftune.cpp): x[b,t,:] += U(-1,1) * alpha / sqrt(lengths[b] * C) for t < lengths[b] ----
+  // Noise element i = (b*T + t)*C + c is rng_uniform(seed, i) (rng.h), so every backend draws the same noise.
+  void (*neftune_forward)(float* x, const int32_t* lengths, float alpha, uint64_t seed, int B, int T, int C);
+
+  // ---- RMSNorm (cpu/rmsnorm.cpp) -----------------------------------------------------------------
+  // out = inp * rstd * weight, rstd[n] = 1/sqrt(mean(inp[n,:]^2) + eps)
+  void (*rmsnorm_forward)(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
+  // dinp += ..., dweight += ... (dweight may be null)
+  void (*rmsnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                           const float* rstd, int N, int C);
+
+  // ---- RoPE (cpu/rope.cpp), HF rotate_half layout, position = pos0 + t; out may alias inp ----------
+  // x [B, T, H, HS]; inv_freq [HS/2] (with llama3/linear scaling already applied, see rope_inv_freq)
+  void (*rope_forward)(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+  // dinp = R^T dout: OVERWRITES dinp (not +=) and may run in place (dinp == dout)
+  void (*rope_backward)(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+
+  // ---- attention (cpu/attention.cpp): causal, GQA (head h uses kv head h / (NH/NKV)), scale 1/sqrt(HS) --
+  // q [B,Tq,NH,HS], k/v [B,Tk,NKV,HS]; query i sits at position Tk - Tq + i and sees keys j <= that position
+  // with j < lengths[b] (lengths may be null = all). out [B,Tq,NH,HS]; lse [B,NH,Tq] = log-sum-exp of the
+  // scaled scores (FlashAttention's statistic; backward recomputes the probabilities from it).
+  void (*attention_forward)(float* out, float* lse, const float* q, const float* k, const float* v,
+                            const int32_t* lengths, int B, int Tq, int Tk, int NH, int NKV, int HS);
+  // dq, dk, dv += ...
+  void (*attention_backward)(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                             const float* v, const float* out, const float* lse, const int32_t* lengths, int B,
+                             int Tq, int Tk, int NH, int NKV, int HS);
+
+  // ---- SwiGLU (cpu/swiglu.cpp): out = silu(gate) * up, elementwise over n -------------------------
+  void (*swiglu_forward)(float* out, const float* gate, const float* up, size_t n);
+  void (*swiglu_backward)(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
+
+  // ---- matmul (cpu/matmul.cpp): out[N,OC] = inp[N,C] @ w^T + bias (bias may be null) ---------------
+  // w may be any Weight dtype (NF4 and 16-bit weights are dequantized to fp32 first, as bitsandbytes does).
+  void (*matmul_forward)(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC);
+  // dinp += dout @ w; dweight += dout^T @ inp (only for F32 weights; may be null); dbias += sum_n dout (may be null)
+  void (*matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                          const Weight& w, int N, int C, int OC);
+
+  // ---- NF4 (cpu/nf4_dequant.cpp): out[rows*cols] = fp32 values of any Weight ------------------------
+  void (*dequantize)(float* out, const Weight& w);
+
+  // ---- LoRA (cpu/lora.cpp): out += scale * (dropout(inp) @ A^T) @ B^T ------------------------------
+  // A [R, C], Bw [OC, R]; u [N, R] (saved for backward) = dropout(inp) @ A^T; dropout keeps element i when
+  // rng_uniform(seed, i) >= p and scales it by 1/(1-p) (p = 0: identity). scratch: N*C floats.
+  void (*lora_forward)(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw,
+                       float scale, float dropout, uint64_t seed, int N, int C, int OC, int R);
+  // dinp += ..., dA += ..., dB += ... (dinp may be null); scratch: N*C + N*R floats
+  void (*lora_backward)(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
+                        const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed,
+                        int N, int C, int OC, int R);
+
+  // ---- cross-entropy (cpu/cross_entropy.cpp); targets < 0 are not counted ---------------------------
+  // losses[n] = logsumexp(logits[n,:]) - logits[n, targets[n]]  (0 where targets[n] < 0)
+  void (*cross_entropy_forward)(float* losses, const float* logits, const int32_t* targets, int N, int V);
+  // dlogits[n,:] = dloss * (softmax(logits[n,:]) - onehot(targets[n])), 0 where targets[n] < 0.
+  // OVERWRITES dlogits (not +=), and may be called in place (dlogits == logits).
+  void (*cross_entropy_backward)(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+
+  // ---- elementwise and reductions (cpu/elementwise.cpp) -------------------------------------------
+  void (*add)(float* out, const float* a, const float* b, size_t n);  // out = a + b (out may alias a or b)
+  void (*scale)(float* x, float s, size_t n);                          // x *= s
+  double (*sum_squares)(const float* x, size_t n);                     // sum x^2 (in double; synchronises)
+
+  // ---- AdamW (cpu/adamw.cpp), torch.optim.AdamW semantics, t = 1-based step ---------------------------
+  void (*adamw_update)(float* params, const float* grads, float* m, float* v, size_t n, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, int64_t t);
+};
+
+/** The CPU reference backend. */
+const Backend& cpu_backend();
+
+/** The CUDA backend's table, or nullptr when this build has none (engine/cuda provides it when built with
+ *  QT_HAVE_CUDA). Ops run on the calling thread's current CUDA device. */
+const Backend* cuda_backend();
+
+/** Hook for list_devices(): the CUDA backend appends one DeviceInfo per visible GPU (no-op without CUDA). */
+void cuda_list_devices(std::vector<DeviceInfo>& out);
+
+/** Selects the table for a device string: "cpu" or "cuda:<n>". InvalidArgument / Unsupported otherwise. */
+const Backend& backend_for_device(const std::string& device, int* index);
+
+/** RoPE inverse frequencies [HS/2] for a config (HF's rope init, incl. llama3 and linear scaling). */
+struct ModelConfig;
+std::vector<float> rope_inv_freq(const ModelConfig& config);
+
+}  // namespace qt

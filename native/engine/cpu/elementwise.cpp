@@ -1,0 +1,20 @@
+// Elementwise helpers and the reduction used for the global gradient norm (torch.nn.utils.clip_grad_norm_).
+#include "ops.h"
+
+namespace qt::cpu {
+
+void add(float* out, const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void scale(float* x, float s, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+double sum_squares(const float* x, size_t n) {
+  double s = 0;  // serial: fixed order, deterministic
+  for (size_t i = 0; i < n; i++) s += static_cast<double>(x[i]) * x[i];
+  return s;
+}
+
+}  // namespace qt::cpu

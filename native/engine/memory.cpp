@@ -1,0 +1,171 @@
+// Memory by category (llm.c's fill_in_*_sizes + alloc_and_point_*): the ledger behind MemoryReport,
+// RAII device buffers, and the activation and KV-cache layouts, each one allocation sized from
+// (config, rows capacity, LoRA rank).
+#include <algorithm>
+
+#include "model.h"
+
+namespace qt {
+
+void MemoryLedger::add(MemCategory c, uint64_t bytes) {
+  (c == MemCategory::Weights ? weights : c == MemCategory::Lora ? lora : activations) += bytes;
+  uint64_t now = current += bytes;
+  uint64_t prev = peak.load();
+  while (now > prev && !peak.compare_exchange_weak(prev, now)) {
+  }
+}
+
+void MemoryLedger::sub(MemCategory c, uint64_t bytes) {
+  (c == MemCategory::Weights ? weights : c == MemCategory::Lora ? lora : activations) -= bytes;
+  current -= bytes;
+}
+
+DeviceBuffer::DeviceBuffer(const Backend* be, MemoryLedger* ledger, MemCategory cat, size_t bytes)
+    : be_(be), ledger_(ledger), cat_(cat), bytes_(bytes) {
+  ptr_ = be->alloc(bytes);
+  if (ledger_) ledger_->add(cat_, bytes_);
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    be_ = o.be_;
+    ledger_ = o.ledger_;
+    cat_ = o.cat_;
+    ptr_ = o.ptr_;
+    bytes_ = o.bytes_;
+    o.ptr_ = nullptr;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+void DeviceBuffer::release() {
+  if (ptr_) {
+    be_->free(ptr_);
+    if (ledger_) ledger_->sub(cat_, bytes_);
+  }
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
+namespace {
+
+// Collects (pointer, element count) pairs, then points them into one allocation (64-byte aligned slices).
+class Layout {
+ public:
+  template <class T>
+  void add(T** p, size_t count) {
+    entries_.push_back({reinterpret_cast<void**>(p), (count * sizeof(T) + 63) / 64 * 64});
+  }
+  size_t bytes() const {
+    size_t s = 0;
+    for (const auto& e : entries_) s += e.bytes;
+    return s;
+  }
+  void point(void* base) const {
+    char* p = static_cast<char*>(base);
+    for (const auto& e : entries_) {
+      *e.ptr = p;
+      p += e.bytes;
+    }
+  }
+
+ private:
+  struct Entry {
+    void** ptr;
+    size_t bytes;
+  };
+  std::vector<Entry> entries_;
+};
+
+}  // namespace
+
+void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank) {
+  const ModelConfig& c = m.config;
+  const size_t N = static_cast<size_t>(capacity);
+  const size_t C = static_cast<size_t>(c.hidden_size), FF = static_cast<size_t>(c.intermediate_size);
+  const size_t QD = static_cast<size_t>(c.num_heads * c.head_dim), KD = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+  const size_t V = static_cast<size_t>(c.vocab_size), R = static_cast<size_t>(lora_rank);
+  const int L = c.num_layers;
+  const bool train = mode != ActMode::Inference;
+
+  a.mem.release();
+  a.mode = mode;
+  a.capacity = capacity;
+  a.rank = lora_rank;
+  // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary.
+  a.logit_rows = static_cast<int>(std::max<size_t>(1, std::min(N, (size_t{32} << 20) / V)));
+  a.x.assign(train ? static_cast<size_t>(L + 1) : 2, nullptr);
+  a.layer.assign(mode == ActMode::Train ? static_cast<size_t>(L) : 1, LayerActs{});
+
+  Layout lay;
+  for (auto& x : a.x) lay.add(&x, N * C);
+  for (auto& la : a.layer) {
+    lay.add(&la.xn1, N * C);
+    lay.add(&la.rstd1, N);
+    lay.add(&la.q, N * QD);
+    lay.add(&la.k, N * KD);
+    lay.add(&la.v, N * KD);
+    lay.add(&la.att, N * QD);
+    lay.add(&la.lse, N * static_cast<size_t>(c.num_heads));
+    lay.add(&la.x_mid, N * C);
+    lay.add(&la.xn2, N * C);
+    lay.add(&la.rstd2, N);
+    lay.add(&la.gate, N * FF);
+    lay.add(&la.up, N * FF);
+    lay.add(&la.h, N * FF);
+    if (R > 0)
+      for (int t = 0; t < NUM_TARGETS; t++) lay.add(&la.u[t], N * R);
+  }
+  lay.add(&a.xf, N * C);
+  lay.add(&a.rstdf, N);
+  lay.add(&a.logits, static_cast<size_t>(a.logit_rows) * V);
+  lay.add(&a.losses, N);
+  lay.add(&a.proj, N * C);
+  lay.add(&a.lora_scratch, N * (std::max(std::max(C, FF), QD) + R));
+  if (train) {
+    lay.add(&a.dx, N * C);
+    lay.add(&a.dxn, N * C);
+    lay.add(&a.dq, N * QD);
+    lay.add(&a.dk, N * KD);
+    lay.add(&a.dv, N * KD);
+    lay.add(&a.datt, N * QD);
+    lay.add(&a.dgate, N * FF);
+    lay.add(&a.dup, N * FF);
+    lay.add(&a.dh, N * FF);
+  }
+  lay.add(&a.ids, N);
+  lay.add(&a.targets, N);
+  lay.add(&a.lengths, N);
+  a.mem = DeviceBuffer(m.be, &m.ledger, MemCategory::Activations, lay.bytes());
+  lay.point(a.mem.get());
+  m.be->zero(a.mem.get(), a.mem.size());
+}
+
+void alloc_kv_cache(KvCache& kv, const Model& m, int capacity) {
+  const ModelConfig& c = m.config;
+  const size_t KD = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+  kv.capacity = capacity;
+  kv.k.assign(static_cast<size_t>(c.num_layers), nullptr);
+  kv.v.assign(static_cast<size_t>(c.num_layers), nullptr);
+  Layout lay;
+  for (int l = 0; l < c.num_layers; l++) {
+    lay.add(&kv.k[static_cast<size_t>(l)], static_cast<size_t>(capacity) * KD);
+    lay.add(&kv.v[static_cast<size_t>(l)], static_cast<size_t>(capacity) * KD);
+  }
+  kv.mem = DeviceBuffer(m.be, &m.ledger, MemCategory::Activations, lay.bytes());
+  lay.point(kv.mem.get());
+}
+
+MemoryReport model_memory(const Model& model) {
+  MemoryReport r;
+  r.weights_bytes = model.ledger.weights;
+  r.lora_bytes = model.ledger.lora;
+  r.activations_bytes = model.ledger.activations;
+  r.peak_bytes = model.ledger.peak;
+  model.be->memory_info(&r.device_free_bytes, &r.device_total_bytes);
+  return r;
+}
+
+}  // namespace qt

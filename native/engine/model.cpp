@@ -1,0 +1,213 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2) forward and backward as a straight sequence of
+// backend ops; backward mirrors forward line by line in reverse (llm.c gpt2_forward / gpt2_backward).
+//
+//   x0 = embed(ids) [+ NEFTune noise]
+//   per layer:  xn1 = rmsnorm(x);  q,k,v = linear(xn1) (+ LoRA, + Qwen2 biases);  q,k = rope(q,k)
+//               att = attention(q, k, v);  x_mid = x + linear_o(att)
+//               xn2 = rmsnorm(x_mid);  h = silu(linear_gate(xn2)) * linear_up(xn2);  x' = x_mid + linear_down(h)
+//   xf = rmsnorm(x_L);  logits = lm_head(xf);  loss = cross_entropy(logits, targets)
+//
+// Only LoRA matrices get gradients: the base, norms and embeddings are frozen, so backward never forms weight
+// gradients for them. With gradient checkpointing only each layer's input is kept; backward recomputes the
+// layer (same dropout masks: they are counter-based) before differentiating it.
+//
+// Dims legend: B rows, T padded length, N = B*T, C hidden, NH/NKV heads, HS head size, FF intermediate,
+// V vocab, R LoRA rank, L layers.
+#include <algorithm>
+#include <vector>
+
+#include "model.h"
+#include "rng.h"
+
+namespace qt {
+
+void check_cancel(CancelToken* cancel) {
+  if (cancel && cancel->load()) QT_FAIL(ErrorCode::Cancelled, "cancelled");
+}
+
+namespace {
+
+// Random stream of LoRA dropout for (layer, target) within a micro-batch.
+inline uint64_t dropout_seed(const Pass& p, int l, int t) { return rng_derive(p.seed, 1 + static_cast<uint64_t>(l), static_cast<uint64_t>(t)); }
+inline uint64_t neftune_seed(const Pass& p) { return rng_derive(p.seed, 0, 0xfeedu); }
+
+// y[N, out] = x[N, in] @ W^T (+ bias) (+ scale * B A dropout(x))
+void linear_forward(const Model& m, const Adapter* ad, Activations& a, const Pass& p, int l, int t, float* out,
+                    const float* inp, float* u) {
+  const Backend& be = *m.be;
+  const int N = p.B * p.T, in = target_in_features(m.config, t), outf = target_out_features(m.config, t);
+  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  be.matmul_forward(out, inp, lw.lin[t], lw.bias[t], N, in, outf);
+  if (ad && ad->has(t))
+    be.lora_forward(out, u, a.lora_scratch, inp, ad->A(l, t), ad->B(l, t), ad->scaling,
+                    p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r);
+}
+
+// dinp[N, in] += dout @ W (+ LoRA path); dA, dB += LoRA gradients. dinp may be null (not needed).
+void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pass& p, int l, int t, float* dinp,
+                     float* dparams, const float* dout, const float* inp, const float* u) {
+  const Backend& be = *m.be;
+  const int N = p.B * p.T, in = target_in_features(m.config, t), outf = target_out_features(m.config, t);
+  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  if (ad && ad->has(t)) {
+    const LoraSlot& s = ad->layout.slots[static_cast<size_t>(l)][static_cast<size_t>(t)];
+    be.lora_backward(dinp, dparams + s.a, dparams + s.b, a.lora_scratch, dout, inp, u, ad->A(l, t), ad->B(l, t),
+                     ad->scaling, p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r);
+  }
+  if (dinp) be.matmul_backward(dinp, nullptr, nullptr, dout, nullptr, lw.lin[t], N, in, outf);
+}
+
+const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_lengths ? a.lengths : nullptr; }
+
+void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs& la, const Pass& p, int l,
+                   const float* x, float* x_out) {
+  const Backend& be = *m.be;
+  const ModelConfig& c = m.config;
+  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  const int N = p.B * p.T, C = c.hidden_size, FF = c.intermediate_size;
+  const int NH = c.num_heads, NKV = c.num_kv_heads, HS = c.head_dim;
+
+  // attention block
+  be.rmsnorm_forward(la.xn1, la.rstd1, x, lw.attn_norm, N, C, c.rms_norm_eps);
+  linear_forward(m, ad, a, p, l, TQ, la.q, la.xn1, la.u[TQ]);
+  linear_forward(m, ad, a, p, l, TK, la.k, la.xn1, la.u[TK]);
+  linear_forward(m, ad, a, p, l, TV, la.v, la.xn1, la.u[TV]);
+  be.rope_forward(la.q, la.q, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
+  be.rope_forward(la.k, la.k, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
+  const float* keys = la.k;
+  const float* values = la.v;
+  int Tk = p.T;
+  if (p.cache) {  // generation (B = 1): append this step's keys/values, attend over everything cached
+    const size_t KD = static_cast<size_t>(NKV * HS);
+    be.copy(p.cache->k[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD, la.k, static_cast<size_t>(N) * KD * sizeof(float));
+    be.copy(p.cache->v[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD, la.v, static_cast<size_t>(N) * KD * sizeof(float));
+    keys = p.cache->k[static_cast<size_t>(l)];
+    values = p.cache->v[static_cast<size_t>(l)];
+    Tk = p.pos0 + p.T;
+  }
+  be.attention_forward(la.att, la.lse, la.q, keys, values, lengths_of(a, p), p.B, p.T, Tk, NH, NKV, HS);
+  linear_forward(m, ad, a, p, l, TO, a.proj, la.att, la.u[TO]);
+  be.add(la.x_mid, x, a.proj, static_cast<size_t>(N) * C);
+
+  // MLP block
+  be.rmsnorm_forward(la.xn2, la.rstd2, la.x_mid, lw.mlp_norm, N, C, c.rms_norm_eps);
+  linear_forward(m, ad, a, p, l, TGATE, la.gate, la.xn2, la.u[TGATE]);
+  linear_forward(m, ad, a, p, l, TUP, la.up, la.xn2, la.u[TUP]);
+  be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
+  linear_forward(m, ad, a, p, l, TDOWN, a.proj, la.h, la.u[TDOWN]);
+  be.add(x_out, la.x_mid, a.proj, static_cast<size_t>(N) * C);
+}
+
+// On entry a.dx = d(layer output); on exit a.dx = d(layer input) (when need_dx).
+void layer_backward(const Model& m, const Adapter* ad, Activations& a, const LayerActs& la, const Pass& p, int l,
+                    const float* x, float* dparams, bool need_dx) {
+  const Backend& be = *m.be;
+  const ModelConfig& c = m.config;
+  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  const int N = p.B * p.T, C = c.hidden_size, FF = c.intermediate_size;
+  const int NH = c.num_heads, NKV = c.num_kv_heads, HS = c.head_dim;
+  const size_t NC = static_cast<size_t>(N) * C, NF = static_cast<size_t>(N) * FF;
+  const size_t NQ = static_cast<size_t>(N) * NH * HS, NK = static_cast<size_t>(N) * NKV * HS;
+
+  // MLP block (reverse): x_out = x_mid + down(h), h = swiglu(gate(xn2), up(xn2)), xn2 = rmsnorm(x_mid)
+  be.zero(a.dh, NF * sizeof(float));
+  linear_backward(m, ad, a, p, l, TDOWN, a.dh, dparams, a.dx, la.h, la.u[TDOWN]);
+  be.zero(a.dgate, NF * sizeof(float));
+  be.zero(a.dup, NF * sizeof(float));
+  be.swiglu_backward(a.dgate, a.dup, a.dh, la.gate, la.up, NF);
+  be.zero(a.dxn, NC * sizeof(float));
+  linear_backward(m, ad, a, p, l, TUP, a.dxn, dparams, a.dup, la.xn2, la.u[TUP]);
+  linear_backward(m, ad, a, p, l, TGATE, a.dxn, dparams, a.dgate, la.xn2, la.u[TGATE]);
+  be.rmsnorm_backward(a.dx, nullptr, a.dxn, la.x_mid, lw.mlp_norm, la.rstd2, N, C);  // a.dx = d(x_mid)
+
+  // attention block (reverse): x_mid = x + o(att), att = attention(rope(q), rope(k), v), q/k/v = linear(xn1)
+  be.zero(a.datt, NQ * sizeof(float));
+  linear_backward(m, ad, a, p, l, TO, a.datt, dparams, a.dx, la.att, la.u[TO]);
+  be.zero(a.dq, NQ * sizeof(float));
+  be.zero(a.dk, NK * sizeof(float));
+  be.zero(a.dv, NK * sizeof(float));
+  be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, lengths_of(a, p), p.B, p.T, p.T,
+                        NH, NKV, HS);
+  be.rope_backward(a.dk, a.dk, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
+  be.rope_backward(a.dq, a.dq, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
+  float* dxn = need_dx ? a.dxn : nullptr;
+  if (dxn) be.zero(a.dxn, NC * sizeof(float));
+  linear_backward(m, ad, a, p, l, TV, dxn, dparams, a.dv, la.xn1, la.u[TV]);
+  linear_backward(m, ad, a, p, l, TK, dxn, dparams, a.dk, la.xn1, la.u[TK]);
+  linear_backward(m, ad, a, p, l, TQ, dxn, dparams, a.dq, la.xn1, la.u[TQ]);
+  if (need_dx) be.rmsnorm_backward(a.dx, nullptr, a.dxn, x, lw.attn_norm, la.rstd1, N, C);  // a.dx = d(x)
+}
+
+// The layer's saved activations in the forward pass (Train: its own set; otherwise the one shared set).
+LayerActs& acts_of(Activations& a, int l) { return a.mode == ActMode::Train ? a.layer[static_cast<size_t>(l)] : a.layer[0]; }
+// Residual buffers: layer l reads x_in(l) and writes x_in(l + 1) (inference ping-pongs between two).
+float* x_in(Activations& a, int l) { return a.mode == ActMode::Inference ? a.x[static_cast<size_t>(l % 2)] : a.x[static_cast<size_t>(l)]; }
+
+}  // namespace
+
+void model_forward(const Model& m, const Adapter* ad, Activations& a, const Pass& p, CancelToken* cancel) {
+  const Backend& be = *m.be;
+  const ModelConfig& c = m.config;
+  const int N = p.B * p.T, C = c.hidden_size, L = c.num_layers;
+  QT_CHECK(N > 0 && N <= a.capacity, ErrorCode::Internal, "batch larger than the activation capacity");
+
+  be.embedding_forward(x_in(a, 0), a.ids, m.wte, N, C);
+  if (p.training && p.neftune_alpha > 0)
+    be.neftune_forward(x_in(a, 0), a.lengths, p.neftune_alpha, neftune_seed(p), p.B, p.T, C);
+  for (int l = 0; l < L; l++) {
+    check_cancel(cancel);
+    layer_forward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), x_in(a, l + 1));
+  }
+  be.rmsnorm_forward(a.xf, a.rstdf, x_in(a, L), m.final_norm, N, C, c.rms_norm_eps);
+}
+
+double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass& p, float* dparams, float dloss,
+                  CancelToken* cancel) {
+  const Backend& be = *m.be;
+  const ModelConfig& c = m.config;
+  const int N = p.B * p.T, C = c.hidden_size, V = c.vocab_size, L = c.num_layers;
+  const bool backward = dparams != nullptr;
+  QT_CHECK(!backward || a.mode != ActMode::Inference, ErrorCode::Internal, "backward needs training activations");
+
+  // lm_head + cross-entropy, in chunks of rows; in training the chunk's dlogits go straight back to dxf (a.dxn).
+  if (backward) be.zero(a.dxn, static_cast<size_t>(N) * C * sizeof(float));
+  for (int r0 = 0; r0 < N; r0 += a.logit_rows) {
+    const int rows = std::min(a.logit_rows, N - r0);
+    const float* xf = a.xf + static_cast<size_t>(r0) * C;
+    be.matmul_forward(a.logits, xf, m.lm_head, nullptr, rows, C, V);
+    be.cross_entropy_forward(a.losses + r0, a.logits, a.targets + r0, rows, V);
+    if (backward) {
+      be.cross_entropy_backward(a.logits, a.logits, a.targets + r0, dloss, rows, V);
+      be.matmul_backward(a.dxn + static_cast<size_t>(r0) * C, nullptr, nullptr, a.logits, xf, m.lm_head, rows, C, V);
+    }
+  }
+  std::vector<float> losses(static_cast<size_t>(N));
+  be.download(losses.data(), a.losses, losses.size() * sizeof(float));
+  double sum = 0;
+  for (float v : losses) sum += v;  // uncounted rows hold 0
+  if (!backward) return sum;
+
+  // backward: final norm, then the layers in reverse
+  be.zero(a.dx, static_cast<size_t>(N) * C * sizeof(float));
+  be.rmsnorm_backward(a.dx, nullptr, a.dxn, x_in(a, L), m.final_norm, a.rstdf, N, C);
+  for (int l = L - 1; l >= 0; l--) {
+    check_cancel(cancel);
+    if (a.mode == ActMode::TrainCheckpointed)  // recompute this layer's activations from its saved input
+      layer_forward(m, ad, a, a.layer[0], p, l, x_in(a, l), x_in(a, l + 1));
+    layer_backward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), dparams, l > 0);
+  }
+  // The embeddings are frozen: no embedding backward.
+  return sum;
+}
+
+void model_logits(const Model& m, Activations& a, int row0, int rows, float* out) {
+  const Backend& be = *m.be;
+  const int C = m.config.hidden_size, V = m.config.vocab_size;
+  for (int r = 0; r < rows; r += a.logit_rows) {
+    const int n = std::min(a.logit_rows, rows - r);
+    be.matmul_forward(a.logits, a.xf + static_cast<size_t>(row0 + r) * C, m.lm_head, nullptr, n, C, V);
+    be.download(out + static_cast<size_t>(r) * V, a.logits, static_cast<size_t>(n) * V * sizeof(float));
+  }
+}
+
+}  // namespace qt

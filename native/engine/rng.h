@@ -1,0 +1,33 @@
+// Counter-based random numbers: value i of stream `seed` is a pure function mix(seed, i) (SplitMix64's
+// finaliser over a Weyl sequence). No state to carry between calls, so dropout masks and NEFTune noise
+// can be regenerated in backward / recomputation, resumed from a checkpoint by saving counters only,
+// and drawn identically by the CPU and CUDA backends.
+#pragma once
+
+#include <cstdint>
+
+namespace qt {
+
+inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/** 64 random bits, element i of stream seed. */
+inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return mix64(mix64(seed) + (i + 1) * 0x9e3779b97f4a7c15ull); }
+
+/** Uniform in [0, 1) with 24 random bits (exactly representable as float). */
+inline float rng_uniform(uint64_t seed, uint64_t i) { return static_cast<float>(rng_u64(seed, i) >> 40) * (1.0f / 16777216.0f); }
+
+/** Uniform in [0, 1) with 53 random bits. */
+inline double rng_uniform_double(uint64_t seed, uint64_t i) {
+  return static_cast<double>(rng_u64(seed, i) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/** A sub-stream seed: derive(seed, a, b, c) differs for every (a, b, c). */
+inline uint64_t rng_derive(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0) {
+  return mix64(mix64(mix64(seed ^ 0x5851f42d4c957f2dull) + a) + b * 0x2545f4914f6cdd1dull + c);
+}
+
+}  // namespace qt
