@@ -313,7 +313,15 @@ export interface Requests {
   'rows:list': { req: { projectId: number }; res: QaPair[] }
   'rows:history': { req: { projectId: number }; res: EditHistory }
   'rows:update': {
-    req: { projectId: number; changes: ({ id: number } & Partial<QaFields>)[]; label?: 'edit' | 'paste' | 'clear' | 'toggle'; mergeKey?: string }
+    req: {
+      projectId: number
+      changes: ({ id: number } & Partial<QaFields>)[]
+      label?: 'edit' | 'paste' | 'clear' | 'toggle'
+      /** Saves of one cell-editing session share a key and undo as one step. */
+      mergeKey?: string
+      /** New rows added in the same undoable step (a paste that runs past the last row). */
+      append?: { rows: Partial<QaFields>[]; afterId: number | null }
+    }
     res: RowsMutation
   }
   'rows:insert': {

@@ -32,13 +32,24 @@ function opRowCount(ops: EditOp[]): number {
   return ops.reduce((n, op) => n + (op.t === 'u' ? 1 : op.rows.length), 0)
 }
 
+function newRow(r: Partial<QaFields>): QaFields {
+  return { question: r.question ?? '', answer: r.answer ?? '', category: r.category ?? '', enabled: r.enabled ?? true }
+}
+
 function emptyMutation(history: EditHistory): RowsMutation {
   return { upserted: [], deletedIds: [], history, label: null }
 }
 
 export interface RowEditor {
   history(projectId: number): EditHistory
-  update(projectId: number, changes: RowChange[], label: EditLabel, mergeKey?: string): RowsMutation
+  /** Changes fields of rows; `append` adds new rows in the same step (a paste past the last row). */
+  update(
+    projectId: number,
+    changes: RowChange[],
+    label: EditLabel,
+    mergeKey?: string,
+    append?: { rows: Partial<QaFields>[]; afterId: number | null },
+  ): RowsMutation
   insert(projectId: number, rows: Partial<QaFields>[], afterId: number | null, label: EditLabel): RowsMutation
   delete(projectId: number, ids: number[]): RowsMutation
   /** Appends (or, with replace, replaces all rows with) the given rows as one step. Runs in the caller's transaction if any. */
@@ -147,9 +158,9 @@ export function createRowEditor(repos: () => Repos, onCountChanged: (projectId: 
       return history(projectId)
     },
 
-    update(projectId, changes, label, mergeKey) {
+    update(projectId, changes, label, mergeKey, append) {
       mustProject(projectId)
-      return qa().transaction(() => {
+      const result = qa().transaction(() => {
         const ops: EditOp[] = []
         const upserted: QaPair[] = []
         const seen = new Set<number>()
@@ -169,12 +180,22 @@ export function createRowEditor(repos: () => Repos, onCountChanged: (projectId: 
           ops.push({ t: 'u', id: row.id, before, after })
           upserted.push(qa().update(row.id, after)!)
         }
+        if (append && append.rows.length > 0) {
+          if (append.afterId !== null) mustRow(projectId, append.afterId)
+          const positions = qa().positionsAfter(projectId, append.afterId, append.rows.length)
+          const inserted = qa().insertAt(projectId, append.rows.map((r, i) => ({ ...newRow(r), position: positions[i]! })))
+          ops.push({ t: 'i', rows: inserted })
+          upserted.push(...inserted)
+        }
         if (ops.length > 0) {
-          if (!(mergeKey && tryMerge(projectId, mergeKey, ops))) record(projectId, label, ops, mergeKey ?? null)
+          const merged = !append && mergeKey !== undefined && tryMerge(projectId, mergeKey, ops)
+          if (!merged) record(projectId, label, ops, append ? null : (mergeKey ?? null))
           qa().touchProject(projectId)
         }
         return { upserted, deletedIds: [], history: history(projectId), label: null }
       })
+      if (append && append.rows.length > 0) onCountChanged(projectId)
+      return result
     },
 
     insert(projectId, rows, afterId, label) {
@@ -185,13 +206,7 @@ export function createRowEditor(repos: () => Repos, onCountChanged: (projectId: 
         const positions = qa().positionsAfter(projectId, afterId, rows.length)
         const inserted = qa().insertAt(
           projectId,
-          rows.map((r, i) => ({
-            question: r.question ?? '',
-            answer: r.answer ?? '',
-            category: r.category ?? '',
-            enabled: r.enabled ?? true,
-            position: positions[i]!,
-          })),
+          rows.map((r, i) => ({ ...newRow(r), position: positions[i]! })),
         )
         record(projectId, label, [{ t: 'i', rows: inserted }], null)
         qa().touchProject(projectId)

@@ -39,11 +39,15 @@ export function rowHandlers(ctx: AppContext): Pick<Handlers, RowChannels> {
     'rows:update': {
       schema: z.object({
         projectId: id,
-        changes: z.array(z.object({ id, ...fields })).min(1).max(MAX_ROWS_PER_REQUEST),
+        changes: z.array(z.object({ id, ...fields })).max(MAX_ROWS_PER_REQUEST),
         label: z.enum(['edit', 'paste', 'clear', 'toggle']).optional(),
         mergeKey: z.string().min(1).max(100).optional(),
+        append: z.object({ rows: z.array(z.object(fields)).min(1).max(MAX_ROWS_PER_REQUEST), afterId: id.nullable() }).optional(),
       }),
-      handle: ({ projectId, changes, label, mergeKey }) => editor.update(projectId, changes, label ?? 'edit', mergeKey),
+      handle: ({ projectId, changes, label, mergeKey, append }) => {
+        if (changes.length === 0 && !append) throw new AppError('INVALID_ARGUMENT', 'Nothing to update: give at least one change.')
+        return editor.update(projectId, changes, label ?? 'edit', mergeKey, append)
+      },
     },
     'rows:insert': {
       schema: z.object({

@@ -57,6 +57,24 @@ describe('row edits and undo/redo', () => {
     expect((await list(app, pid))[1]!.answer).toBe('在人資系統申請。')
   })
 
+  it('a paste that runs past the last row updates and appends in one undoable step', async () => {
+    const { app, pid, rows } = await setup()
+    const m = await app.call<RowsMutation>('rows:update', {
+      projectId: pid,
+      label: 'paste',
+      changes: [{ id: rows[2]!.id, question: '貼上 1', answer: '答 1' }],
+      append: { rows: [{ question: '貼上 2', answer: '答 2' }, { question: '貼上 3', answer: '答 3', category: '新' }], afterId: rows[2]!.id },
+    })
+    expect(m.upserted.map((r) => r.question)).toEqual(['貼上 1', '貼上 2', '貼上 3'])
+    expect(m.history.undoLabel).toBe('paste')
+    expect((await list(app, pid)).map((r) => r.question)).toEqual(['上班時間？', '怎麼請假？', '貼上 1', '貼上 2', '貼上 3'])
+    const u = await app.call<RowsMutation>('rows:undo', { projectId: pid })
+    expect(u.label).toBe('paste')
+    expect(u.deletedIds).toHaveLength(2)
+    expect((await list(app, pid)).map((r) => r.question)).toEqual(['上班時間？', '怎麼請假？', '薪水何時發？'])
+    await expect(app.call('rows:update', { projectId: pid, changes: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+  })
+
   it('a no-op update records no step', async () => {
     const { app, pid, rows } = await setup()
     const m = await app.call<RowsMutation>('rows:update', { projectId: pid, changes: [{ id: rows[0]!.id, question: '上班時間？' }] })
