@@ -1,0 +1,240 @@
+// The whole tiny model: LoRA gradients against finite differences (Llama and Qwen2-bias flavours, fp32 and
+// NF4 bases, with and without gradient checkpointing, dropout and NEFTune on), padding invariance, and
+// KV-cached decoding against full recomputation.
+#include <algorithm>
+
+#include "fixtures.h"
+#include "gradcheck.h"
+#include "inference.h"
+#include "model.h"
+
+using namespace qtest;
+
+namespace {
+
+struct Tiny {
+  TempDir dir;
+  std::shared_ptr<qt::Model> model;
+  std::shared_ptr<qt::Adapter> adapter;
+
+  Tiny(const TinySpec& spec, qt::Quant quant, float dropout, int r = 4) {
+    write_tiny_model(dir / "m", spec);
+    qt::LoadOptions o;
+    o.folder = dir / "m";
+    o.quant = quant;
+    model = qt::load_model(o);
+    qt::LoraConfig lc;
+    lc.r = r;
+    lc.alpha = 8.0f;
+    lc.dropout = dropout;
+    lc.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    adapter = qt::create_adapter(model, lc);
+    // B starts at zero (PEFT); give it values so that A's gradients are not zero either
+    float* p = adapter->params.as<float>();
+    for (auto& layer : adapter->layout.slots)
+      for (auto& s : layer)
+        if (s.on)
+          for (size_t i = 0; i < static_cast<size_t>(s.out) * lc.r; i++) p[s.b + i] = 0.3f * (2 * qt::rng_uniform(77, s.b + i) - 1);
+  }
+};
+
+// A batch of 2 rows (lengths 7 and 4, padded to 7) with some untrained prompt tokens.
+struct Batch {
+  int B = 2, T = 7;
+  std::vector<int32_t> ids, targets, lengths{7, 4};
+  int count = 0;
+  explicit Batch(int vocab) {
+    ids.assign(static_cast<size_t>(B * T), 0);
+    targets.assign(static_cast<size_t>(B * T), -1);
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < lengths[static_cast<size_t>(b)]; t++) ids[static_cast<size_t>(b * T + t)] = (b * 131 + t * 37 + 5) % vocab;
+    for (int b = 0; b < B; b++)  // position t predicts token t + 1; position 0 is an untrained prompt token
+      for (int t = 1; t + 1 < lengths[static_cast<size_t>(b)]; t++) {
+        targets[static_cast<size_t>(b * T + t)] = ids[static_cast<size_t>(b * T + t + 1)];
+        count++;
+      }
+  }
+};
+
+double run_loss(const qt::Model& m, const qt::Adapter* ad, qt::Activations& a, const Batch& b, float* dparams, bool training) {
+  m.be->upload(a.ids, b.ids.data(), b.ids.size() * 4);
+  m.be->upload(a.targets, b.targets.data(), b.targets.size() * 4);
+  m.be->upload(a.lengths, b.lengths.data(), b.lengths.size() * 4);
+  qt::Pass p;
+  p.B = b.B;
+  p.T = b.T;
+  p.use_lengths = true;
+  p.training = training;
+  p.neftune_alpha = training ? 5.0f : 0.0f;
+  p.seed = 4242;
+  qt::model_forward(m, ad, a, p, nullptr);
+  return qt::model_loss(m, ad, a, p, dparams, 1.0f / static_cast<float>(b.count), nullptr) / b.count;
+}
+
+// Gradients of the mean loss w.r.t. all LoRA params, then finite-difference checks: the 12 largest entries of
+// A and of B one by one, and the directional derivative along the gradient and along random directions.
+std::vector<float> check_model_grads(Tiny& t, bool checkpointing) {
+  const qt::Model& m = *t.model;
+  qt::Adapter& ad = *t.adapter;
+  Batch b(m.config.vocab_size);
+  qt::Activations a;
+  qt::alloc_activations(a, m, checkpointing ? qt::ActMode::TrainCheckpointed : qt::ActMode::Train, b.B * b.T, ad.config.r);
+  const size_t P = ad.layout.num_params;
+  std::vector<float> grad(P, 0.0f);
+  run_loss(m, &ad, a, b, grad.data(), true);
+  float* theta = ad.params.as<float>();
+  auto loss = [&] { return run_loss(m, &ad, a, b, nullptr, true); };
+
+  std::vector<size_t> a_idx, b_idx;
+  for (auto& layer : ad.layout.slots)
+    for (auto& s : layer)
+      if (s.on) {
+        for (size_t i = 0; i < static_cast<size_t>(ad.config.r * s.in); i++) a_idx.push_back(s.a + i);
+        for (size_t i = 0; i < static_cast<size_t>(ad.config.r * s.out); i++) b_idx.push_back(s.b + i);
+      }
+  for (auto* idx : {&a_idx, &b_idx}) {
+    std::sort(idx->begin(), idx->end(), [&](size_t x, size_t y) { return std::fabs(grad[x]) > std::fabs(grad[y]); });
+    CHECK(std::fabs(grad[(*idx)[0]]) > 1e-4);  // the gradients are not trivially zero
+    std::vector<size_t> top(idx->begin(), idx->begin() + 12);
+    grad_check(idx == &a_idx ? "model dA" : "model dB", theta, grad, loss, 2e-2f, 2e-2, 2e-5, top);
+  }
+  // directional derivatives: d = gradient direction, and random directions (restricted to A, then to B)
+  std::vector<std::vector<float>> dirs;
+  dirs.push_back(grad);
+  for (int k = 0; k < 2; k++)
+    for (auto* idx : {&a_idx, &b_idx}) {
+      std::vector<float> d(P, 0.0f);
+      for (size_t i : *idx) d[i] = 2 * qt::rng_uniform(900 + k, i) - 1;
+      dirs.push_back(d);
+    }
+  for (auto& d : dirs) {
+    double norm = 0, analytic = 0;
+    for (size_t i = 0; i < P; i++) norm += static_cast<double>(d[i]) * d[i];
+    norm = std::sqrt(norm);
+    for (size_t i = 0; i < P; i++) analytic += grad[i] * d[i] / norm;
+    const double eps = 2e-2;
+    std::vector<float> saved(theta, theta + P);
+    for (size_t i = 0; i < P; i++) theta[i] = saved[i] + static_cast<float>(eps * d[i] / norm);
+    const double lp = loss();
+    for (size_t i = 0; i < P; i++) theta[i] = saved[i] - static_cast<float>(eps * d[i] / norm);
+    const double lm = loss();
+    std::copy(saved.begin(), saved.end(), theta);
+    const double numeric = (lp - lm) / (2 * eps);
+    CHECK_MSG(std::fabs(numeric - analytic) <= 2e-5 + 2e-2 * std::fabs(analytic),
+              "directional derivative: analytic " << analytic << " numeric " << numeric);
+  }
+  return grad;
+}
+
+TinySpec qwen_spec() {
+  TinySpec s;
+  s.arch = "Qwen2ForCausalLM";
+  s.tied = true;
+  s.seed = 5;
+  return s;
+}
+
+}  // namespace
+
+TEST(model_grad_llama_fp32_base) {
+  Tiny t(TinySpec{}, qt::Quant::None, 0.1f);
+  check_model_grads(t, false);
+}
+
+TEST(model_grad_llama_checkpointing_identical) {
+  // with recomputation the gradients are bit-identical to storing every activation
+  Tiny t(TinySpec{}, qt::Quant::None, 0.1f);
+  auto g1 = check_model_grads(t, true);
+  Batch b(t.model->config.vocab_size);
+  qt::Activations a;
+  qt::alloc_activations(a, *t.model, qt::ActMode::Train, b.B * b.T, t.adapter->config.r);
+  std::vector<float> g2(g1.size(), 0.0f);
+  run_loss(*t.model, t.adapter.get(), a, b, g2.data(), true);
+  CHECK(g1 == g2);
+}
+
+TEST(model_grad_qwen2_bias_nf4_base) {
+  Tiny t(qwen_spec(), qt::Quant::NF4, 0.1f);
+  check_model_grads(t, false);
+}
+
+TEST(model_grad_qwen2_bias_nf4_checkpointing) {
+  Tiny t(qwen_spec(), qt::Quant::NF4, 0.0f);
+  check_model_grads(t, true);
+}
+
+TEST(model_grad_llama3_rope_gqa_nf4) {
+  TinySpec s;
+  s.llama3_rope = true;
+  s.heads = 4;
+  s.kv_heads = 1;
+  Tiny t(s, qt::Quant::NF4, 0.1f);
+  check_model_grads(t, true);
+}
+
+TEST(padding_does_not_change_real_rows) {
+  // a short row padded inside a batch gives the same logits as the row alone
+  Tiny t(TinySpec{}, qt::Quant::NF4, 0.0f);
+  const qt::Model& m = *t.model;
+  Batch b(m.config.vocab_size);
+  qt::Activations a;
+  qt::alloc_activations(a, m, qt::ActMode::Inference, b.B * b.T, t.adapter->config.r);
+  m.be->upload(a.ids, b.ids.data(), b.ids.size() * 4);
+  m.be->upload(a.lengths, b.lengths.data(), b.lengths.size() * 4);
+  qt::Pass p;
+  p.B = b.B;
+  p.T = b.T;
+  p.use_lengths = true;
+  qt::model_forward(m, t.adapter.get(), a, p, nullptr);
+  const int V = m.config.vocab_size, L1 = b.lengths[1];
+  std::vector<float> batched(static_cast<size_t>(L1) * V);
+  qt::model_logits(m, a, b.T, L1, batched.data());  // row 1 starts at token T
+  std::vector<int32_t> alone(b.ids.begin() + b.T, b.ids.begin() + b.T + L1);
+  auto ref = qt::forward_logits(t.model, t.adapter.get(), alone);
+  for (size_t i = 0; i < ref.size(); i++) CHECK_NEAR(batched[i], ref[i], 1e-5);
+}
+
+TEST(fresh_adapter_leaves_base_logits_unchanged) {
+  TempDir dir;
+  write_tiny_model(dir / "m", TinySpec{});
+  qt::LoadOptions o;
+  o.folder = dir / "m";
+  auto m = qt::load_model(o);
+  auto ad = qt::create_adapter(m, qt::LoraConfig{});
+  std::vector<int32_t> ids = {1, 5, 9, 200, 33};
+  auto base = qt::forward_logits(m, nullptr, ids);
+  CHECK(base == qt::forward_logits(m, ad.get(), ids));  // B = 0
+  for (float v : base) CHECK(std::isfinite(v));
+  // PEFT init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0
+  const auto& s = ad->layout.slots[1][qt::TO];  // default targets q, k, v, o
+  const float* p = ad->params.as<float>();
+  float amax = 0;
+  for (size_t i = 0; i < static_cast<size_t>(ad->config.r * s.in); i++) amax = std::max(amax, std::fabs(p[s.a + i]));
+  CHECK(amax <= 1.0f / std::sqrt(32.0f) && amax > 0.95f / std::sqrt(32.0f));
+  for (size_t i = 0; i < static_cast<size_t>(ad->config.r * s.out); i++) CHECK_EQ(p[s.b + i], 0.0f);
+  CHECK_NEAR(ad->scaling, 8.0 / 32.0, 0);  // ENGINE_FACTS §1: alpha 8, r 32
+  CHECK_THROWS_CODE(qt::forward_logits(m, nullptr, {1, 320}), qt::ErrorCode::InvalidArgument);
+  qt::LoraConfig bad;
+  bad.r = 0;
+  CHECK_THROWS_CODE(qt::create_adapter(m, bad), qt::ErrorCode::InvalidArgument);
+  bad.r = 4;
+  bad.targets = {"q_proj", "lm_head"};
+  CHECK_THROWS_CODE(qt::create_adapter(m, bad), qt::ErrorCode::InvalidArgument);
+}
+
+TEST(kv_cache_logits_match_full_recomputation) {
+  for (qt::Quant quant : {qt::Quant::None, qt::Quant::NF4}) {
+    TinySpec s = qwen_spec();
+    Tiny t(s, quant, 0.0f);
+    std::vector<int32_t> ids = {3, 17, 250, 8, 99, 4, 61, 128, 7, 300};
+    auto full = qt::forward_logits(t.model, t.adapter.get(), ids);
+    const int V = t.model->config.vocab_size;
+    qt::Decoder dec(t.model, t.adapter.get(), static_cast<int>(ids.size()));
+    const int prefill = 4;
+    auto check_row = [&](const std::vector<float>& got, int pos) {
+      for (int j = 0; j < V; j++) CHECK_NEAR(got[static_cast<size_t>(j)], full[static_cast<size_t>(pos) * V + j], 2e-5);
+    };
+    check_row(dec.feed(ids.data(), prefill, nullptr), prefill - 1);
+    for (int i = prefill; i < static_cast<int>(ids.size()); i++) check_row(dec.feed(&ids[static_cast<size_t>(i)], 1, nullptr), i);
+  }
+}
