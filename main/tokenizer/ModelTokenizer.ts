@@ -167,7 +167,6 @@ export class ModelTokenizer {
   private tokenBytesCache: Int32Array | null = null
   /** Llama 3 / Qwen2 style pre-tokenizer (Split regex, then ByteLevel without regex) done faster, or null. */
   private readonly fastPre: ((text: string) => string[]) | null
-  private readonly specialCache = new Map<string, number[]>()
 
   constructor(dir: string, files: TokenizerFiles) {
     this.dir = dir
@@ -337,17 +336,6 @@ export class ModelTokenizer {
   encode(text: string): number[] {
     if (text.length === 0) return []
     return this.tok.encode(text, { add_special_tokens: false }).ids
-  }
-
-  /** encode() with a small cache, for the short literal pieces of chat templates. */
-  encodeCached(text: string): number[] {
-    let ids = this.specialCache.get(text)
-    if (!ids) {
-      ids = this.encode(text)
-      if (this.specialCache.size > 4096) this.specialCache.clear()
-      this.specialCache.set(text, ids)
-    }
-    return ids
   }
 
   /**

@@ -99,6 +99,7 @@ describe('Llama 3 tokenizer and template (ENGINE_FACTS §2)', () => {
       'punctuation ...!!!??? ((())) {"json": [1, 2]} <html></html> a<|b|>c',
       "'s 't 'RE 'Ve I'm we'll he'd",
       '\u0000\u0001\u007f control chars',
+      'a lone \uD800 surrogate and \uDC00 another',
     ]
     for (const t of texts) expect(tok.encodePlain(t), t).toEqual(tok.encode(t))
   })
