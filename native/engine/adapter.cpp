@@ -53,6 +53,7 @@ LoraLayout lora_layout(const ModelConfig& mc, const LoraConfig& lc) {
 
 std::shared_ptr<Adapter> make_empty_adapter(const std::shared_ptr<Model>& model, const LoraConfig& config) {
   QT_CHECK(model != nullptr, ErrorCode::InvalidArgument, "no model");
+  bind_device(*model);
   auto ad = std::make_shared<Adapter>();
   ad->model = model;
   ad->config = normalize_lora_config(config);

@@ -44,9 +44,12 @@ struct Weight {
 struct Backend {
   const char* name;  // "cpu" | "cuda"
 
-  // ---- memory -------------------------------------------------------------------------------------
+  // ---- device and memory --------------------------------------------------------------------------
+  // Makes device `index` current for the calling thread (cudaSetDevice); every public engine call that
+  // works on a model calls it first (bind_device in model.h). No-op on the CPU.
+  void (*set_device)(int index);
   void* (*alloc)(size_t bytes);                                   // throws qt::Error(OutOfMemory)
-  void (*free)(void* ptr);
+  void (*free)(void* ptr);                                        // any thread (destructors): free on the allocation's device
   void (*upload)(void* dst, const void* host_src, size_t bytes);  // host -> device
   void (*download)(void* host_dst, const void* src, size_t bytes);// device -> host (synchronises)
   void (*copy)(void* dst, const void* src, size_t bytes);         // device -> device

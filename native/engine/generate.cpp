@@ -50,6 +50,7 @@ std::vector<float> forward_logits(const std::shared_ptr<Model>& model, const Ada
   const Model& m = *model;
   check_adapter_model(m, adapter);
   check_token_ids(m, ids.data(), ids.size(), "forward_logits");
+  bind_device(m);
   if (static_cast<int64_t>(ids.size()) > m.config.max_position)
     QT_FAIL(ErrorCode::InvalidArgument, "forward_logits: " + std::to_string(ids.size()) +
                                             " tokens exceed the model's context of " + std::to_string(m.config.max_position));
@@ -71,6 +72,7 @@ GenerateResult generate(const std::shared_ptr<Model>& model, const Adapter* adap
   using clock = std::chrono::steady_clock;
   QT_CHECK(model != nullptr, ErrorCode::InvalidArgument, "generate: no model");
   const Model& m = *model;
+  bind_device(m);
   check_adapter_model(m, adapter);
   if (prompt.empty()) QT_FAIL(ErrorCode::InvalidArgument, "generate: the prompt is empty");
   check_token_ids(m, prompt.data(), prompt.size(), "generate (prompt)");

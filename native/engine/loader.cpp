@@ -88,6 +88,7 @@ std::shared_ptr<Model> load_model(const LoadOptions& options) {
   auto m = std::make_shared<Model>();
   m->be = &backend_for_device(options.device, &m->device_index);
   m->device = options.device == "cuda" ? "cuda:0" : options.device;
+  bind_device(*m);
   m->quant = options.quant;
   m->double_quant = options.double_quant;
   auto progress = [&](double f, const char* stage) {
@@ -131,6 +132,7 @@ const ModelConfig& model_config(const Model& model) { return model.config; }
 std::string model_device(const Model& model) { return model.device; }
 
 std::vector<float> model_weight_fp32(const Model& model, const std::string& name) {
+  bind_device(model);
   const Weight* w = nullptr;
   if (name == "model.embed_tokens.weight") w = &model.wte;
   if (name == "lm_head.weight") w = &model.lm_head;

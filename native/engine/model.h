@@ -196,4 +196,7 @@ void model_logits(const Model& m, Activations& a, int row0, int rows, float* out
 
 void check_cancel(CancelToken* cancel);
 
+/** Makes the model's device current on this thread (CUDA: cudaSetDevice); first thing of every public call. */
+inline void bind_device(const Model& m) { m.be->set_device(m.device_index); }
+
 }  // namespace qt

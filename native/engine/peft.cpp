@@ -61,6 +61,7 @@ void write_peft_files(const Adapter& ad, const std::string& dir, const PeftMeta&
 }
 
 void save_peft_adapter(const Adapter& adapter, const std::string& folder, const PeftMeta& meta) {
+  bind_device(*adapter.model);
   AtomicFolder out(folder, {kPeftConfigFile, kPeftWeightsFile, "README.md"});
   write_peft_files(adapter, out.temp(), meta);
   out.commit();

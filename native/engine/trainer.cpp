@@ -126,6 +126,7 @@ int64_t plan_capacity(const BatchList& batches, const std::vector<int>& lengths)
 std::unique_ptr<Trainer> create_trainer(const std::shared_ptr<Model>& model, const TrainConfig& config,
                                         const std::string& train_set_path) {
   QT_CHECK(model != nullptr, ErrorCode::InvalidArgument, "create_trainer: no model");
+  bind_device(*model);
   validate(config);
   std::unique_ptr<Trainer> tr(new Trainer());
   tr->model = model;
@@ -176,6 +177,7 @@ StepMetrics trainer_step(Trainer& tr, CancelToken* cancel) {
   const Model& m = *tr.model;
   const Backend& be = *m.be;
   check_cancel(cancel);
+  bind_device(m);
   const int64_t k = std::min<int64_t>(tr.cfg.grad_accum, static_cast<int64_t>(tr.plan.size()) - tr.cursor);
   std::vector<HostBatch> batches;
   int64_t count = 0;
@@ -237,6 +239,7 @@ StepMetrics trainer_step(Trainer& tr, CancelToken* cancel) {
 
 double trainer_evaluate(Trainer& tr, const std::string& set_path, CancelToken* cancel) {
   const Model& m = *tr.model;
+  bind_device(m);
   Dataset d = read_dataset(set_path);
   std::vector<int> lengths;
   for (int i = 0; i < d.num_samples; i++) lengths.push_back(truncated_length(d, i, tr.cfg, m.config));
@@ -283,6 +286,7 @@ std::string hex64(uint64_t v) {
 void trainer_save_checkpoint(const Trainer& tr, const std::string& folder) {
   using json::Value;
   AtomicFolder out(folder, {kPeftConfigFile, kPeftWeightsFile, kStateFile, kOptimizerFile, "README.md"});
+  bind_device(*tr.model);
   write_peft_files(*tr.adapter, out.temp(), PeftMeta{});
 
   // AdamW moments and the current epoch's data order
@@ -326,6 +330,7 @@ void trainer_save_checkpoint(const Trainer& tr, const std::string& folder) {
 }
 
 void trainer_load_checkpoint(Trainer& tr, const std::string& folder) {
+  bind_device(*tr.model);
   std::error_code ec;
   if (!std::filesystem::is_directory(std::filesystem::u8path(folder), ec))
     QT_FAIL(ErrorCode::NotFound, folder + ": checkpoint folder not found");

@@ -38,12 +38,15 @@ void cpu_memcpy(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
 
+void cpu_set_device(int) {}
+
 void cpu_zero(void* dst, size_t bytes) {
   if (bytes) std::memset(dst, 0, bytes);
 }
 
 const Backend kCpu = {
     "cpu",
+    cpu_set_device,
     cpu_alloc,
     cpu_free,
     cpu_memcpy,
