@@ -13,7 +13,7 @@ test('first start opens the sample project in zh-TW with real Chinese glyphs', a
   server = await startServer()
   await page.goto(server.url)
   await expect(page.getByTestId('current-project')).toContainText('範例：員工手冊問答')
-  await expect(page.getByTestId('rows-table').locator('tbody tr')).toHaveCount(50)
+  await expect(page.getByTestId('row-count')).toHaveText('共 50 筆')
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('資料集')
   await page.screenshot({ path: 'test-results/shell-zh-TW.png' })
   // The token was moved out of the address bar into session storage.
