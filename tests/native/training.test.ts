@@ -146,6 +146,23 @@ describe('training', () => {
     trainer.dispose()
   })
 
+  it('a step cancelled midway leaves the trainer as if it had not started (same numbers as never cancelling)', async () => {
+    const set = trainingSet(s, 'midway.qtds', [10, 12, 14, 16, 9, 11], TINY.vocabSize, 4)
+    const cfg: TrainConfig = { totalSteps: 12, batchRows: 2, lr: 5e-3, lora: { dropout: 0.1 }, neftuneAlpha: 5, seed: 2 }
+    const straight = await model.createTrainer(cfg, set.path)
+    const want = (await straight.step(8)).metrics.map(stable)
+    straight.dispose()
+    for (const delayMs of [0, 1, 3, 6]) {
+      const t = await model.createTrainer(cfg, set.path)
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), delayMs)
+      const first = await t.step(8, undefined, { signal: ac.signal })
+      const rest = first.metrics.length < 8 ? (await t.step(8 - first.metrics.length)).metrics : []
+      expect([...first.metrics, ...rest].map(stable)).toEqual(want)
+      t.dispose()
+    }
+  })
+
   it('a throwing onMetrics stops training and rejects with that error', async () => {
     const set = trainingSet(s, 'throw.qtds', [10, 12])
     const trainer = await model.createTrainer({ totalSteps: 100, batchRows: 1 }, set.path)
@@ -231,6 +248,21 @@ describe('training', () => {
     expect(out.tokens).toHaveLength(3)
     adapter.dispose()
     await expect(model.generate([1, 2, 3], { maxNewTokens: 3 }, { adapter })).rejects.toMatchObject({ code: 'DISPOSED' })
+  })
+
+  it('dispose frees memory at once (no garbage collection needed)', async () => {
+    const set = trainingSet(s, 'mem.qtds', [12, 12, 12, 12])
+    const base = model.memory().loraBytes
+    const trainer = await model.createTrainer({ totalSteps: 3, batchRows: 2, lora: { r: 16 } }, set.path)
+    await trainer.step(1)
+    const during = model.memory().loraBytes
+    expect(during).toBeGreaterThan(base)
+    const extra = await model.createAdapter({ r: 8 })
+    expect(model.memory().loraBytes).toBeGreaterThan(during)
+    extra.dispose()
+    expect(model.memory().loraBytes).toBe(during)
+    trainer.dispose() // its adapter was never taken: freed with it
+    expect(model.memory().loraBytes).toBe(base)
   })
 
   it('keeps the JS thread free while a step runs (a timer keeps ticking)', async () => {
