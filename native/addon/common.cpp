@@ -6,11 +6,20 @@
 
 namespace qta {
 
+// The engine's __FILE__ is the build machine's absolute path: keep it from "engine/" on (engine/safetensors.cpp).
+static std::string ShortSourcePath(const std::string& file) {
+  for (const char* marker : {"engine/", "engine\\"}) {
+    size_t at = file.rfind(marker);
+    if (at != std::string::npos) return file.substr(at);
+  }
+  return file;
+}
+
 Napi::Error MakeError(Napi::Env env, const ErrorInfo& info) {
   Napi::Error e = Napi::Error::New(env, info.message);
   e.Set("code", Napi::String::New(env, info.code));
   if (!info.file.empty()) {
-    e.Set("file", Napi::String::New(env, info.file));
+    e.Set("file", Napi::String::New(env, ShortSourcePath(info.file)));
     e.Set("line", Napi::Number::New(env, info.line));
   }
   return e;

@@ -48,7 +48,7 @@ async function copyModel(name: string, edit: (dir: string) => void): Promise<str
 describe('bad model folders', () => {
   it('a missing folder or config.json is NOT_FOUND', async () => {
     const e = await expectModelError(s.path('does-not-exist'), 'NOT_FOUND', /does-not-exist/)
-    expect(e.file).toMatch(/\.(cpp|h)$/)
+    expect(e.file).toMatch(/^engine[\\/].+\.(cpp|h)$/)
     expect(e.line).toBeGreaterThan(0)
     await expectModelError(await copyModel('no-config', (d) => rmSync(join(d, 'config.json'))), 'NOT_FOUND', /config\.json/)
     await expectModelError(await copyModel('no-weights', (d) => rmSync(join(d, 'model.safetensors'))), 'NOT_FOUND')
