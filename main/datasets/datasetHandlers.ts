@@ -8,7 +8,7 @@ import { datasetServices } from './datasetServices'
 import { exportDataset } from './exportDataset'
 import { importFile, previewImport } from './import/importFile'
 import { MAX_FILE_BYTES } from './import/readTable'
-import { noTokenCounter, type TokenCounter } from './quality/tokenLimit'
+import { createTokenCounter, templateFromInfo, type ModelResolver, type TokenCounter } from './quality/tokenLimit'
 import { createSnapshot, diffSnapshot } from './snapshots'
 
 type DatasetChannels =
@@ -42,7 +42,24 @@ function decodeBase64(s: string): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
 }
 
-export function datasetHandlers(ctx: AppContext, tokenCounter: TokenCounter = noTokenCounter): Pick<Handlers, DatasetChannels> {
+/** The project's model from the models table (registered folder, template choice, readiness). */
+function modelResolver(ctx: AppContext): ModelResolver {
+  return (modelId) => {
+    type ModelLike = { name: string; path: string; status: string; info?: Record<string, unknown> }
+    const repos = ctx.repos() as unknown as { models?: { get(id: number): ModelLike | undefined } }
+    if (!repos.models) return { name: '', dir: '', template: 'model', unavailable: 'Model details are not available in this build.' }
+    const m = repos.models.get(modelId)
+    if (!m) return null
+    return {
+      name: m.name,
+      dir: m.path,
+      template: templateFromInfo(m.info ?? {}),
+      unavailable: m.status === 'ready' ? undefined : `The model ${m.name} is not ready yet (${m.status}).`,
+    }
+  }
+}
+
+export function datasetHandlers(ctx: AppContext, tokenCounter: TokenCounter = createTokenCounter(modelResolver(ctx))): Pick<Handlers, DatasetChannels> {
   const { editor, checker } = datasetServices(ctx)
   const mustProject = (projectId: number) => {
     const p = ctx.repos().projects.get(projectId)
