@@ -206,6 +206,8 @@ DatasetInfo inspect_dataset(const std::string& path);
 // Training
 // ----------------------------------------------------------------------------------------------------
 
+/** Each with linear warmup, as transformers' get_*_schedule_with_warmup. Cosine is HF's default half cosine
+ *  (1 -> 0, num_cycles ignored); CosineWithRestarts uses num_cycles hard restarts (ENGINE_FACTS §7). */
 enum class Schedule { CosineWithRestarts, Cosine, Linear, Constant };
 
 struct TrainConfig {
@@ -226,6 +228,8 @@ struct TrainConfig {
   int batch_rows = 4;                  // fixed-rows mode
   int token_budget = 4096;             // token-budget mode: rows * padded length <= budget
   bool group_by_length = true;         // token-budget mode: sort within shuffled mega-batches by length
+                                       // (token-budget batches are formed once; each epoch reshuffles their
+                                       // order, so every epoch has the same number of steps)
   bool shuffle = true;                 // reshuffle every epoch (seeded)
   int max_length = 0;                  // 0 = dataset's own; longer samples are truncated
   // Regularisation and memory

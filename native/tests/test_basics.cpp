@@ -282,3 +282,40 @@ TEST(error_code_names_are_stable) {
   CHECK_EQ(std::string(qt::error_code_name(qt::ErrorCode::ShapeMismatch)), std::string("SHAPE_MISMATCH"));
   CHECK_EQ(std::string(qt::error_code_name(qt::ErrorCode::Cancelled)), std::string("CANCELLED"));
 }
+
+TEST(load_sharded_and_every_dtype) {
+  // the same random weights stored as one file, as 3 shards, and in F32/F16: identical or close logits
+  TempDir dir;
+  TinySpec s;
+  s.dtype = "F32";
+  write_tiny_model(dir / "f32", s);
+  s.shards = 3;
+  write_tiny_model(dir / "sharded", s);
+  s.shards = 1;
+  s.dtype = "F16";
+  write_tiny_model(dir / "f16", s);
+  s.dtype = "BF16";
+  s.tied = true;
+  write_tiny_model(dir / "tied", s);
+  auto load = [&](const std::string& name) {
+    qt::LoadOptions o;
+    o.folder = dir / name;
+    o.quant = qt::Quant::None;
+    return qt::load_model(o);
+  };
+  std::vector<int32_t> ids = {4, 8, 15, 16, 23, 42};
+  auto a = qt::forward_logits(load("f32"), nullptr, ids);
+  CHECK(a == qt::forward_logits(load("sharded"), nullptr, ids));
+  auto h = qt::forward_logits(load("f16"), nullptr, ids);
+  double max_diff = 0;
+  for (size_t i = 0; i < a.size(); i++) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - h[i])));
+  CHECK(max_diff > 0 && max_diff < 2e-2);  // f16 rounding of the weights only
+  auto tied = load("tied");
+  CHECK(qt::model_config(*tied).tie_embeddings);
+  CHECK(qt::model_weight_fp32(*tied, "lm_head.weight") == qt::model_weight_fp32(*tied, "model.embed_tokens.weight"));
+  // the shard index must name real shards
+  std::string idx = qt::read_text_file(dir / "sharded/model.safetensors.index.json");
+  idx.replace(idx.find("model-00002-of-00003"), 20, "model-00009-of-00003");
+  qt::write_file(dir / "sharded/model.safetensors.index.json", idx);
+  CHECK_THROWS_CODE(load("sharded"), qt::ErrorCode::NotFound);
+}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "batching.h"
 #include "dataset.h"
@@ -441,4 +442,20 @@ TEST(checkpoint_rejects_mismatches_and_keeps_folders_safe) {
   qt::write_file(s.dir / "mine/notes.txt", "keep me");
   CHECK_THROWS_CODE(qt::trainer_save_checkpoint(*t, s.dir / "mine"), qt::ErrorCode::InvalidArgument);
   CHECK_EQ(qt::read_text_file(s.dir / "mine/notes.txt"), std::string("keep me"));
+}
+
+TEST(two_trainers_share_one_model_concurrently) {
+  // engine.h: several trainers may share one Model from different threads; results equal a sequential run
+  Setup s(8, qt::Quant::NF4);
+  qt::TrainConfig c = small_config();
+  auto ref = qt::create_trainer(s.model, c, s.train);
+  for (int i = 0; i < 4; i++) qt::trainer_step(*ref, nullptr);
+  auto a = qt::create_trainer(s.model, c, s.train);
+  auto b = qt::create_trainer(s.model, c, s.train);
+  std::thread ta([&] { for (int i = 0; i < 4; i++) qt::trainer_step(*a, nullptr); });
+  std::thread tb([&] { for (int i = 0; i < 4; i++) qt::trainer_step(*b, nullptr); });
+  ta.join();
+  tb.join();
+  CHECK(params_of(*a) == params_of(*ref));
+  CHECK(params_of(*b) == params_of(*ref));
 }
