@@ -5,11 +5,17 @@ import { appHandlers } from './appHandlers'
 import { datasetHandlers } from './datasets/datasetHandlers'
 import { rowHandlers } from './datasets/rowHandlers'
 import type { Handlers } from './handlerTypes'
+import { modelHandlers } from './models/modelHandlers'
+import type { SecretStore } from './models/secrets/SecretStore'
 import { projectHandlers } from './projects/projectHandlers'
 
 export interface Services {
   /** Engine backends compiled into the addon ('cpu', 'cuda'); empty when the addon is missing. */
   engineBackends: () => string[]
+  /** Where the Hugging Face token is kept (desktop: safeStorage); default: the encrypted file of browser mode. */
+  secrets?: SecretStore
+  /** Desktop: a native folder dialog for "Import a folder"; browser mode has none (the path is typed). */
+  pickFolder?: () => Promise<string | null>
 }
 
 export function createHandlers(ctx: AppContext, services: Services): Handlers {
@@ -18,5 +24,6 @@ export function createHandlers(ctx: AppContext, services: Services): Handlers {
     ...projectHandlers(ctx),
     ...rowHandlers(ctx),
     ...datasetHandlers(ctx),
+    ...modelHandlers(ctx, { secrets: services.secrets, pickFolder: services.pickFolder }),
   }
 }

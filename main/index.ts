@@ -1,7 +1,7 @@
 // Electron main process entry: one instance, the app context (database, settings), the IPC gatekeeper
 // and the window. Everything that is not Electron-specific lives in plain-Node modules shared with
 // browser mode (main/serve.ts).
-import { app, BrowserWindow, dialog } from 'electron'
+import { app, BrowserWindow, dialog, safeStorage } from 'electron'
 import ElectronStore from 'electron-store'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -11,6 +11,7 @@ import { createDispatcher } from './dispatch'
 import { engineBackends } from './engine/loadAddon'
 import { createHandlers } from './handlers'
 import { registerIpc } from './ipc'
+import { createSafeStorageSecretStore } from './models/secrets/safeStorageSecretStore'
 import { createSettingsStore } from './settings/settingsStore'
 import { createMainWindow, hardenSession } from './window'
 
@@ -35,7 +36,14 @@ if (!app.requestSingleInstanceLock()) {
     // better-sqlite3 is not N-API: `npm start` builds an Electron copy beside the Node one (main/start.ts).
     const electronSqlite = join(outDir, '..', 'node_modules', '.qt-electron', process.versions.electron, 'better_sqlite3.node')
     const ctx = createAppContext({ mode: 'electron', dataDir, settings, sqliteBinding: existsSync(electronSqlite) ? electronSqlite : undefined })
-    const dispatch = createDispatcher(createHandlers(ctx, { engineBackends }))
+    const pickFolder = async (): Promise<string | null> => {
+      const owner = BrowserWindow.getFocusedWindow() ?? BrowserWindow.getAllWindows()[0]
+      const opts = { title: 'Model folder', properties: ['openDirectory' as const] }
+      const r = owner ? await dialog.showOpenDialog(owner, opts) : await dialog.showOpenDialog(opts)
+      return r.canceled || r.filePaths.length === 0 ? null : r.filePaths[0]
+    }
+    const secrets = createSafeStorageSecretStore(safeStorage, dataDir)
+    const dispatch = createDispatcher(createHandlers(ctx, { engineBackends, secrets, pickFolder }))
     const unregister = registerIpc(dispatch, ctx.events, devServerUrl)
 
     let win = createMainWindow(outDir, devServerUrl)

@@ -293,6 +293,145 @@ export interface SnapshotDiff {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Models: local folders, Hugging Face downloads, the bundled demo model
+// ---------------------------------------------------------------------------------------------
+
+export type ModelSource = 'local' | 'hub' | 'demo'
+export type ModelStatus = 'ready' | 'downloading' | 'failed'
+/** Chat template used for training and chat: the model's own, or a built-in one. */
+export type ModelTemplateChoice = 'model' | 'llama3' | 'chatml'
+
+/** GPU memory estimate, by part (main/models/memoryEstimate.ts documents each formula). */
+export interface MemoryEstimate {
+  totalBytes: number
+  parts: { key: 'weights' | 'embeddings' | 'lora' | 'activations' | 'kvCache' | 'overhead'; bytes: number }[]
+  /** Training: the token budget per micro-batch; chat: the context length. */
+  tokens: number
+}
+
+export interface ModelDetails {
+  architecture: string
+  family: 'llama' | 'mistral' | 'qwen2'
+  parameters: number
+  /** max_position_embeddings. */
+  contextLength: number
+  /** Stored dtype of the weights (BF16, F16, F32). */
+  dtype: string
+  hiddenSize: number
+  numLayers: number
+  numHeads: number
+  numKvHeads: number
+  intermediateSize: number
+  vocabSize: number
+  tieEmbeddings: boolean
+  /** rope_scaling type ('llama3', 'linear', ...) or null. */
+  ropeScaling: string | null
+  weightFiles: string[]
+  weightBytes: number
+  tokenizer: { vocabSize: number; bos: string | null; eos: string | null }
+  template: {
+    /** File holding the model's own chat template, or null when it ships none. */
+    modelTemplateFile: string | null
+    /** Whether the model's own template is usable (renders a Q&A and ends answers with a control token). */
+    modelTemplateUsable: boolean
+    /** Built-in templates whose control tokens this tokenizer has. */
+    suggested: ('llama3' | 'chatml')[]
+    /** The template training and chat use; null when none fits. */
+    choice: ModelTemplateChoice | null
+    warnings: string[]
+  }
+  memory: { training: MemoryEstimate; chat: MemoryEstimate }
+}
+
+export interface DownloadProgress {
+  modelId: number
+  repoId: string
+  state: 'starting' | 'downloading' | 'retrying' | 'verifying' | 'done' | 'failed' | 'paused' | 'cancelled'
+  totalBytes: number
+  doneBytes: number
+  bytesPerSecond: number
+  /** Seconds left at the current speed; null when unknown. */
+  etaSeconds: number | null
+  /** The file being fetched. */
+  file: string | null
+  filesDone: number
+  filesTotal: number
+}
+
+export interface ModelEntry {
+  id: number
+  name: string
+  source: ModelSource
+  path: string
+  repoId: string | null
+  revision: string | null
+  architecture: string
+  /** Bytes on disk (the folder's files). */
+  sizeBytes: number
+  status: ModelStatus
+  addedAt: string
+  /** Null while downloading or when the folder could not be read. */
+  details: ModelDetails | null
+  /** Progress of a running (or the last) download. */
+  download: DownloadProgress | null
+  /** Why the model failed or cannot be used (details.problem names the case). */
+  error: AppErrorInfo | null
+  /** A download the user paused (status 'failed', resumable). */
+  paused: boolean
+  /** The folder is gone or unreadable (moved, deleted, drive not mounted). */
+  missing: boolean
+  /** True: delete removes the files (downloads, the demo); false: it only unregisters an imported folder. */
+  deleteRemovesFiles: boolean
+  /** Projects that use this model. */
+  usedByProjects: number
+}
+
+/** A folder checked before import. */
+export interface ModelFolderReport {
+  path: string
+  suggestedName: string
+  sizeBytes: number
+  details: ModelDetails
+  /** Id of the model already registered for this folder, if any. */
+  registeredId: number | null
+}
+
+export interface HubPreset {
+  repoId: string
+  label: string
+  family: 'llama' | 'mistral' | 'qwen2'
+  /** Approximate download size (16-bit safetensors). */
+  approxBytes: number
+  /** The repo asks users to accept a license first (null: not known). */
+  gated: boolean | null
+  /** The model of the original tutorial. */
+  tutorial: boolean
+  /** Traditional Chinese focused. */
+  zhTW: boolean
+}
+
+export interface HubTokenStatus {
+  stored: boolean
+  /** 'safeStorage': encrypted by the OS keychain (desktop app); 'encryptedFile': AES-256-GCM file (browser mode). */
+  storage: 'safeStorage' | 'encryptedFile'
+  /** File holding the encrypted token. */
+  location: string
+  /** Where the encryption key comes from. */
+  keySource: 'os' | 'env' | 'keyFile'
+  keyLocation: string | null
+  /** Hugging Face endpoint in use (QT_HF_ENDPOINT). */
+  endpoint: string
+}
+
+export interface ComputeDevice {
+  backend: 'cpu' | 'cuda'
+  index: number
+  name: string
+  totalBytes: number
+  freeBytes: number
+}
+
+// ---------------------------------------------------------------------------------------------
 // Request/response channels
 // ---------------------------------------------------------------------------------------------
 
@@ -344,6 +483,27 @@ export interface Requests {
   'snapshots:create': { req: { projectId: number }; res: DatasetSnapshot }
   'snapshots:list': { req: { projectId: number }; res: DatasetSnapshot[] }
   'snapshots:diff': { req: { projectId: number; snapshotId: number }; res: SnapshotDiff }
+
+  'models:list': { req: void; res: ModelEntry[] }
+  'models:get': { req: { id: number }; res: ModelEntry }
+  /** Checks a folder (no registration): details, or an error whose details.problem names what is wrong. */
+  'models:inspectFolder': { req: { path: string }; res: ModelFolderReport }
+  'models:import': { req: { path: string; name?: string }; res: ModelEntry }
+  /** Desktop: a folder dialog. Browser mode: { supported: false } (type the server-side path instead). */
+  'models:pickFolder': { req: void; res: { supported: boolean; path: string | null } }
+  'models:delete': { req: { id: number }; res: { removedFiles: boolean } }
+  'models:setTemplate': { req: { id: number; template: ModelTemplateChoice }; res: ModelEntry }
+  'models:devices': { req: void; res: { devices: ComputeDevice[]; note: string | null } }
+
+  'hub:presets': { req: void; res: HubPreset[] }
+  'hub:download': { req: { repoId: string; revision?: string }; res: ModelEntry }
+  'hub:pause': { req: { modelId: number }; res: ModelEntry }
+  'hub:resume': { req: { modelId: number }; res: ModelEntry }
+  /** Stops a download, deletes its partial files and unregisters it. */
+  'hub:cancel': { req: { modelId: number }; res: void }
+  'hub:tokenStatus': { req: void; res: HubTokenStatus }
+  'hub:setToken': { req: { token: string }; res: HubTokenStatus }
+  'hub:clearToken': { req: void; res: HubTokenStatus }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,6 +513,8 @@ export interface Requests {
 export interface Events {
   'projects:changed': { projectId: number | null }
   'settings:changed': Settings
+  'models:changed': { modelId: number | null }
+  'models:downloadProgress': DownloadProgress
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,11 +563,29 @@ const channelTable = {
   'snapshots:create': true,
   'snapshots:list': true,
   'snapshots:diff': true,
+  'models:list': true,
+  'models:get': true,
+  'models:inspectFolder': true,
+  'models:import': true,
+  'models:pickFolder': true,
+  'models:delete': true,
+  'models:setTemplate': true,
+  'models:devices': true,
+  'hub:presets': true,
+  'hub:download': true,
+  'hub:pause': true,
+  'hub:resume': true,
+  'hub:cancel': true,
+  'hub:tokenStatus': true,
+  'hub:setToken': true,
+  'hub:clearToken': true,
 } as const satisfies Record<Channel, true>
 
 const eventTable = {
   'projects:changed': true,
   'settings:changed': true,
+  'models:changed': true,
+  'models:downloadProgress': true,
 } as const satisfies Record<EventName, true>
 
 export const CHANNELS = Object.keys(channelTable) as Channel[]

@@ -1,4 +1,5 @@
 // All table repositories of one database, created (and their statements prepared) once.
+import { createModelsRepo } from './modelsRepo'
 import type { Db } from './openDatabase'
 import { createProjectsRepo } from './projectsRepo'
 import { createQaPairsRepo } from './qaPairsRepo'
@@ -9,6 +10,7 @@ export function createRepos(db: Db) {
     projects: createProjectsRepo(db),
     qaPairs: createQaPairsRepo(db),
     snapshots: createSnapshotsRepo(db),
+    models: createModelsRepo(db),
   }
 }
 

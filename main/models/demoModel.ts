@@ -1,0 +1,97 @@
+// The bundled demo model: a tiny random Llama-architecture model whose byte-level BPE tokenizer is trained on the
+// zh-TW sample project (Llama 3 control tokens and chat template). Created deterministically in the data folder on
+// first use (about 2 MB, a fraction of a second), registered with source 'demo'. The CPU engine trains it in
+// seconds per epoch, so the whole flow (train, chat, export) works on any machine; it learns the sample's answers
+// by heart rather than language. `npm run finetune` uses it when given no model.
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { AppContext } from '../context'
+import { writeTinyTokenizer, tinyTokenizerSpec } from '../tokenizer/tiny/writeTinyTokenizer'
+import { inspectModelFolder } from './inspectModelFolder'
+import { getModel, MODEL_MARKER, type ModelForUse, type StoredModelInfo } from './modelRegistry'
+import { writeTinyModel, type TinyModelOptions } from './tiny/writeTinyModel'
+
+/** Bump when the generator's options change: existing demo folders are then rebuilt. */
+export const DEMO_MODEL_VERSION = 1
+/** Stored name (the UI shows a localized label for source 'demo'). */
+export const DEMO_MODEL_NAME = '示範小模型 (CPU)'
+export const DEMO_FOLDER = 'qa-tuner-demo'
+
+export function demoModelOptions(): TinyModelOptions {
+  const spec = tinyTokenizerSpec('llama3')
+  return {
+    architecture: 'llama',
+    vocabSize: spec.vocabSize,
+    hiddenSize: 128,
+    intermediateSize: 344,
+    numLayers: 4,
+    numHeads: 4,
+    numKvHeads: 2,
+    maxPosition: 2048,
+    ropeTheta: 500_000,
+    dtype: 'bfloat16',
+    seed: 20240418,
+    bosTokenId: spec.bosTokenId ?? undefined,
+    eosTokenId: spec.eosTokenId,
+  }
+}
+
+/** Writes the demo model folder (model first; the tokenizer's generation_config.json, with the same ids, wins). */
+export async function writeDemoModel(dir: string): Promise<void> {
+  await writeTinyModel(dir, demoModelOptions())
+  await writeTinyTokenizer(dir, { flavour: 'llama3' })
+  await writeFile(join(dir, MODEL_MARKER), `${JSON.stringify({ version: 1, source: 'demo', demoVersion: DEMO_MODEL_VERSION }, null, 2)}\n`)
+}
+
+function demoFolderOk(dir: string): boolean {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, MODEL_MARKER), 'utf8')) as { demoVersion?: number }
+    return m.demoVersion === DEMO_MODEL_VERSION && ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].every((f) => existsSync(join(dir, f)))
+  } catch {
+    return false
+  }
+}
+
+const pending = new Map<string, Promise<ModelForUse>>()
+
+/** The demo model, created and registered on first use (concurrent callers share one creation). */
+export function ensureDemoModel(ctx: AppContext): Promise<ModelForUse> {
+  const key = ctx.databasePath
+  let p = pending.get(key)
+  if (!p) {
+    p = create(ctx).finally(() => pending.delete(key))
+    pending.set(key, p)
+  }
+  return p
+}
+
+async function create(ctx: AppContext): Promise<ModelForUse> {
+  const repo = ctx.repos().models
+  const dir = join(ctx.dataDir, 'models', DEMO_FOLDER)
+  const row = repo.listBySource('demo')[0]
+  const info = row ? (row.info as StoredModelInfo) : null
+  if (row && row.path === dir && row.status === 'ready' && info?.demoVersion === DEMO_MODEL_VERSION && info.details && demoFolderOk(dir)) {
+    return getModel(ctx, row.id)
+  }
+  if (!demoFolderOk(dir)) {
+    await mkdir(join(ctx.dataDir, 'models'), { recursive: true })
+    const tmp = `${dir}.tmp-${process.pid}`
+    await rm(tmp, { recursive: true, force: true })
+    await writeDemoModel(tmp)
+    await rm(dir, { recursive: true, force: true })
+    await rename(tmp, dir)
+  }
+  const inspected = await inspectModelFolder(dir)
+  const stored: StoredModelInfo = { details: inspected.details, error: null, demoVersion: DEMO_MODEL_VERSION }
+  const fields = { architecture: inspected.details.architecture, sizeBytes: inspected.sizeBytes, status: 'ready' as const, info: stored as Record<string, unknown> }
+  let id: number
+  if (row) {
+    repo.update(row.id, { ...fields, path: dir }) // the data folder may have moved
+    id = row.id
+  } else {
+    id = repo.create({ name: DEMO_MODEL_NAME, path: dir, source: 'demo', ...fields })
+  }
+  ctx.events.emit('models:changed', { modelId: id })
+  return getModel(ctx, id)
+}

@@ -1,0 +1,144 @@
+// GPU memory estimates for a model config, before anything is loaded: QLoRA training and chat.
+//
+// The formulas mirror what the engine allocates (native/engine/memory.cpp, loader.cpp):
+//   weights      decoder-layer linears (q,k,v,o,gate,up,down) in NF4 + double quantization: 4.127 bits/weight
+//                (4-bit codes + an 8-bit absmax per 64 weights + an fp32 scale per 256 absmax, ENGINE_FACTS §4);
+//                embed_tokens and lm_head (once when tied), RMSNorm gains and q/k/v biases in 16 bits.
+//   lora         LoRA r on the targets (tutorial: r 32 on q,k,v,o): A [r, in] + B [out, r] per target per layer,
+//                fp32 parameters + gradients + AdamW m and v = 16 bytes per LoRA parameter.
+//   activations  alloc_activations(TrainCheckpointed, N = token budget): fp32 residual stream saved at every layer
+//                boundary ((L+1) N C), ONE layer's recomputed activations (gradient checkpointing), one layer's
+//                backward buffers, the lm_head in chunks of ~32M logits, LoRA scratch. Chat: the inference layout
+//                (2 residual buffers, one layer) for a prompt chunk.
+//   kvCache      chat only: fp32 K and V for every layer, 2 L ctx (NKV HS) 4 bytes.
+//   overhead     the largest linear dequantized to 16 bits (the GEMM workspace) + 512 MiB CUDA context/cuBLAS.
+// For Meta-Llama-3-8B the weights come to 3.60 GB (NF4) + 2.10 GB (bf16 embeddings) = 5.70 GB, as bitsandbytes.
+import type { MemoryEstimate } from '../../preload/contract'
+
+export interface ArchitectureNumbers {
+  vocabSize: number
+  hiddenSize: number
+  intermediateSize: number
+  numLayers: number
+  numHeads: number
+  numKvHeads: number
+  headDim: number
+  tieEmbeddings: boolean
+  attentionBias: boolean
+}
+
+/** Bits per NF4 + double-quant weight: 4 + 8/64 (absmax codes) + 32/(64*256) (their fp32 scales). */
+export const NF4_DQ_BITS = 4 + 8 / 64 + 32 / (64 * 256)
+/** The engine's default token budget per micro-batch (TrainConfig.tokenBudget). */
+export const DEFAULT_TOKEN_BUDGET = 4096
+/** The tutorial's LoRA rank and targets. */
+export const DEFAULT_LORA_RANK = 32
+export const DEFAULT_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const
+/** Context length the chat estimate is made for. */
+export const DEFAULT_CHAT_CONTEXT = 4096
+/** Prompt tokens processed at once when a chat starts (activation buffers of the inference layout). */
+export const CHAT_PREFILL_CHUNK = 512
+const RUNTIME_BYTES = 512 * 1024 * 1024
+const LOGIT_CHUNK_ELEMENTS = 32 * 1024 * 1024
+const NUM_LORA_SLOTS = 7 // the engine keeps a LoRA scratch per possible target (q,k,v,o,gate,up,down)
+
+type Target = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj'
+
+function dims(a: ArchitectureNumbers) {
+  const C = a.hiddenSize
+  const FF = a.intermediateSize
+  const QD = a.numHeads * a.headDim
+  const KD = a.numKvHeads * a.headDim
+  const inOut: Record<Target, [number, number]> = {
+    q_proj: [C, QD],
+    k_proj: [C, KD],
+    v_proj: [C, KD],
+    o_proj: [QD, C],
+    gate_proj: [C, FF],
+    up_proj: [C, FF],
+    down_proj: [FF, C],
+  }
+  return { C, FF, QD, KD, V: a.vocabSize, L: a.numLayers, NH: a.numHeads, inOut }
+}
+
+/** Parameters of the decoder-layer linears (the NF4-quantized part). */
+export function linearParameters(a: ArchitectureNumbers): number {
+  const { L, inOut } = dims(a)
+  let per = 0
+  for (const [i, o] of Object.values(inOut)) per += i * o
+  return L * per
+}
+
+/** Bytes of the frozen base on the GPU: NF4+DQ linears, 16-bit embeddings/lm_head/norms/biases. */
+export function baseWeightBytes(a: ArchitectureNumbers): { linears: number; embeddings: number } {
+  const { C, QD, KD, V, L } = dims(a)
+  const linears = Math.ceil((linearParameters(a) * NF4_DQ_BITS) / 8)
+  const norms = (2 * L + 1) * C
+  const biases = a.attentionBias ? L * (QD + 2 * KD) : 0
+  const embeddings = (V * C * (a.tieEmbeddings ? 1 : 2) + norms + biases) * 2
+  return { linears, embeddings }
+}
+
+/** LoRA parameters for rank r on the given targets. */
+export function loraParameters(a: ArchitectureNumbers, rank = DEFAULT_LORA_RANK, targets: readonly Target[] = DEFAULT_LORA_TARGETS): number {
+  const { L, inOut } = dims(a)
+  let per = 0
+  for (const t of targets) per += rank * (inOut[t][0] + inOut[t][1])
+  return L * per
+}
+
+/** fp32 elements of the engine's activation buffer (native/engine/memory.cpp alloc_activations). */
+export function activationElements(a: ArchitectureNumbers, mode: 'trainCheckpointed' | 'inference', N: number, rank: number): number {
+  const { C, FF, QD, KD, V, L, NH } = dims(a)
+  const train = mode !== 'inference'
+  const logitRows = Math.max(1, Math.min(N, Math.floor(LOGIT_CHUNK_ELEMENTS / V)))
+  let e = (train ? L + 1 : 2) * N * C // residual stream
+  // One layer's forward activations (recomputed per layer in backward when checkpointing).
+  e += N * (C + 1 + QD + 2 * KD + QD + NH + C + C + 1 + 3 * FF + (rank > 0 ? NUM_LORA_SLOTS * rank : 0))
+  e += N * C + N + logitRows * V + N + N * C + N * (Math.max(C, FF, QD) + rank) // xf, rstdf, logits, losses, proj, lora scratch
+  if (train) e += 2 * N * C + 2 * N * QD + 2 * N * KD + 3 * N * FF // one layer's backward buffers
+  e += 3 * N // ids, targets, lengths (int32)
+  return e
+}
+
+function overheadBytes(a: ArchitectureNumbers): number {
+  const { C, FF, QD } = dims(a)
+  return Math.max(FF * C, QD * C) * 2 + RUNTIME_BYTES
+}
+
+export interface TrainingEstimateOptions {
+  tokenBudget?: number
+  loraRank?: number
+  loraTargets?: readonly Target[]
+}
+
+/** GPU memory for QLoRA training with gradient checkpointing (the tutorial recipe by default). */
+export function estimateTrainingMemory(a: ArchitectureNumbers, o: TrainingEstimateOptions = {}): MemoryEstimate {
+  const tokens = o.tokenBudget ?? DEFAULT_TOKEN_BUDGET
+  const rank = o.loraRank ?? DEFAULT_LORA_RANK
+  const w = baseWeightBytes(a)
+  const parts: MemoryEstimate['parts'] = [
+    { key: 'weights', bytes: w.linears },
+    { key: 'embeddings', bytes: w.embeddings },
+    { key: 'lora', bytes: loraParameters(a, rank, o.loraTargets ?? DEFAULT_LORA_TARGETS) * 16 },
+    { key: 'activations', bytes: activationElements(a, 'trainCheckpointed', tokens, rank) * 4 },
+    { key: 'overhead', bytes: overheadBytes(a) },
+  ]
+  return { totalBytes: parts.reduce((s, p) => s + p.bytes, 0), parts, tokens }
+}
+
+/** GPU memory for chatting with the NF4 base (plus a LoRA adapter of the default rank) at a context length. */
+export function estimateChatMemory(a: ArchitectureNumbers, contextTokens = DEFAULT_CHAT_CONTEXT): MemoryEstimate {
+  const { KD, L } = dims(a)
+  const w = baseWeightBytes(a)
+  const rank = DEFAULT_LORA_RANK
+  const parts: MemoryEstimate['parts'] = [
+    { key: 'weights', bytes: w.linears },
+    { key: 'embeddings', bytes: w.embeddings },
+    { key: 'lora', bytes: loraParameters(a, rank) * 4 },
+    { key: 'kvCache', bytes: 2 * L * contextTokens * KD * 4 },
+    { key: 'activations', bytes: activationElements(a, 'inference', Math.min(contextTokens, CHAT_PREFILL_CHUNK), rank) * 4 },
+    { key: 'overhead', bytes: overheadBytes(a) },
+  ]
+  return { totalBytes: parts.reduce((s, p) => s + p.bytes, 0), parts, tokens: contextTokens }
+}
