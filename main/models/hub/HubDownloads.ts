@@ -310,10 +310,10 @@ export class HubDownloads {
               }
               position = bytes
               const now = Date.now()
-              samples.push({ t: now, bytes: networkBytes })
+              if (samples.length === 0 || now - samples[samples.length - 1].t >= 100) samples.push({ t: now, bytes: networkBytes })
               while (samples.length > 2 && now - samples[0].t > 5000) samples.shift()
               const span = (now - samples[0].t) / 1000
-              progress.bytesPerSecond = span > 0.2 ? (networkBytes - samples[0].bytes) / span : progress.bytesPerSecond
+              progress.bytesPerSecond = span > 0 ? (networkBytes - samples[0].bytes) / span : progress.bytesPerSecond
               progress.doneBytes = before + bytes
               progress.etaSeconds = progress.bytesPerSecond > 0 ? Math.round((progress.totalBytes - progress.doneBytes) / progress.bytesPerSecond) : null
               progress.state = 'downloading'

@@ -1,0 +1,104 @@
+// The bundled demo model (deterministic, created once, registered as 'demo', usable through getModel) and the GPU
+// memory estimates (Llama-3-8B's NF4 base lands on ENGINE_FACTS §4's 5.7 GB; the activation count is the engine's).
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ModelEntry } from '../../../preload/contract'
+import { DEMO_FOLDER, ensureDemoModel } from '../../../main/models/demoModel'
+import { activationElements, baseWeightBytes, estimateChatMemory, estimateTrainingMemory, linearParameters, loraParameters } from '../../../main/models/memoryEstimate'
+import { getModel } from '../../../main/models/modelRegistry'
+import { chatFormatFor } from '../../../main/tokenizer/ChatFormat'
+import { loadTokenizer } from '../../../main/tokenizer/loadTokenizer'
+import { modelsApp, type ModelsApp } from './helpers'
+
+const apps: ModelsApp[] = []
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.cleanup()
+})
+
+function folderHash(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')]))
+}
+
+describe('the demo model', () => {
+  it('is created on first use, identical on every machine, listed as demo and usable', async () => {
+    const a = modelsApp()
+    const b = modelsApp()
+    apps.push(a, b)
+    const [ma, mb] = await Promise.all([ensureDemoModel(a.ctx), ensureDemoModel(b.ctx)])
+    expect(ma.path).toBe(join(a.dataDir, 'models', DEMO_FOLDER))
+    expect(folderHash(ma.path)).toEqual(folderHash(mb.path))
+    expect(ma).toMatchObject({ source: 'demo', architecture: 'LlamaForCausalLM', templateChoice: 'model' })
+    expect(ma.details).toMatchObject({ hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: 344, vocabSize: 1024 })
+    expect(statSync(join(ma.path, 'model.safetensors')).size).toBeLessThan(3_000_000)
+
+    // Its tokenizer knows the zh-TW sample (a trained BPE, not bytes) and its template renders a Q&A.
+    const tok = await loadTokenizer(ma.path)
+    const ids = tok.encodePlain('員工請假需要提前幾天申請？')
+    expect(ids.length).toBeLessThan(Buffer.byteLength('員工請假需要提前幾天申請？'))
+    expect(tok.vocabSize).toBe(ma.details.vocabSize)
+    const enc = chatFormatFor(tok, ma.templateChoice).encode([
+      { role: 'user', content: '問題' },
+      { role: 'assistant', content: '回答' },
+    ])
+    expect(enc.answers).toHaveLength(1)
+
+    // Listed once, with the name the Models page shows; created once (no rewrite on later calls); not deletable.
+    const list = await a.call<ModelEntry[]>('models:list')
+    const demo = list.filter((m) => m.source === 'demo')
+    expect(demo).toHaveLength(1)
+    expect(demo[0]).toMatchObject({ name: '示範小模型 (CPU)', status: 'ready', deleteRemovesFiles: true })
+    const mtime = statSync(join(ma.path, 'model.safetensors')).mtimeMs
+    await ensureDemoModel(a.ctx)
+    await a.call('models:list')
+    expect(statSync(join(ma.path, 'model.safetensors')).mtimeMs).toBe(mtime)
+    expect((await a.fail('models:delete', { id: demo[0].id })).code).toBe('FORBIDDEN')
+    expect(getModel(a.ctx, demo[0].id).path).toBe(ma.path)
+  })
+
+  it('is rebuilt when its folder was damaged', async () => {
+    const a = modelsApp()
+    apps.push(a)
+    const m = await ensureDemoModel(a.ctx)
+    const before = folderHash(m.path)
+    rmSync(join(m.path, 'tokenizer.json'))
+    const again = await ensureDemoModel(a.ctx)
+    expect(again.id).toBe(m.id)
+    expect(folderHash(again.path)).toEqual(before)
+  })
+})
+
+describe('memory estimates', () => {
+  const llama3_8b = { vocabSize: 128256, hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, headDim: 128, tieEmbeddings: false, attentionBias: false }
+
+  it('Llama-3-8B: NF4 base 5.70 GB, LoRA r32 on q/k/v/o, checkpointed activations for 4096 tokens', () => {
+    expect(linearParameters(llama3_8b)).toBe(6_979_321_856)
+    const w = baseWeightBytes(llama3_8b)
+    expect(w.linears / 1e9).toBeCloseTo(3.6, 2)
+    expect(w.embeddings / 1e9).toBeCloseTo(2.1, 2)
+    expect((w.linears + w.embeddings) / 1e9).toBeCloseTo(5.7, 1)
+    expect(loraParameters(llama3_8b)).toBe(27_262_976)
+    const t = estimateTrainingMemory(llama3_8b)
+    expect(t.tokens).toBe(4096)
+    expect(t.parts.find((p) => p.key === 'lora')!.bytes).toBe(27_262_976 * 16)
+    // Residual stream at 33 layer boundaries dominates the activations: (L+1) N C fp32.
+    expect(t.parts.find((p) => p.key === 'activations')!.bytes).toBeGreaterThan(33 * 4096 * 4096 * 4)
+    expect(t.totalBytes / 1e9).toBeGreaterThan(10)
+    expect(t.totalBytes / 1e9).toBeLessThan(12.5) // the README's "12 GB for Llama-3-8B"
+    const c = estimateChatMemory(llama3_8b, 4096)
+    expect(c.parts.find((p) => p.key === 'kvCache')!.bytes).toBe(2 * 32 * 4096 * 1024 * 4)
+    expect(c.totalBytes).toBeLessThan(t.totalBytes)
+  })
+
+  it('counts what the engine allocates (tiny config, by hand)', () => {
+    const a = { vocabSize: 10, hiddenSize: 4, intermediateSize: 6, numLayers: 2, numHeads: 2, numKvHeads: 1, headDim: 2, tieEmbeddings: true, attentionBias: false }
+    const N = 3
+    // x: (L+1)NC=36; layer: N*(C+1+QD+2KD+QD+NH+C+C+1+3FF+7R)=3*(4+1+4+4+4+2+4+4+1+18+14)=180; xf 12, rstdf 3,
+    // logits min(N, 32M/V)=3 rows *10=30, losses 3, proj 12, lora scratch N*(max(C,FF,QD)+R)=3*8=24;
+    // backward 2NC+2N*QD+2N*KD+3N*FF = 24+24+12+54=114; ids/targets/lengths 9.
+    expect(activationElements(a, 'trainCheckpointed', N, 2)).toBe(36 + 180 + 12 + 3 + 30 + 3 + 12 + 24 + 114 + 9)
+    // Tied embeddings count once: V*C + norms (2L+1)C, 16-bit.
+    expect(baseWeightBytes(a).embeddings).toBe((10 * 4 + 5 * 4) * 2)
+  })
+})
