@@ -108,3 +108,82 @@ test('import Big5 CSV and XLSX, edit, undo, filter problems, reload and restart'
   await page.getByTestId('undo').click()
   await expect(cell(page, '可以在家遠端工作嗎？', 'answer')).toContainText('經主管同意後')
 })
+
+test('mapping step, a refused file, paste rows, multi-select delete, Simplified fix, export, versions', async ({ page }) => {
+  server = await startServer()
+  await page.goto(server.url)
+  await newProject(page, '流程測試')
+
+  // A file without recognisable headers asks for the column mapping, with a preview.
+  const noHeader = Buffer.from('出勤,上班時間？,九點到六點\n假勤,怎麼請假？,在系統申請\n', 'utf8')
+  await page.getByTestId('import-file').setInputFiles({ name: 'nohead.csv', mimeType: 'text/csv', buffer: noHeader })
+  const dialog = page.getByTestId('import-dialog')
+  await expect(dialog).toContainText('請指定哪一欄是問題')
+  await dialog.getByTestId('import-has-header').uncheck()
+  await dialog.getByTestId('map-question').selectOption('1')
+  await dialog.getByTestId('map-answer').selectOption('2')
+  await dialog.getByTestId('map-category').selectOption('0')
+  await dialog.getByTestId('import-submit').click()
+  await expect(page.getByTestId('import-report')).toContainText('已匯入 2 筆')
+  await page.getByTestId('import-done').click()
+  await expect(cell(page, '怎麼請假？', 'category')).toHaveText('假勤')
+
+  // A malformed file is refused with the line number, and nothing changes.
+  await page.getByTestId('import-file').setInputFiles({ name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from(fixtures.badQuoteCsv()) })
+  await expect(page.getByTestId('import-report')).toContainText('資料沒有任何變更')
+  await expect(page.getByTestId('import-report')).toContainText('第 2 行的引號沒有正確配對')
+  await page.keyboard.press('Escape')
+  await expect(page.getByTestId('row-count')).toHaveText('共 2 筆')
+
+  // Paste rows copied from a spreadsheet (TSV with a quoted multi-line cell) as new rows.
+  await page.getByTestId('paste-rows').click()
+  await page.getByTestId('paste-area').fill('問題\t回答\t分類\n请假规定在哪里？\t"请看员工手册\n第三章"\t假勤\n報帳期限？\t出差回來 30 天內\t財務\n')
+  await page.getByTestId('paste-submit').click()
+  await expect(page.getByTestId('row-count')).toHaveText('共 4 筆')
+  await expect(cell(page, '请假规定在哪里？', 'answer')).toContainText('第三章')
+
+  // The Simplified row is flagged; one click converts it to Traditional (Taiwan).
+  await expect(page.getByTestId('quality-simplifiedChinese')).toContainText('1')
+  await page.getByTestId('convert-all').click()
+  await expect(cell(page, '請假規定在哪裡？', 'answer')).toContainText('請看員工手冊')
+  await expect(page.getByTestId('quality-simplifiedChinese')).toHaveCount(0)
+
+  // Save a version, change things, and see the changes since that version.
+  await page.getByTestId('versions-button').click()
+  await page.getByTestId('snapshot-create').click()
+  await expect(page.getByTestId('snapshot-list').locator('li')).toHaveCount(1)
+  await page.keyboard.press('Escape')
+  await cell(page, '報帳期限？', 'answer').click()
+  await page.keyboard.type('出差回來 14 天內')
+  await page.keyboard.press('Enter')
+  await expect(cell(page, '報帳期限？', 'answer')).toHaveText('出差回來 14 天內')
+
+  // Multi-select with Ctrl-click on row numbers, delete with confirmation, then undo.
+  await row(page, '上班時間？').locator('.cell.num').click()
+  await row(page, '怎麼請假？').locator('.cell.num').click({ modifiers: ['Control'] })
+  await expect(page.getByTestId('delete-rows')).toHaveText(/刪除 2 列/)
+  await page.keyboard.press('Delete')
+  await page.getByTestId('confirm-delete-rows').click()
+  await expect(page.getByTestId('row-count')).toHaveText('共 2 筆')
+
+  await page.getByTestId('versions-button').click()
+  await page.getByTestId('snapshot-compare').click()
+  const summary = page.getByTestId('diff-summary')
+  await expect(summary).toContainText('移除 2')
+  await expect(summary).toContainText('修改 1')
+  await expect(page.getByTestId('versions-dialog')).toContainText('出差回來 14 天內')
+  await page.screenshot({ path: 'test-results/dataset-versions.png' })
+  await page.keyboard.press('Escape')
+  await page.getByTestId('undo').click()
+  await expect(page.getByTestId('row-count')).toHaveText('共 4 筆')
+
+  // Export CSV: a real download, UTF-8 with a BOM.
+  await page.getByTestId('export-button').click()
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()])
+  expect(download.suggestedFilename()).toMatch(/^流程測試-\d{8}\.csv$/)
+  const path = await download.path()
+  const { readFileSync } = await import('node:fs')
+  const bytes = readFileSync(path)
+  expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf])
+  expect(bytes.toString('utf8')).toContain('請假規定在哪裡？')
+})
