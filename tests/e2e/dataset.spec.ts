@@ -187,3 +187,93 @@ test('mapping step, a refused file, paste rows, multi-select delete, Simplified 
   expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf])
   expect(bytes.toString('utf8')).toContain('請假規定在哪裡？')
 })
+
+test('spreadsheet keyboard: navigation, Alt+Enter newlines, IME typing, block paste and copy, one-step undo', async ({ page }) => {
+  server = await startServer()
+  await page.goto(server.url)
+  await expect(page.getByTestId('row-count')).toHaveText('共 50 筆')
+  const editor = page.getByTestId('cell-editor')
+  const activeCell = page.locator('.cell.active')
+
+  // Arrows, Tab, Home/End, Ctrl+End.
+  await page.getByTestId('grid-row').first().locator('[data-col="question"]').click()
+  await page.keyboard.press('ArrowDown')
+  await page.keyboard.press('Tab')
+  await expect(activeCell).toHaveAttribute('data-col', 'answer')
+  await expect(page.locator('.grid-row.active-row .cell.num')).toHaveText('2')
+  await page.keyboard.press('End')
+  await expect(activeCell).toHaveAttribute('data-col', 'enabled')
+  await page.keyboard.press('Home')
+  await expect(activeCell).toHaveAttribute('data-col', 'question')
+  await page.keyboard.press('Control+End')
+  await expect(page.locator('.grid-row.active-row .cell.num')).toHaveText('50')
+  await page.keyboard.press('Control+Home')
+  await expect(page.locator('.grid-row.active-row .cell.num')).toHaveText('1')
+
+  // Enter edits, Alt+Enter and Shift+Enter add line breaks, Escape cancels, Enter commits and moves down.
+  await page.keyboard.press('ArrowRight')
+  await page.keyboard.press('Enter')
+  await page.keyboard.press('Control+A')
+  await page.keyboard.type('第一行')
+  await page.keyboard.press('Alt+Enter')
+  await page.keyboard.type('第二行')
+  await page.keyboard.press('Shift+Enter')
+  await page.keyboard.type('第三行')
+  await page.keyboard.press('Enter')
+  const first = page.getByTestId('grid-row').first().locator('[data-col="answer"]')
+  await expect(first.locator('.cell-text')).toHaveJSProperty('textContent', '第一行\n第二行\n第三行')
+  await expect(page.locator('.grid-row.active-row .cell.num')).toHaveText('2')
+  await page.keyboard.press('Enter')
+  await page.keyboard.type('不要存')
+  await page.keyboard.press('Escape')
+  await expect(page.getByTestId('grid-row').nth(1).locator('[data-col="answer"]')).not.toContainText('不要存')
+
+  // An IME composition (注音) typed on a cell that is not being edited goes into the cell.
+  await page.keyboard.press('ArrowRight')
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Input.imeSetComposition', { text: 'ㄒㄧㄣ', selectionStart: 3, selectionEnd: 3 })
+  await cdp.send('Input.insertText', { text: '薪資' })
+  await expect(editor).toHaveClass(/editing/)
+  await page.keyboard.press('Enter')
+  await expect(page.getByTestId('grid-row').nth(1).locator('[data-col="category"]')).toHaveText('薪資')
+
+  // Paste a block copied from Excel at the second-to-last row: it fills 2 rows and adds 1, in one step.
+  await page.keyboard.press('Control+End')
+  await page.keyboard.press('ArrowUp')
+  await page.keyboard.press('Home')
+  const tsv = '貼上的問題一\t"多行\n回答一"\r\n貼上的問題二\t回答二\r\n貼上的問題三\t回答三\r\n'
+  await editor.evaluate((el, text) => {
+    const dt = new DataTransfer()
+    dt.setData('text/plain', text)
+    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }))
+  }, tsv)
+  await expect(page.getByTestId('row-count')).toHaveText('共 51 筆')
+  await expect(cell(page, '貼上的問題一', 'answer')).toHaveText('多行\n回答一')
+  await expect(cell(page, '貼上的問題三', 'answer')).toHaveText('回答三')
+
+  // The pasted block is selected; copy it back out as TSV (what Excel reads).
+  const copied = await editor.evaluate((el) => {
+    const dt = new DataTransfer()
+    el.dispatchEvent(new ClipboardEvent('copy', { clipboardData: dt, bubbles: true, cancelable: true }))
+    return dt.getData('text/plain')
+  })
+  expect(copied).toBe('貼上的問題一\t"多行\n回答一"\r\n貼上的問題二\t回答二\r\n貼上的問題三\t回答三\r\n')
+
+  // One undo takes the whole paste back.
+  await page.keyboard.press('Control+Z')
+  await expect(page.getByTestId('row-count')).toHaveText('共 50 筆')
+  await expect(page.getByTestId('grid-row').filter({ hasText: '貼上的問題' })).toHaveCount(0)
+  await page.keyboard.press('Control+Y')
+  await expect(page.getByTestId('row-count')).toHaveText('共 51 筆')
+})
+
+test('the system prompt is edited on the dataset page and saved', async ({ page }) => {
+  server = await startServer()
+  await page.goto(server.url)
+  await expect(page.getByTestId('system-prompt')).toContainText('你是一個zh-tw版本的聊天機器人')
+  await page.getByTestId('system-prompt-toggle').click()
+  await page.getByTestId('system-prompt-input').fill('你是本公司的人資助理，請用繁體中文回答。')
+  await expect(page.getByTestId('system-prompt')).toContainText('已儲存')
+  await page.reload()
+  await expect(page.getByTestId('system-prompt')).toContainText('你是本公司的人資助理')
+})
