@@ -71,7 +71,7 @@ export function datasetHandlers(ctx: AppContext, tokenCounter: TokenCounter = cr
       schema: z.object({ projectId: id }),
       handle: async ({ projectId }) => {
         const project = mustProject(projectId)
-        const rows = ctx.repos().qaPairs.list(projectId)
+        const rows = ctx.repos().qaPairs.listTexts(projectId)
         const tokens = await tokenCounter(project, rows.filter((r) => r.enabled))
         return checker.check(projectId, rows, project.language, tokens)
       },

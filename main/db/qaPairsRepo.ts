@@ -73,6 +73,9 @@ export type QaPairsRepo = ReturnType<typeof createQaPairsRepo>
 export function createQaPairsRepo(db: Db) {
   const list = db.prepare<[number], QaRow>(`SELECT * FROM qa_pairs WHERE project_id = ? ORDER BY position, id`)
   const listEnabled = db.prepare<[number], QaRow>(`SELECT * FROM qa_pairs WHERE project_id = ? AND enabled = 1 ORDER BY position, id`)
+  const listTexts = db.prepare<[number], { id: number; question: string; answer: string; category: string; enabled: number }>(
+    `SELECT id, question, answer, category, enabled FROM qa_pairs WHERE project_id = ? ORDER BY position, id`,
+  )
   const get = db.prepare<[number], QaRow>(`SELECT * FROM qa_pairs WHERE id = ?`)
   const count = db.prepare<[number], { n: number }>(`SELECT COUNT(*) AS n FROM qa_pairs WHERE project_id = ?`)
   const maxPos = db.prepare<[number], { p: number | null }>(`SELECT MAX(position) AS p FROM qa_pairs WHERE project_id = ?`)
@@ -144,6 +147,9 @@ export function createQaPairsRepo(db: Db) {
   return {
     list: (projectId: number): QaPair[] => list.all(projectId).map(toQaPair),
     listEnabled: (projectId: number): QaPair[] => listEnabled.all(projectId).map(toQaPair),
+    /** Just the texts and the enabled flag, in order (what the quality checks read): lighter than list(). */
+    listTexts: (projectId: number): { id: number; question: string; answer: string; category: string; enabled: boolean }[] =>
+      listTexts.all(projectId).map((r) => ({ id: r.id, question: r.question, answer: r.answer, category: r.category, enabled: r.enabled === 1 })),
     get: (id: number): QaPair | undefined => {
       const r = get.get(id)
       return r ? toQaPair(r) : undefined

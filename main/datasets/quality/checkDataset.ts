@@ -71,6 +71,9 @@ function analyseText(q: string, a: string, c: string, zhTW: boolean): TextAnalys
   return { issues, nq, nqa, signature: signature(nqa) }
 }
 
+/** What the checks read of a row. */
+export type CheckRow = Pick<QaPair, 'id' | 'question' | 'answer' | 'category' | 'enabled'>
+
 /** Token counts of rows against the project's model, provided by the training-set compiler (optional stage). */
 export interface TokenStage {
   status: TokenLimitStatus
@@ -82,7 +85,7 @@ export class QualityChecker {
   private cache = new Map<string, TextAnalysis>()
 
   /** Runs every check over the rows of one project (rows in display order). */
-  check(projectId: number, rows: QaPair[], language: string, tokens: TokenStage): QualityReport {
+  check(projectId: number, rows: CheckRow[], language: string, tokens: TokenStage): QualityReport {
     const t0 = performance.now()
     const zhTW = language === 'zh-TW'
     if (this.cache.size > 400_000) this.cache.clear()

@@ -6,14 +6,14 @@
 //
 // Counts are cached by (model, template, system prompt, question, answer): after the first check only edited
 // rows are tokenized again. Counting yields to the event loop between chunks so autosaves are not held up.
-import type { Project, QaPair } from '../../../preload/contract'
+import type { Project } from '../../../preload/contract'
 import { BUILD_DEFAULTS } from '../compiler/buildTrainingSet'
 import { countTokensWith } from '../tokenCounts'
 import { chatFormatFor, type TemplateChoice } from '../../tokenizer/ChatFormat'
 import { loadTokenizer } from '../../tokenizer/loadTokenizer'
-import type { TokenStage } from './checkDataset'
+import type { CheckRow, TokenStage } from './checkDataset'
 
-export type TokenCounter = (project: Project, rows: QaPair[]) => Promise<TokenStage>
+export type TokenCounter = (project: Project, rows: CheckRow[]) => Promise<TokenStage>
 
 /** What the counter needs to know about a model: its name, folder and chat template choice. */
 export interface ModelRef {
@@ -48,7 +48,7 @@ export function createTokenCounter(resolve: ModelResolver, limit: number = BUILD
     if (cache.size > MAX_CACHE) cache.clear()
     const template = typeof model.template === 'string' ? model.template : `custom:${model.template.jinja}`
     const prefix = `${model.dir}\u0000${template}\u0000${project.systemPrompt}\u0000`
-    const keyOf = (r: QaPair) => `${prefix}${r.question}\u0000${r.answer}`
+    const keyOf = (r: CheckRow) => `${prefix}${r.question}\u0000${r.answer}`
     const todo = rows.filter((r) => !cache.has(keyOf(r)))
     for (let i = 0; i < todo.length; i += CHUNK) {
       const chunk = todo.slice(i, i + CHUNK)
