@@ -73,10 +73,11 @@ test('import the tiny model folder by path, see its details, use it for the proj
   await details.getByTestId('use-for-project').click()
   await expect(details.getByTestId('used-for-project')).toBeVisible()
   await expect(row).toContainText('此專案使用中')
-  const projects = await (await fetch(`${server.base}/api/projects:list`, { method: 'POST', headers: { 'x-qt-token': server.token, 'Content-Type': 'application/json' }, body: '{}' })).json()
-  const models = await (await fetch(`${server.base}/api/models:list`, { method: 'POST', headers: { 'x-qt-token': server.token, 'Content-Type': 'application/json' }, body: '{}' })).json()
-  const imported = models.value.find((m: { name: string }) => m.name === '小型測試模型')
-  expect(projects.value[0].modelId).toBe(imported.id)
+  const call = async <T>(channel: string): Promise<T> =>
+    ((await (await fetch(`${server!.base}/api/${channel}`, { method: 'POST', headers: { 'x-qt-token': server!.token, 'Content-Type': 'application/json' }, body: '{}' })).json()) as { value: T }).value
+  const projects = await call<{ modelId: number | null }[]>('projects:list')
+  const imported = (await call<{ id: number; name: string }[]>('models:list')).find((m) => m.name === '小型測試模型')
+  expect(projects[0].modelId).toBe(imported?.id)
 
   // Delete says it only unregisters an imported folder.
   await details.getByTestId('delete-model').click()

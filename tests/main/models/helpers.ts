@@ -31,7 +31,7 @@ export function tempDir(prefix = 'qt-models-'): string {
 export function modelsApp(opts: { dataDir?: string; endpoint?: string; service?: ModelServiceOptions; keyFile?: string } = {}): ModelsApp {
   const dataDir = opts.dataDir ?? tempDir()
   const ctx = createAppContext({ mode: 'browser', dataDir, settings: createConfSettings(dataDir), seed: false })
-  const env = { ...process.env, QT_HF_ENDPOINT: opts.endpoint ?? 'http://127.0.0.1:9', QT_SECRET_KEY_FILE: opts.keyFile ?? join(dataDir, 'test-keys', 'secret.key') }
+  const env: NodeJS.ProcessEnv = { ...process.env, QT_HF_ENDPOINT: opts.endpoint ?? 'http://127.0.0.1:9', QT_SECRET_KEY_FILE: opts.keyFile ?? join(dataDir, 'test-keys', 'secret.key') }
   delete env.QT_SECRET_KEY
   modelService(ctx, { env, retryDelayMs: 5, maxRetries: 3, stallMs: 5000, devices: async () => [], ...opts.service })
   const dispatch = createDispatcher(createHandlers(ctx, { engineBackends: () => ['cpu'] }), () => {})
