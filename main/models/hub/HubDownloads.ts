@@ -165,7 +165,7 @@ export class HubDownloads {
         writeManifest(dir, manifest)
       }
       if (!manifest.listed) {
-        const listing = await listRepo(hub, manifest.revision ?? manifest.requested)
+        const listing = await listRepo(hub, manifest.revision ?? manifest.requested, signal)
         if (listing.gated && !hub.token) throw hubHttpProblem(401, 'GatedRepo', '', hub)
         const small = listing.files.filter((f) => !f.path.endsWith('.safetensors'))
         if (!small.some((f) => f.path === 'config.json')) {

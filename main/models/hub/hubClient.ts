@@ -150,11 +150,11 @@ export interface RepoListing {
 }
 
 /** Commit, gating and the top-level file listing of a model repo. */
-export async function listRepo(c: HubContext, revision = 'main'): Promise<RepoListing> {
+export async function listRepo(c: HubContext, revision = 'main', signal?: AbortSignal): Promise<RepoListing> {
   let lastErrorCode: string | null = null
-  // Keeps the X-Error-Code header of failed answers (HubApiError only keeps the status and body).
+  // Keeps the X-Error-Code header of failed answers (HubApiError only keeps the status and body); cancellable.
   const recordingFetch: typeof fetch = async (input, init) => {
-    const res = await fetch(input, init)
+    const res = await fetch(input, { ...init, signal })
     if (!res.ok) lastErrorCode = res.headers.get('x-error-code')
     return res
   }
