@@ -91,7 +91,10 @@ export function createRowEditor(repos: () => Repos, onCountChanged: (projectId: 
         ;(same.after as Record<string, unknown>)[f] = op.after[f]
       }
     }
-    qa().edits.replaceOps(last.id, JSON.stringify(prev), opRowCount(prev))
+    // An edit that ended where it started (typed, autosaved, then cancelled) leaves no step behind.
+    const effective = prev.filter((op) => op.t !== 'u' || FIELDS.some((f) => op.after[f] !== undefined && op.after[f] !== op.before[f]))
+    if (effective.length === 0) qa().edits.remove(last.id)
+    else qa().edits.replaceOps(last.id, JSON.stringify(prev), opRowCount(prev))
     return true
   }
 

@@ -111,6 +111,7 @@ export function createQaPairsRepo(db: Db) {
   )
   const replaceEditOps = db.prepare<[string, number, number]>(`UPDATE dataset_edits SET ops_json = ?, row_count = ? WHERE id = ?`)
   const setUndone = db.prepare<[number, number]>(`UPDATE dataset_edits SET undone = ? WHERE id = ?`)
+  const removeEdit = db.prepare<[number]>(`DELETE FROM dataset_edits WHERE id = ?`)
   const clearRedo = db.prepare<[number]>(`DELETE FROM dataset_edits WHERE project_id = ? AND undone = 1`)
   const trimOld = db.prepare<[number, number, number]>(
     `DELETE FROM dataset_edits WHERE project_id = ? AND id <= (
@@ -273,6 +274,7 @@ export function createQaPairsRepo(db: Db) {
       },
       replaceOps: (id: number, opsJson: string, rowCount: number): void => void replaceEditOps.run(opsJson, rowCount, id),
       setUndone: (id: number, undone: boolean): void => void setUndone.run(undone ? 1 : 0, id),
+      remove: (id: number): void => void removeEdit.run(id),
     },
   }
 }

@@ -242,21 +242,22 @@ test('spreadsheet keyboard: navigation, Alt+Enter newlines, IME typing, block pa
   await page.keyboard.press('ArrowUp')
   await page.keyboard.press('Home')
   const tsv = '貼上的問題一\t"多行\n回答一"\r\n貼上的問題二\t回答二\r\n貼上的問題三\t回答三\r\n'
-  await editor.evaluate((el, text) => {
+  // (In-page scripts as strings: this file is type-checked without the DOM library.)
+  await page.evaluate(`(() => {
     const dt = new DataTransfer()
-    dt.setData('text/plain', text)
-    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }))
-  }, tsv)
+    dt.setData('text/plain', ${JSON.stringify(tsv)})
+    document.querySelector('[data-testid=cell-editor]').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }))
+  })()`)
   await expect(page.getByTestId('row-count')).toHaveText('共 51 筆')
   await expect(cell(page, '貼上的問題一', 'answer')).toHaveText('多行\n回答一')
   await expect(cell(page, '貼上的問題三', 'answer')).toHaveText('回答三')
 
   // The pasted block is selected; copy it back out as TSV (what Excel reads).
-  const copied = await editor.evaluate((el) => {
+  const copied = await page.evaluate(`(() => {
     const dt = new DataTransfer()
-    el.dispatchEvent(new ClipboardEvent('copy', { clipboardData: dt, bubbles: true, cancelable: true }))
+    document.querySelector('[data-testid=cell-editor]').dispatchEvent(new ClipboardEvent('copy', { clipboardData: dt, bubbles: true, cancelable: true }))
     return dt.getData('text/plain')
-  })
+  })()`)
   expect(copied).toBe('貼上的問題一\t"多行\n回答一"\r\n貼上的問題二\t回答二\r\n貼上的問題三\t回答三\r\n')
 
   // One undo takes the whole paste back.

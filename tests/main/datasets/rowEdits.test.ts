@@ -75,6 +75,14 @@ describe('row edits and undo/redo', () => {
     await expect(app.call('rows:update', { projectId: pid, changes: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
   })
 
+  it('an editing session that ends where it started (autosaved, then cancelled) leaves no undo step', async () => {
+    const { app, pid, rows } = await setup()
+    const id = rows[0]!.id
+    await app.call('rows:update', { projectId: pid, changes: [{ id, answer: '打到一半' }], mergeKey: 'cell-9' })
+    const back = await app.call<RowsMutation>('rows:update', { projectId: pid, changes: [{ id, answer: '9 點到 6 點。' }], mergeKey: 'cell-9' })
+    expect(back.history.undoLabel).toBe('insert')
+  })
+
   it('a no-op update records no step', async () => {
     const { app, pid, rows } = await setup()
     const m = await app.call<RowsMutation>('rows:update', { projectId: pid, changes: [{ id: rows[0]!.id, question: '上班時間？' }] })
