@@ -15,6 +15,7 @@ export default defineConfig({
           index: resolve(__dirname, 'main/index.ts'),
           serve: resolve(__dirname, 'main/serve.ts'),
           start: resolve(__dirname, 'main/start.ts'),
+          engineHost: resolve(__dirname, 'main/engine/host/engineHostMain.ts'),
         },
       },
     },

@@ -8,6 +8,7 @@ import type { Handlers } from './handlerTypes'
 import { modelHandlers } from './models/modelHandlers'
 import type { SecretStore } from './models/secrets/SecretStore'
 import { projectHandlers } from './projects/projectHandlers'
+import { trainingHandlers } from './training/trainingHandlers'
 
 export interface Services {
   /** Engine backends compiled into the addon ('cpu', 'cuda'); empty when the addon is missing. */
@@ -25,5 +26,6 @@ export function createHandlers(ctx: AppContext, services: Services): Handlers {
     ...rowHandlers(ctx),
     ...datasetHandlers(ctx),
     ...modelHandlers(ctx, { secrets: services.secrets, pickFolder: services.pickFolder }),
+    ...trainingHandlers(ctx),
   }
 }

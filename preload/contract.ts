@@ -432,6 +432,357 @@ export interface ComputeDevice {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Training: presets and settings, estimates, runs and their metrics, the engine host
+// ---------------------------------------------------------------------------------------------
+
+/** Text the UI shows as is, in both languages (presets, setting explanations, problems, verdicts). */
+export interface LocalText {
+  'zh-TW': string
+  en: string
+}
+
+export type RunStatus = 'queued' | 'preparing' | 'loading' | 'training' | 'evaluating' | 'completed' | 'stopped' | 'failed' | 'interrupted'
+export type PresetId = 'tutorial' | 'small' | 'medium' | 'large' | 'demo'
+export type LoraTargetName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj'
+
+/** Every setting of a run: the training-set compiler, model loading, LoRA, optimizer, batching, evaluation,
+ *  checkpoints and early stopping. A preset is a full TrainingSettings; the UI sends changes on top of it. */
+export interface TrainingSettings {
+  // Data (the training-set compiler)
+  trainOn: 'answers' | 'all'
+  maxLength: number
+  truncation: 'truncate' | 'skip'
+  validationFraction: number
+  splitSeed: number
+  // Model loading
+  quant: 'nf4' | 'none'
+  doubleQuant: boolean
+  computeDtype: 'auto' | 'bf16' | 'fp16' | 'fp32'
+  // LoRA
+  loraR: number
+  loraAlpha: number
+  loraDropout: number
+  loraTargets: LoraTargetName[]
+  // Optimizer and schedule
+  lr: number
+  beta1: number
+  beta2: number
+  eps: number
+  weightDecay: number
+  maxGradNorm: number
+  gradAccum: number
+  schedule: 'cosine_with_restarts' | 'cosine' | 'linear' | 'constant'
+  epochs: number
+  warmupEpochs: number
+  numCycles: number
+  // Batching
+  batching: 'rows' | 'tokens'
+  batchRows: number
+  tokenBudget: number
+  groupByLength: boolean
+  shuffle: boolean
+  // Regularisation, memory, randomness
+  neftuneAlpha: number
+  gradCheckpointing: boolean
+  seed: number
+  // Evaluation, checkpoints, early stopping, result
+  /** Also evaluate every N optimizer steps (0 = only at the end of each epoch). */
+  evalEverySteps: number
+  /** Also checkpoint every N optimizer steps (0 = only at the end of each epoch). */
+  checkpointEverySteps: number
+  /** Step/epoch checkpoints kept (the best one is always kept besides). */
+  keepLastCheckpoints: number
+  /** Evaluations without improvement before stopping (0 = never stop early). */
+  earlyStoppingPatience: number
+  earlyStoppingMinDelta: number
+  /** Which adapter the run exports at the end. */
+  exportAdapter: 'best' | 'final'
+}
+
+export type SettingKey = keyof TrainingSettings
+
+/** How the advanced panel renders one setting. */
+export interface SettingField {
+  key: SettingKey
+  group: 'data' | 'model' | 'lora' | 'optimizer' | 'batching' | 'regularization' | 'evaluation'
+  kind: 'number' | 'integer' | 'boolean' | 'choice' | 'multi'
+  min?: number
+  max?: number
+  step?: number
+  /** 'log': edit in scientific notation (learning rates). */
+  scale?: 'linear' | 'log'
+  options?: { value: string; label: LocalText }[]
+  label: LocalText
+  /** One line: what it does and when to change it. */
+  explain: LocalText
+  /** Only relevant when another setting has this value (batchRows when batching is 'rows'). */
+  when?: { key: SettingKey; equals: string | number | boolean }
+}
+
+export interface TrainingPreset {
+  id: PresetId
+  name: LocalText
+  description: LocalText
+  /** Things to know (the tutorial's quirks, what the preset trades off). */
+  notes: LocalText[]
+  /** Dataset size it suits, in usable rows (null: any). */
+  rows: { min: number; max: number | null } | null
+  /** Where it is meant to run. */
+  device: 'gpu' | 'cpu' | 'any'
+  settings: TrainingSettings
+}
+
+export interface TrainingPresets {
+  presets: TrainingPreset[]
+  fields: SettingField[]
+  groups: { id: SettingField['group']; label: LocalText }[]
+}
+
+/** What training:estimate and training:start take. */
+export interface TrainingRequest {
+  projectId: number
+  /** Default: the project's model. */
+  modelId?: number
+  preset: PresetId
+  /** Changes on top of the preset. */
+  settings?: Partial<TrainingSettings>
+  /** 'cpu' | 'cuda:<n>'; default: the preset's device hint, then Settings.device ('auto' = first CUDA GPU, else CPU). */
+  device?: string
+  name?: string
+}
+
+export type SettingProblemCode =
+  | 'lrZero'
+  | 'emptyDataset'
+  | 'allRowsSkipped'
+  | 'someRowsSkipped'
+  | 'rowsTruncated'
+  | 'noTrainRows'
+  | 'noValidation'
+  | 'noModel'
+  | 'modelUnusable'
+  | 'runActive'
+  | 'gpuBusy'
+  | 'wontFit'
+  | 'tight'
+  | 'tokenBudgetTooSmall'
+  | 'deviceMissing'
+  | 'engineUnavailable'
+  | 'slowOnCpu'
+  | 'invalid'
+
+export interface SettingProblem {
+  code: SettingProblemCode
+  /** 'error' refuses the start; 'warning' is shown and allowed. */
+  severity: 'error' | 'warning'
+  /** The setting to change, when one is to blame. */
+  field?: SettingKey
+  message: LocalText
+}
+
+export interface TrainingEstimate {
+  projectId: number
+  model: { id: number; name: string } | null
+  /** The device the run would use (null when none could be determined). */
+  device: (ComputeDevice & { id: string }) | null
+  /** The preset with the request's changes applied. */
+  settings: TrainingSettings
+  data: {
+    enabledRows: number
+    /** Rows the compiler would keep. */
+    usableRows: number
+    skippedRows: number
+    truncatedRows: number
+    trainRows: number
+    validationRows: number
+    meanTokens: number
+    maxTokens: number
+    /** Tokens of one pass over the training rows. */
+    trainTokens: number
+  }
+  steps: { perEpoch: number; total: number; warmup: number }
+  memory: {
+    estimate: MemoryEstimate | null
+    /** Memory the device has for it (free now, plus what our own engine holds). */
+    availableBytes: number | null
+    fit: 'fits' | 'tight' | 'wontFit' | 'unknown'
+  }
+  time: {
+    seconds: number | null
+    tokensPerSecond: number | null
+    /** 'measured': from earlier runs of this model on this device; 'assumed': from model size and device kind. */
+    basis: 'measured' | 'assumed' | 'unknown'
+    note: LocalText
+  }
+  problems: SettingProblem[]
+  /** No problem of severity 'error'. */
+  canStart: boolean
+  /** The preset that suits this dataset and device. */
+  suggestedPreset: PresetId
+}
+
+export type RunVerdictKind = 'stillLearning' | 'good' | 'overfitting' | 'notLearning' | 'unknown'
+
+/** A plain-language reading of a finished run's curves (main/training/verdict.ts). */
+export interface RunVerdict {
+  kind: RunVerdictKind
+  message: LocalText
+  evidence: {
+    firstTrainLoss: number | null
+    lastTrainLoss: number | null
+    bestValLoss: number | null
+    bestValStep: number | null
+    lastValLoss: number | null
+  }
+}
+
+export type RunStopReason = 'completed' | 'earlyStopping' | 'user' | 'error' | 'interrupted'
+
+export interface RunSummary {
+  stopReason: RunStopReason | null
+  verdict: RunVerdict | null
+  /** The exported PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
+  adapterDir: string | null
+  adapterFrom: 'best' | 'final' | null
+  adapterStep: number | null
+  bestStep: number | null
+  /** What the compiler made of the snapshot. */
+  data: { trainSamples: number; validationSamples: number; trainTokens: number; skippedRows: number; truncatedRows: number } | null
+  trainSeconds: number
+  meanTokensPerSecond: number | null
+  peakMemoryBytes: number | null
+  /** The start-up found this run interrupted and offers to resume it (cleared by resume or dismiss). */
+  resumeOffered: boolean
+  resumes: number
+}
+
+export interface Run {
+  id: number
+  projectId: number
+  modelId: number | null
+  modelName: string | null
+  snapshotId: number | null
+  name: string
+  status: RunStatus
+  preset: PresetId | string
+  device: string
+  settings: TrainingSettings
+  outputDir: string
+  error: AppErrorInfo | null
+  step: number
+  totalSteps: number
+  stepsPerEpoch: number
+  epoch: number
+  bestValLoss: number | null
+  lastTrainLoss: number | null
+  summary: RunSummary
+  /** queued, preparing, loading, training or evaluating. */
+  active: boolean
+  /** Can continue with runs:resume (stopped, failed or interrupted). */
+  resumable: boolean
+  /** The step a resume would continue from (the latest checkpoint; 0 = from the start). */
+  resumeFromStep: number | null
+  createdAt: string
+  startedAt: string | null
+  endedAt: string | null
+}
+
+export interface CheckpointInfo {
+  id: number
+  step: number
+  epoch: number
+  kind: 'step' | 'epoch' | 'best' | 'final'
+  path: string
+  valLoss: number | null
+  createdAt: string
+}
+
+export interface RunDetail extends Run {
+  checkpoints: CheckpointInfo[]
+}
+
+export interface MetricPoint {
+  step: number
+  epoch: number
+  loss: number
+  lr: number
+  gradNorm: number
+  tokensPerSecond: number
+  /** Engine memory in use on the device after this step (weights + LoRA + activations). */
+  memoryBytes: number | null
+}
+
+export interface EvalPoint {
+  step: number
+  epoch: number
+  loss: number
+}
+
+export interface RunMetrics {
+  runId: number
+  /** Training steps (downsampled to maxPoints by bucket means when longer; the last step is always kept). */
+  train: MetricPoint[]
+  eval: EvalPoint[]
+  totalTrainPoints: number
+  downsampled: boolean
+  lastStep: number
+}
+
+export interface RunComparison {
+  runs: RunDetail[]
+  /** Settings that differ between the runs (values in the order of `runs`). */
+  settingsDiff: { key: SettingKey; values: unknown[] }[]
+  curves: RunMetrics[]
+}
+
+/** `training:progress`: at most about 4 per second per run, plus one at every evaluation and status change. */
+export interface TrainingProgress {
+  runId: number
+  projectId: number
+  status: RunStatus
+  /** What is happening now, with a 0..1 fraction where known (compiling rows, loading weights). */
+  stage: { key: 'compiling' | 'loading' | 'training' | 'evaluating' | 'checkpointing' | 'exporting'; fraction: number | null }
+  step: number
+  totalSteps: number
+  epoch: number
+  totalEpochs: number
+  stepsPerEpoch: number
+  loss: number | null
+  lr: number | null
+  gradNorm: number | null
+  tokensPerSecond: number | null
+  memoryBytes: number | null
+  deviceTotalBytes: number | null
+  valLoss: number | null
+  bestValLoss: number | null
+  elapsedSeconds: number
+  etaSeconds: number | null
+  /** Steps since the previous event: append them to the charts. */
+  points: MetricPoint[]
+  /** Evaluations since the previous event. */
+  evalPoints: EvalPoint[]
+}
+
+/** Who has the engine's (single) resident model and device now. */
+export type GpuHolder = { kind: 'training'; runId: number } | { kind: 'chat'; sessionId: string; label: string } | null
+
+export interface EngineStatus {
+  host: {
+    state: 'stopped' | 'starting' | 'ready' | 'crashed'
+    pid: number | null
+    restarts: number
+    /** The last unexpected exit of the engine process. */
+    lastExit: { code: number | null; signal: string | null; reason: string; during: string | null; at: string } | null
+  }
+  backends: string[]
+  /** Devices last reported by the engine process (empty until it first started). */
+  devices: ComputeDevice[]
+  holder: GpuHolder
+  /** The model resident in the engine process. */
+  model: { folder: string; device: string } | null
+}
+
+// ---------------------------------------------------------------------------------------------
 // Request/response channels
 // ---------------------------------------------------------------------------------------------
 
@@ -504,6 +855,25 @@ export interface Requests {
   'hub:tokenStatus': { req: void; res: HubTokenStatus }
   'hub:setToken': { req: { token: string }; res: HubTokenStatus }
   'hub:clearToken': { req: void; res: HubTokenStatus }
+
+  'training:presets': { req: void; res: TrainingPresets }
+  /** Data, steps, GPU memory (fits / tight / will not fit) and time before a start, with every problem found. */
+  'training:estimate': { req: TrainingRequest; res: TrainingEstimate }
+  /** Refuses (INVALID_ARGUMENT, details.problems: SettingProblem[]) when the estimate has an error. */
+  'training:start': { req: TrainingRequest; res: Run }
+  /** Graceful: the step in progress ends, a checkpoint is written, then the run is 'stopped'. */
+  'training:stop': { req: { runId: number }; res: Run }
+  'runs:list': { req: { projectId?: number }; res: Run[] }
+  'runs:get': { req: { id: number }; res: RunDetail }
+  'runs:metrics': { req: { runId: number; maxPoints?: number }; res: RunMetrics }
+  /** Continues a stopped, failed or interrupted run from its latest checkpoint (exactly: same numbers). */
+  'runs:resume': { req: { id: number }; res: Run }
+  /** Hides the start-up resume offer of an interrupted run (it stays resumable). */
+  'runs:dismissResume': { req: { id: number }; res: Run }
+  /** Deletes a run that is not active, with its folder (checkpoints, adapter). */
+  'runs:delete': { req: { id: number }; res: void }
+  'runs:compare': { req: { ids: number[]; maxPoints?: number }; res: RunComparison }
+  'engine:status': { req: void; res: EngineStatus }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,6 +885,10 @@ export interface Events {
   'settings:changed': Settings
   'models:changed': { modelId: number | null }
   'models:downloadProgress': DownloadProgress
+  'training:progress': TrainingProgress
+  /** A run was created, changed status, got a checkpoint, or was deleted (status null). */
+  'runs:changed': { runId: number; projectId: number; status: RunStatus | null; reason: 'created' | 'status' | 'checkpoint' | 'resumeOffer' | 'deleted' }
+  'engine:status': EngineStatus
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,6 +953,18 @@ const channelTable = {
   'hub:tokenStatus': true,
   'hub:setToken': true,
   'hub:clearToken': true,
+  'training:presets': true,
+  'training:estimate': true,
+  'training:start': true,
+  'training:stop': true,
+  'runs:list': true,
+  'runs:get': true,
+  'runs:metrics': true,
+  'runs:resume': true,
+  'runs:dismissResume': true,
+  'runs:delete': true,
+  'runs:compare': true,
+  'engine:status': true,
 } as const satisfies Record<Channel, true>
 
 const eventTable = {
@@ -586,6 +972,9 @@ const eventTable = {
   'settings:changed': true,
   'models:changed': true,
   'models:downloadProgress': true,
+  'training:progress': true,
+  'runs:changed': true,
+  'engine:status': true,
 } as const satisfies Record<EventName, true>
 
 export const CHANNELS = Object.keys(channelTable) as Channel[]
