@@ -783,6 +783,117 @@ export interface EngineStatus {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Export: LoRA adapter, merged Hugging Face model, GGUF + Ollama Modelfile, llama.cpp self-test
+// ---------------------------------------------------------------------------------------------
+
+/** GGUF tensor type of the export (Q4_K_M: llama-quantize's mix of Q4_K and Q6_K). */
+export type GgufType = 'F16' | 'BF16' | 'Q8_0' | 'Q4_K_M' | 'F32'
+
+/** What export:estimate and export:start take. */
+export interface ExportRequest {
+  projectId: number
+  /** A training run (the adapter it exported, or one of its checkpoints), or any PEFT adapter folder with its base model. */
+  source: { runId: number; checkpointId?: number } | { adapterDir: string; modelId: number }
+  /** Parent folder of the export folder (default: <data dir>/exports). */
+  destDir?: string
+  /** Name of the export folder (default: from the project and the run). */
+  name?: string
+  outputs: { adapter: boolean; merged: boolean; gguf: GgufType | null }
+  /** Ask a few training questions to the GGUF in llama.cpp and to the app's engine, and compare (needs outputs.gguf). */
+  selfTest?: { enabled: boolean; questions?: number }
+}
+
+export interface ExportFile {
+  /** Relative to the export folder. */
+  path: string
+  bytes: number
+}
+
+export interface ExportEstimate {
+  name: string
+  destDir: string
+  /** destDir/name: where the export will be. */
+  folder: string
+  /** The folder exists already: export:start refuses (choose another name). */
+  exists: boolean
+  files: ExportFile[]
+  totalBytes: number
+  /** Free bytes on the destination's disk (null when unknown). */
+  freeBytes: number | null
+  enough: boolean
+  baseModel: string
+  adapterDir: string
+  /** Where the chat template comes from ("the model's own", "built-in llama3" ...). */
+  template: string
+  stopTokens: { id: number; text: string }[]
+  systemPrompt: string
+  /** Why an output cannot be made for this model (null: it can); the dialog disables it. */
+  unavailable: { merged: string | null; gguf: string | null }
+  warnings: string[]
+}
+
+export interface ExportSelfTestQuestion {
+  question: string
+  /** The dataset's answer. */
+  reference: string
+  /** Greedy answer of the app's engine (base + adapter, as in the chat). */
+  engineAnswer: string
+  /** Greedy answer of llama.cpp running the exported GGUF. */
+  ggufAnswer: string
+  engineTokens: number[]
+  ggufTokens: number[]
+  matchedTokens: number
+  requiredTokens: number
+  /** llama.cpp ended the answer with an end-of-generation token. */
+  stopped: boolean
+  /** llama.cpp tokenizes the prompt text to the app's ids. */
+  tokenizerMatches: boolean
+  passed: boolean
+}
+
+export interface ExportSelfTestReport {
+  state: 'passed' | 'failed' | 'skipped'
+  /** What failed, or why it was skipped, in plain words (English). */
+  reason: string | null
+  runtime: string
+  ggufFile: string
+  templateMatches: boolean
+  endTokenIsEog: boolean
+  questions: ExportSelfTestQuestion[]
+  seconds: number
+}
+
+export type ExportStage = 'checking' | 'adapter' | 'merged' | 'gguf' | 'selfTest' | 'finishing'
+
+export interface ExportResult {
+  folder: string
+  files: ExportFile[]
+  selfTest: ExportSelfTestReport | null
+  seconds: number
+}
+
+/** An export in progress or finished (kept in memory until the app quits); also the export:progress event. */
+export interface ExportJob {
+  id: string
+  projectId: number
+  runId: number | null
+  name: string
+  folder: string
+  state: 'running' | 'done' | 'failed' | 'cancelled'
+  stage: ExportStage
+  /** 0..1 over the whole export (files by bytes, then the self-test). */
+  fraction: number
+  bytesDone: number
+  bytesTotal: number
+  /** What is being written or checked now. */
+  detail: string
+  startedAt: string
+  endedAt: string | null
+  error: AppErrorInfo | null
+  result: ExportResult | null
+}
+
+// ---------------------------------------------------------------------------------------------
 // Request/response channels
 // ---------------------------------------------------------------------------------------------
 

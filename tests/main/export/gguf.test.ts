@@ -1,0 +1,220 @@
+// GGUF files written here, loaded by a real llama.cpp (node-llama-cpp's prebuilt CPU binary): the merged tiny
+// models decode greedily to exactly the engine's tokens (F32 weights and KV cache), the next-token distributions
+// agree, the tokenizer, special ids and chat template survive, and the quantized types load and behave: Q8_0 answers
+// the trained questions the same, and Q4_K_M runs in llama.cpp exactly as our own dequantization of its blocks says.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadModel } from '../../../main/engine/Engine'
+import type { Model } from '../../../main/engine/Model'
+import type { Adapter } from '../../../main/engine/Adapter'
+import { decodeGgml, encodeGgml } from '../../../main/export/gguf/ggmlQuant'
+import { metadataValue, readGgufHeader } from '../../../main/export/gguf/ggufFormat'
+import { planGguf, writeGguf, type GgufFileType } from '../../../main/export/gguf/writeGguf'
+import { MergedWeights } from '../../../main/export/merge/MergedWeights'
+import { promptMessages, runLlamaCpp, type SelfTestPrompt } from '../../../main/export/selfTest/selfTest'
+import { writeTinyChatModel } from '../../../main/models/tiny/writeTinyChatModel'
+import { chatFormatFor, type ChatFormat } from '../../../main/tokenizer/ChatFormat'
+import { loadTokenizer } from '../../../main/tokenizer/loadTokenizer'
+import { ROWS, scratchDir, SYSTEM, trainedTinyModel, type TrainedFixture } from './helpers'
+
+const s = scratchDir('qt-gguf-')
+let llama: Llama
+beforeAll(async () => {
+  llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: 2 })
+})
+afterAll(async () => {
+  await llama?.dispose()
+  s.cleanup()
+})
+
+async function exportGguf(modelDir: string, adapterDir: string | null, fileType: GgufFileType, out: string, wrap?: (m: MergedWeights) => MergedWeights) {
+  const merged = await MergedWeights.open(modelDir, adapterDir)
+  try {
+    const tok = await loadTokenizer(modelDir)
+    const format = chatFormatFor(tok, 'model')
+    const json = async (f: string) => JSON.parse(await readFile(join(modelDir, f), 'utf8')) as Record<string, unknown>
+    const plan = planGguf({
+      merged, config: await json('config.json'), tokenizerJson: await json('tokenizer.json'), tokenizerConfig: await json('tokenizer_config.json'),
+      chatTemplate: format.template, endOfTurnId: format.endOfTurnId, fileType, name: 'tiny test',
+    })
+    await writeGguf(out, plan, wrap ? wrap(merged) : merged)
+    return { plan, format }
+  } finally {
+    await merged.close()
+  }
+}
+
+function prompts(format: ChatFormat): SelfTestPrompt[] {
+  return ROWS.map((r) => {
+    const messages = promptMessages(SYSTEM, r.question)
+    return { question: r.question, reference: r.answer, ids: format.encode(messages, { addGenerationPrompt: true }).ids, text: format.render(messages, { addGenerationPrompt: true }) }
+  })
+}
+
+async function engineGreedy(model: Model, adapter: Adapter | undefined, ps: SelfTestPrompt[], format: ChatFormat): Promise<number[][]> {
+  const out: number[][] = []
+  for (const p of ps) out.push((await model.generate(p.ids, { maxNewTokens: 40, stopIds: format.stopIds }, { adapter })).tokens)
+  return out
+}
+
+/** llama.cpp's next-token distribution after `ids`. */
+async function nextTokenProbs(path: string, ids: number[], vocab: number, exactKv = true): Promise<Float64Array> {
+  const model = await llama.loadModel({ modelPath: path })
+  const ctx = await model.createContext({ contextSize: 256, sequences: 1, threads: 2, flashAttention: false, ...(exactKv ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {}) })
+  try {
+    const it = ctx.getSequence().evaluateWithMetadata(ids as never[], { probabilities: true }, { temperature: 0 })
+    const first = (await it.next()).value!
+    await it.return()
+    const p = new Float64Array(vocab)
+    for (const [k, v] of first.probabilities) p[k] = v
+    return p
+  } finally {
+    await ctx.dispose()
+    await model.dispose()
+  }
+}
+
+function softmax(logits: Float32Array): Float64Array {
+  let m = -Infinity
+  for (const x of logits) m = Math.max(m, x)
+  const p = Float64Array.from(logits, (x) => Math.exp(x - m))
+  const z = p.reduce((a, b) => a + b, 0)
+  return p.map((x) => x / z)
+}
+
+function kl(p: Float64Array, q: Float64Array): number {
+  let d = 0
+  for (let i = 0; i < p.length; i++) if (p[i] > 0) d += p[i] * Math.log(p[i] / Math.max(q[i], 1e-30))
+  return d
+}
+
+for (const flavour of ['llama3', 'chatml'] as const) {
+  describe(`GGUF of a merged ${flavour === 'llama3' ? 'Llama 3' : 'Qwen2 (tied embeddings)'} tiny model in llama.cpp`, () => {
+    let fx: TrainedFixture
+    let engine: Model
+    let adapter: Adapter
+    beforeAll(async () => {
+      fx = await trainedTinyModel(s.path(flavour), flavour === 'chatml' ? { flavour, tieEmbeddings: true } : { flavour })
+      engine = await loadModel({ folder: fx.modelDir, quant: 'none' })
+      adapter = await engine.loadAdapter(fx.adapterDir)
+    })
+    afterAll(async () => {
+      await engine?.close()
+    })
+
+    it('F32: greedy-decodes the same tokens as the engine (base + adapter) and stops at the end token', async () => {
+      const path = s.path(`${flavour}-F32.gguf`)
+      const { format } = await exportGguf(fx.modelDir, fx.adapterDir, 'F32', path)
+      const ps = prompts(format)
+      const expected = await engineGreedy(engine, adapter, ps, format)
+      const run = await runLlamaCpp(path, ps, { maxNewTokens: 40, endOfTurnId: format.endOfTurnId, exactKvCache: true })
+      expect(run.endTokenIsEog).toBe(true)
+      run.answers.forEach((a, i) => {
+        expect(a.tokens).toEqual(expected[i])
+        expect(a.stopped).toBe(true)
+        expect(a.tokens.at(-1)).toBe(format.endOfTurnId)
+        expect(a.promptIds).toEqual(ps[i].ids) // llama.cpp's tokenizer from the GGUF metadata agrees with ours
+      })
+      // The whole next-token distribution after the prompt agrees, not just the argmax.
+      const vocab = engine.config.vocabSize
+      const logits = await engine.forwardLogits(ps[0].ids, { adapter })
+      const ref = softmax(logits.subarray((ps[0].ids.length - 1) * vocab, ps[0].ids.length * vocab))
+      const got = await nextTokenProbs(path, ps[0].ids, vocab)
+      let maxDiff = 0
+      for (let i = 0; i < vocab; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i] - got[i]))
+      expect(maxDiff).toBeLessThan(1e-3)
+    })
+
+    it('F32: metadata has the architecture, the tokenizer, the special ids and the chat template byte for byte', async () => {
+      const path = s.path(`${flavour}-F32.gguf`)
+      const file = await readGgufHeader(path)
+      const tok = await loadTokenizer(fx.modelDir)
+      const format = chatFormatFor(tok, 'model')
+      const arch = flavour === 'llama3' ? 'llama' : 'qwen2'
+      expect(metadataValue(file, 'general.architecture')).toBe(arch)
+      expect(metadataValue(file, 'tokenizer.chat_template')).toBe(format.template)
+      expect(Buffer.from(metadataValue(file, 'tokenizer.chat_template') as string).equals(Buffer.from(format.template))).toBe(true)
+      expect(metadataValue(file, 'tokenizer.ggml.model')).toBe('gpt2')
+      expect(metadataValue(file, 'tokenizer.ggml.pre')).toBe(flavour === 'llama3' ? 'llama-bpe' : 'qwen2')
+      expect((metadataValue(file, 'tokenizer.ggml.tokens') as string[]).length).toBe(engine.config.vocabSize)
+      expect((metadataValue(file, 'tokenizer.ggml.merges') as string[]).length).toBeGreaterThan(100)
+      expect(metadataValue(file, 'tokenizer.ggml.eot_token_id')).toBe(format.endOfTurnId)
+      expect(metadataValue(file, 'tokenizer.ggml.eos_token_id')).toBe(tok.eos?.id)
+      expect(metadataValue(file, 'tokenizer.ggml.add_bos_token')).toBe(flavour === 'llama3')
+      const types = metadataValue(file, 'tokenizer.ggml.token_type') as number[]
+      expect(types[format.endOfTurnId]).toBe(3) // CONTROL
+      expect(metadataValue(file, `${arch}.block_count`)).toBe(2)
+      expect(metadataValue(file, `${arch}.attention.head_count_kv`)).toBe(2)
+      expect(metadataValue(file, `${arch}.context_length`)).toBe(512)
+      expect(metadataValue(file, 'general.file_type')).toBe(0)
+      const names = file.tensors.map((t) => t.name)
+      expect(names.includes('output.weight')).toBe(flavour === 'llama3')
+      expect(names.includes('blk.1.attn_q.bias')).toBe(flavour === 'chatml')
+      expect(file.tensors.find((t) => t.name === 'blk.0.attn_k.weight')!.ne).toEqual([64, 32])
+    })
+
+    it('Q8_0 and F16: smaller files that answer the trained questions with the same tokens', async () => {
+      const tok = await loadTokenizer(fx.modelDir)
+      for (const type of ['Q8_0', 'F16'] as const) {
+        const path = s.path(`${flavour}-${type}.gguf`)
+        const { plan, format } = await exportGguf(fx.modelDir, fx.adapterDir, type, path)
+        expect(plan.tensors.filter((t) => t.ne.length === 2).every((t) => t.type === type)).toBe(true)
+        expect(plan.tensors.filter((t) => t.ne.length === 1).every((t) => t.type === 'F32')).toBe(true)
+        const ps = prompts(format)
+        const expected = await engineGreedy(engine, adapter, ps, format)
+        const run = await runLlamaCpp(path, ps, { maxNewTokens: 40, endOfTurnId: format.endOfTurnId })
+        run.answers.forEach((a, i) => {
+          expect(a.stopped).toBe(true)
+          expect(a.tokens).toEqual(expected[i])
+          expect(tok.decode(a.tokens, { skipSpecialTokens: true })).toBe(ROWS[i].answer)
+        })
+      }
+    })
+  })
+}
+
+describe('Q4_K_M (a 256-wide tiny model, so every row splits into 256-value super-blocks)', () => {
+  it('follows llama-quantize\'s type mix and runs in llama.cpp exactly as our dequantization of the blocks predicts', async () => {
+    const dir = s.path('wide')
+    await writeTinyChatModel(dir, { flavour: 'llama3', hiddenSize: 256, intermediateSize: 512, numLayers: 2, numHeads: 4, numKvHeads: 2, initStd: 0.05 })
+    const q4 = s.path('wide-Q4_K_M.gguf')
+    const { plan, format } = await exportGguf(dir, null, 'Q4_K_M', q4)
+    const typeOf = new Map(plan.tensors.map((t) => [t.name, t.type]))
+    expect(typeOf.get('output.weight')).toBe('Q6_K')
+    expect(typeOf.get('token_embd.weight')).toBe('Q4_K')
+    expect(typeOf.get('blk.0.attn_q.weight')).toBe('Q4_K')
+    expect(typeOf.get('blk.0.attn_v.weight')).toBe('Q4_K') // use_more_bits(0, 2) is false: 2 layers have no "first eighth"
+    expect(typeOf.get('blk.1.attn_v.weight')).toBe('Q6_K') // ... but layer 1 is in the last eighth
+    expect(typeOf.get('blk.1.ffn_down.weight')).toBe('Q6_K')
+    expect(typeOf.get('blk.0.attn_norm.weight')).toBe('F32')
+    expect(metadataValue(await readGgufHeader(q4), 'general.file_type')).toBe(15)
+
+    // The same model with every quantized tensor replaced by OUR decoding of its blocks, stored as F32.
+    const deq = s.path('wide-dequantized.gguf')
+    const byHf = new Map(plan.tensors.map((t) => [t.hfName, t]))
+    await exportGguf(dir, null, 'F32', deq, (m) => {
+      const wrapped = Object.create(m) as MergedWeights
+      wrapped.rows = async (name: string, r0: number, r1: number) => {
+        const x = await m.rows(name, r0, r1)
+        const t = byHf.get(name)!
+        return t.type === 'F32' ? x : decodeGgml(t.type, encodeGgml(t.type, x, t.rowLength), x.length)
+      }
+      return wrapped
+    })
+    const plain = s.path('wide-F32.gguf')
+    await exportGguf(dir, null, 'F32', plain)
+    const ids = format.encode(promptMessages(SYSTEM, ROWS[1].question), { addGenerationPrompt: true }).ids
+    const vocab = 1024
+    const pQ4 = await nextTokenProbs(q4, ids, vocab, false)
+    const pDeq = await nextTokenProbs(deq, ids, vocab, false)
+    const pPlain = await nextTokenProbs(plain, ids, vocab, false)
+    const own = kl(pDeq, pQ4)
+    const vsPlain = kl(pPlain, pQ4)
+    // llama.cpp reading our Q4_K/Q6_K blocks = our decoding of them, up to its 8-bit activation rounding in K-quant
+    // matmuls; a wrong nibble order, scale packing or sign would make this as large as a random model's.
+    expect(own).toBeLessThan(2e-3)
+    expect(vsPlain).toBeGreaterThan(3 * own) // quantization itself changes the model more than that
+  })
+})
