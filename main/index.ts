@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createAppContext } from './context'
 import { createDispatcher } from './dispatch'
+import { attachEngine } from './engine/host/engineForContext'
+import { utilityHost } from './engine/host/utilityHost'
 import { engineBackends } from './engine/loadAddon'
 import { createHandlers } from './handlers'
 import { registerIpc } from './ipc'
@@ -42,6 +44,9 @@ if (!app.requestSingleInstanceLock()) {
       const r = owner ? await dialog.showOpenDialog(owner, opts) : await dialog.showOpenDialog(opts)
       return r.canceled || r.filePaths.length === 0 ? null : r.filePaths[0]
     }
+    // The native engine runs in a supervised utility process (a crash there never takes the app down); the
+    // training service (created with the handlers) marks runs this app left active as interrupted.
+    attachEngine(ctx, utilityHost())
     const secrets = createSafeStorageSecretStore(safeStorage, dataDir)
     const dispatch = createDispatcher(createHandlers(ctx, { engineBackends, secrets, pickFolder }))
     const unregister = registerIpc(dispatch, ctx.events, devServerUrl)

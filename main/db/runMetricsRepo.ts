@@ -48,7 +48,7 @@ export function createRunMetricsRepo(db: Db) {
   const bucketTrain = db.prepare<[number, number], TrainRaw>(
     `SELECT MAX(step) AS step, MAX(epoch) AS epoch, AVG(loss) AS loss, AVG(lr) AS lr, AVG(grad_norm) AS grad_norm,
        AVG(tokens_per_s) AS tokens_per_s, MAX(gpu_mem_bytes) AS gpu_mem_bytes
-     FROM run_metrics WHERE run_id = ? AND kind = 'train' GROUP BY (step - 1) / ? ORDER BY 1`,
+     FROM run_metrics WHERE run_id = ? AND kind = 'train' GROUP BY (step - 1) / CAST(? AS INTEGER) ORDER BY 1`,
   )
   const evals = db.prepare<[number], EvalPoint>(`SELECT step, epoch, loss FROM run_metrics WHERE run_id = ? AND kind = 'eval' ORDER BY step`)
   const evalAt = db.prepare<[number, number], { n: number }>(`SELECT COUNT(*) AS n FROM run_metrics WHERE run_id = ? AND kind = 'eval' AND step = ?`)

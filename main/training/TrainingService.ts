@@ -97,6 +97,8 @@ export class TrainingService {
   private closing = false
   /** Transactions that wrote step metrics (for tests and diagnostics). */
   metricsFlushes = 0
+  /** Runs this service found interrupted at start-up (left active by a process that died). */
+  recovered: number[] = []
 
   constructor(private readonly ctx: AppContext, readonly engine: EngineSupervisor, private readonly opts: TrainingServiceOptions = {}) {}
 
@@ -256,6 +258,7 @@ export class TrainingService {
       this.ctx.events.emit('runs:changed', { runId: row.id, projectId: row.projectId, status: 'interrupted', reason: 'resumeOffer' })
       ids.push(row.id)
     }
+    this.recovered.push(...ids)
     return ids
   }
 

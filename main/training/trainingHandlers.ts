@@ -5,7 +5,7 @@ import type { AppContext } from '../context'
 import { engineOf } from '../engine/host/engineForContext'
 import type { Handlers } from '../handlerTypes'
 import { trainingRequestSchema } from './settingsSchema'
-import { TrainingService } from './TrainingService'
+import { TrainingService, type TrainingServiceOptions } from './TrainingService'
 
 type TrainingChannels =
   | 'training:presets' | 'training:estimate' | 'training:start' | 'training:stop' | 'runs:list' | 'runs:get' | 'runs:metrics' | 'runs:resume'
@@ -13,12 +13,12 @@ type TrainingChannels =
 
 const services = new WeakMap<AppContext, TrainingService>()
 
-/** The context's training service: created once, marks runs left active by a previous process as interrupted
- *  (with a resume offer), and stops the active run gracefully when the context closes. */
-export function trainingServiceOf(ctx: AppContext): TrainingService {
+/** The context's training service: created once (options apply to that first call), marks runs left active by a
+ *  previous process as interrupted (with a resume offer), and stops the active run gracefully when the context closes. */
+export function trainingServiceOf(ctx: AppContext, options?: TrainingServiceOptions): TrainingService {
   let s = services.get(ctx)
   if (!s) {
-    s = new TrainingService(ctx, engineOf(ctx))
+    s = new TrainingService(ctx, engineOf(ctx), options)
     services.set(ctx, s)
     const service = s
     ctx.onClose(() => service.close())
