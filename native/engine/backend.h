@@ -30,6 +30,8 @@ struct DeviceInfo;
 /** A frozen base weight [rows, cols] (row-major, PyTorch's [out, in]) on the backend's device. */
 struct Weight {
   DType dtype = DType::F32;           // F32 | F16 | BF16 (dense) or NF4
+  DType compute = DType::F32;         // GEMM operand type (CUDA: BF16, or F16 where bf16 is unsupported, or F32);
+                                      // the CPU always multiplies in fp32 and ignores it
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;         // dense values, or NF4 codes [(rows*cols+1)/2] (even element = high nibble)
   // NF4 statistics (ENGINE_FACTS §4): block b of 64 elements has absmax
@@ -55,6 +57,7 @@ struct Backend {
   void (*copy)(void* dst, const void* src, size_t bytes);         // device -> device
   void (*zero)(void* dst, size_t bytes);
   void (*memory_info)(uint64_t* free_bytes, uint64_t* total_bytes);
+  bool (*native_bf16)();                                          // current device multiplies bf16 (CUDA sm_80+); CPU: false
 
   // ---- embedding (cpu/embedding.cpp) --------------------------------------------------------------
   // out[n,:] = wte[ids[n],:] as fp32; ids must be < V (checked by the caller).
@@ -103,6 +106,12 @@ struct Backend {
 
   // ---- NF4 (cpu/nf4_dequant.cpp): out[rows*cols] = fp32 values of any Weight ------------------------
   void (*dequantize)(float* out, const Weight& w);
+  // ---- NF4 quantization at load time (nf4.cpp on the CPU; ENGINE_FACTS §4) ---------------------------
+  // codes [(n+1)/2], absmax [ceil(n/64)] of the n dense values src (F32 | F16 | BF16, on the device)
+  void (*nf4_quantize)(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n);
+  // double quantization of absmax [nb] around offset (their mean, nf4_absmax_mean on the host):
+  // absmax_q [nb] dynamic-map codes, absmax_scale [ceil(nb/256)]
+  void (*nf4_double_quant)(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb);
 
   // ---- LoRA (cpu/lora.cpp): out += scale * (dropout(inp) @ A^T) @ B^T ------------------------------
   // A [R, C], Bw [OC, R]; u [N, R] (saved for backward) = dropout(inp) @ A^T; dropout keeps element i when

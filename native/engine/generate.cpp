@@ -16,6 +16,17 @@ void check_token_ids(const Model& m, const int32_t* ids, size_t n, const char* w
                                               std::to_string(m.config.vocab_size) + ")");
 }
 
+namespace {
+
+// An allocation for a context of n tokens failed: a plain message (the partial allocations are freed by RAII).
+[[noreturn]] void context_out_of_memory(const Model& m, const Error& e, int n) {
+  QT_FAIL(ErrorCode::OutOfMemory, std::string(m.be != &cpu_backend() ? "GPU out of memory" : "out of memory") +
+                                      " for a context of " + std::to_string(n) +
+                                      " tokens; shorten the prompt or the answer length (" + e.what() + ")");
+}
+
+}  // namespace
+
 void check_adapter_model(const Model& m, const Adapter* adapter) {
   if (adapter && adapter->model.get() != &m)
     QT_FAIL(ErrorCode::InvalidArgument, "the adapter belongs to another loaded model");
@@ -55,15 +66,20 @@ std::vector<float> forward_logits(const std::shared_ptr<Model>& model, const Ada
     QT_FAIL(ErrorCode::InvalidArgument, "forward_logits: " + std::to_string(ids.size()) +
                                             " tokens exceed the model's context of " + std::to_string(m.config.max_position));
   const int n = static_cast<int>(ids.size());
-  Activations a;
-  alloc_activations(a, m, ActMode::Inference, n, adapter ? adapter->config.r : 0);
-  m.be->upload(a.ids, ids.data(), ids.size() * sizeof(int32_t));
-  Pass p;
-  p.B = 1;
-  p.T = n;
-  model_forward(m, adapter, a, p, nullptr);
   std::vector<float> out(static_cast<size_t>(n) * m.config.vocab_size);
-  model_logits(m, a, 0, n, out.data());
+  try {
+    Activations a;
+    alloc_activations(a, m, ActMode::Inference, n, adapter ? adapter->config.r : 0);
+    m.be->upload(a.ids, ids.data(), ids.size() * sizeof(int32_t));
+    Pass p;
+    p.B = 1;
+    p.T = n;
+    model_forward(m, adapter, a, p, nullptr);
+    model_logits(m, a, 0, n, out.data());
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::OutOfMemory) throw;
+    context_out_of_memory(m, e, n);
+  }
   return out;
 }
 
@@ -113,6 +129,7 @@ GenerateResult generate(const std::shared_ptr<Model>& model, const Adapter* adap
     }
     r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   } catch (const Error& e) {
+    if (e.code() == ErrorCode::OutOfMemory) context_out_of_memory(m, e, P + std::max(max_new, 1));
     if (e.code() != ErrorCode::Cancelled) throw;
     r.finish = FinishReason::Cancelled;
   }

@@ -164,6 +164,7 @@ MemoryReport model_memory(const Model& model) {
   r.lora_bytes = model.ledger.lora;
   r.activations_bytes = model.ledger.activations;
   r.peak_bytes = model.ledger.peak;
+  bind_device(model);  // may run on another thread than the model's work (the addon's JS thread)
   model.be->memory_info(&r.device_free_bytes, &r.device_total_bytes);
   return r;
 }

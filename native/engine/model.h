@@ -67,6 +67,7 @@ class Model {
   int device_index = 0;
   Quant quant = Quant::NF4;
   bool double_quant = true;
+  DType compute = DType::F32;         // GEMM operand type (LoadOptions.compute_dtype resolved; CPU: F32)
   Weight wte;                         // [V, C] in its stored dtype
   Weight lm_head;                     // [V, C] (the same tensor as wte when tied)
   float* final_norm = nullptr;        // [C]

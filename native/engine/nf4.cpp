@@ -97,6 +97,49 @@ uint64_t Nf4Host::bytes() const {
   return b;
 }
 
+void nf4_quantize_blocks(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n) {
+  // codes [(n+1)/2]; absmax [nb]; src [n] in src_dtype
+  const int64_t nb = (n + kNf4BlockSize - 1) / kNf4BlockSize;
+  const size_t es = dtype_size(src_dtype);
+  // Blocks are independent; a block of 64 (even) elements never shares a byte with another block.
+  cpu::parallel_for(nb, 64, [&](int64_t b0, int64_t b1) {
+    float w[kNf4BlockSize];
+    for (int64_t b = b0; b < b1; b++) {
+      const int64_t s = b * kNf4BlockSize, e = std::min(n, s + kNf4BlockSize);
+      convert_to_f32(w, static_cast<const uint8_t*>(src) + static_cast<size_t>(s) * es, src_dtype, static_cast<size_t>(e - s));
+      float amax = 0;
+      for (int64_t i = 0; i < e - s; i++) amax = std::max(amax, std::fabs(w[i]));
+      absmax[b] = amax;
+      const float inv = amax > 0 ? 1.0f / amax : 0.0f;  // bnb multiplies by the reciprocal
+      for (int64_t i = s; i < e; i++) {
+        const uint8_t c = nf4_nearest(w[i - s] * inv);
+        uint8_t& byte = codes[i / 2];
+        if (i % 2 == 0) byte = static_cast<uint8_t>(c << 4);  // even element: high nibble (writes the byte first)
+        else byte = static_cast<uint8_t>(byte | c);
+      }
+    }
+  });
+}
+
+float nf4_absmax_mean(const float* absmax, int64_t nb) {
+  double sum = 0;
+  for (int64_t b = 0; b < nb; b++) sum += absmax[b];
+  return static_cast<float>(sum / static_cast<double>(nb));
+}
+
+void nf4_double_quantize(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb) {
+  // absmax_q [nb]; absmax_scale [ceil(nb/256)]; absmax [nb]
+  const int64_t ns = (nb + kDqBlockSize - 1) / kDqBlockSize;
+  for (int64_t s = 0; s < ns; s++) {
+    const int64_t b0 = s * kDqBlockSize, b1 = std::min(nb, b0 + kDqBlockSize);
+    float amax = 0;
+    for (int64_t b = b0; b < b1; b++) amax = std::max(amax, std::fabs(absmax[b] - offset));
+    absmax_scale[s] = amax;
+    const float inv = amax > 0 ? 1.0f / amax : 0.0f;
+    for (int64_t b = b0; b < b1; b++) absmax_q[b] = dynamic_map_nearest((absmax[b] - offset) * inv);
+  }
+}
+
 Nf4Host nf4_quantize(const float* w, int64_t rows, int64_t cols, bool double_quant) {
   Nf4Host q;
   q.rows = rows;
@@ -106,40 +149,15 @@ Nf4Host nf4_quantize(const float* w, int64_t rows, int64_t cols, bool double_qua
   const int64_t nb = q.num_blocks();
   q.codes.assign(static_cast<size_t>((n + 1) / 2), 0);
   std::vector<float> absmax(static_cast<size_t>(nb));
-  // Blocks are independent; a block of 64 (even) elements never shares a byte with another block.
-  cpu::parallel_for(nb, 64, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; b++) {
-      const int64_t s = b * kNf4BlockSize, e = std::min(n, s + kNf4BlockSize);
-      float amax = 0;
-      for (int64_t i = s; i < e; i++) amax = std::max(amax, std::fabs(w[i]));
-      absmax[static_cast<size_t>(b)] = amax;
-      const float inv = amax > 0 ? 1.0f / amax : 0.0f;  // bnb multiplies by the reciprocal
-      for (int64_t i = s; i < e; i++) {
-        uint8_t c = nf4_nearest(w[i] * inv);
-        uint8_t& byte = q.codes[static_cast<size_t>(i / 2)];
-        byte |= (i % 2 == 0) ? static_cast<uint8_t>(c << 4) : c;
-      }
-    }
-  });
+  nf4_quantize_blocks(q.codes.data(), absmax.data(), w, DType::F32, n);
   if (!double_quant) {
     q.absmax = std::move(absmax);
     return q;
   }
-  double sum = 0;
-  for (float a : absmax) sum += a;
-  q.absmax_offset = static_cast<float>(sum / static_cast<double>(nb));
-  const int64_t ns = (nb + kDqBlockSize - 1) / kDqBlockSize;
+  q.absmax_offset = nf4_absmax_mean(absmax.data(), nb);
   q.absmax_q.assign(static_cast<size_t>(nb), 0);
-  q.absmax_scale.assign(static_cast<size_t>(ns), 0.0f);
-  for (int64_t s = 0; s < ns; s++) {
-    const int64_t b0 = s * kDqBlockSize, b1 = std::min(nb, b0 + kDqBlockSize);
-    float amax = 0;
-    for (int64_t b = b0; b < b1; b++) amax = std::max(amax, std::fabs(absmax[static_cast<size_t>(b)] - q.absmax_offset));
-    q.absmax_scale[static_cast<size_t>(s)] = amax;
-    const float inv = amax > 0 ? 1.0f / amax : 0.0f;
-    for (int64_t b = b0; b < b1; b++)
-      q.absmax_q[static_cast<size_t>(b)] = dynamic_map_nearest((absmax[static_cast<size_t>(b)] - q.absmax_offset) * inv);
-  }
+  q.absmax_scale.assign(static_cast<size_t>((nb + kDqBlockSize - 1) / kDqBlockSize), 0.0f);
+  nf4_double_quantize(q.absmax_q.data(), q.absmax_scale.data(), absmax.data(), q.absmax_offset, nb);
   return q;
 }
 

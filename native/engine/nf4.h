@@ -3,7 +3,9 @@
 //   - each element x/absmax rounded to the nearest of 16 NF4 codes; two codes per byte, even element HIGH nibble;
 //   - double quantization: offset = mean(absmax); (absmax - offset) quantized in blocks of 256 to 8-bit codes of
 //     bnb's signed dynamic map with one fp32 scale per block: absmax_i = map[q_i] * scale_{i/256} + offset.
-// Quantization runs on the host (at load); dequantization is a backend op (cpu/nf4_dequant.cpp).
+// Quantization is a backend op in two steps (nf4_quantize, then nf4_double_quant around the mean of the absmax
+// values): the CPU versions are below, the CUDA ones (engine/cuda/nf4.cu) compute the same codes on the GPU at
+// load time. Dequantization is a backend op too (cpu/nf4_dequant.cpp).
 #pragma once
 
 #include <cstdint>
@@ -42,7 +44,15 @@ struct Nf4Host {
   uint64_t bytes() const;
 };
 
-/** Quantizes w [rows, cols] (threaded over blocks). */
+/** Step 1 (the CPU backend's nf4_quantize op): codes [(n+1)/2] and raw block absmax [ceil(n/64)] of n dense
+ *  values (F32, F16 or BF16), threaded over blocks. */
+void nf4_quantize_blocks(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n);
+/** The double-quantization offset: mean of the absmax values (summed in double, in index order). */
+float nf4_absmax_mean(const float* absmax, int64_t nb);
+/** Step 2 (the CPU backend's nf4_double_quant op): absmax_q [nb] and absmax_scale [ceil(nb/256)]. */
+void nf4_double_quantize(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb);
+
+/** Quantizes w [rows, cols] (both steps, on the host). */
 Nf4Host nf4_quantize(const float* w, int64_t rows, int64_t cols, bool double_quant);
 
 /** The block absmax values as dequantization will see them (after double quantization when on). */

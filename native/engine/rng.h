@@ -6,27 +6,34 @@
 
 #include <cstdint>
 
+// The same functions compile for the GPU (engine/cuda), so both backends draw identical numbers.
+#if defined(__CUDACC__)
+#define QT_HD __host__ __device__
+#else
+#define QT_HD
+#endif
+
 namespace qt {
 
-inline uint64_t mix64(uint64_t z) {
+QT_HD inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
 /** 64 random bits, element i of stream seed. */
-inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return mix64(mix64(seed) + (i + 1) * 0x9e3779b97f4a7c15ull); }
+QT_HD inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return mix64(mix64(seed) + (i + 1) * 0x9e3779b97f4a7c15ull); }
 
 /** Uniform in [0, 1) with 24 random bits (exactly representable as float). */
-inline float rng_uniform(uint64_t seed, uint64_t i) { return static_cast<float>(rng_u64(seed, i) >> 40) * (1.0f / 16777216.0f); }
+QT_HD inline float rng_uniform(uint64_t seed, uint64_t i) { return static_cast<float>(rng_u64(seed, i) >> 40) * (1.0f / 16777216.0f); }
 
 /** Uniform in [0, 1) with 53 random bits. */
-inline double rng_uniform_double(uint64_t seed, uint64_t i) {
+QT_HD inline double rng_uniform_double(uint64_t seed, uint64_t i) {
   return static_cast<double>(rng_u64(seed, i) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /** A sub-stream seed: derive(seed, a, b, c) differs for every (a, b, c). */
-inline uint64_t rng_derive(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0) {
+QT_HD inline uint64_t rng_derive(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0) {
   return mix64(mix64(mix64(seed ^ 0x5851f42d4c957f2dull) + a) + b * 0x2545f4914f6cdd1dull + c);
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -111,14 +112,28 @@ void upload_batch(const Model& m, Activations& a, const HostBatch& hb) {
   m.be->upload(a.lengths, hb.lengths.data(), hb.lengths.size() * sizeof(int32_t));
 }
 
-int64_t plan_capacity(const BatchList& batches, const std::vector<int>& lengths) {
+int64_t plan_capacity(const BatchList& batches, const std::vector<int>& lengths, int* rows = nullptr, int* len = nullptr) {
   int64_t cap = 0;
   for (const auto& b : batches) {
     int longest = 0;
     for (int32_t i : b) longest = std::max(longest, lengths[static_cast<size_t>(i)]);
-    cap = std::max<int64_t>(cap, static_cast<int64_t>(b.size()) * longest);
+    if (static_cast<int64_t>(b.size()) * longest > cap) {
+      cap = static_cast<int64_t>(b.size()) * longest;
+      if (rows) *rows = static_cast<int>(b.size());
+      if (len) *len = longest;
+    }
   }
   return cap;
+}
+
+// An allocation failed for a batch of B rows x T tokens: say so in words the user can act on. The trainer and
+// its memory stay as they were (RAII frees whatever the failed call had allocated).
+[[noreturn]] void out_of_memory(const Model& m, const TrainConfig& c, const Error& e, int B, int T) {
+  const bool gpu = m.be != &cpu_backend();
+  QT_FAIL(ErrorCode::OutOfMemory, std::string(gpu ? "GPU out of memory" : "out of memory") + " at " + std::to_string(B) +
+                                      " \xC3\x97 " + std::to_string(T) + " tokens; " +
+                                      (c.token_budget_batching ? "lower the token budget" : "lower the batch size") +
+                                      " or the maximum length (" + e.what() + ")");
 }
 
 }  // namespace
@@ -150,17 +165,24 @@ std::unique_ptr<Trainer> create_trainer(const std::shared_ptr<Model>& model, con
   if (tr->cfg.token_budget_batching) tr->packed = token_budget_batches(tr->lengths, tr->cfg);
   tr->plan = epoch_plan(tr->lengths, tr->cfg, tr->packed, 0);
 
-  tr->adapter = create_adapter(model, tr->cfg.lora);
-  const size_t P = tr->adapter->layout.num_params;
-  for (DeviceBuffer* b : {&tr->grads, &tr->m, &tr->v}) {
-    *b = DeviceBuffer(model->be, &model->ledger, MemCategory::Lora, P * sizeof(float));
-    model->be->zero(b->get(), b->size());
-  }
   // capacity: fixed rows -> batch_rows x longest sample (any epoch's shuffle); token budget -> the packing
-  const int64_t cap = tr->cfg.token_budget_batching ? plan_capacity(tr->packed, tr->lengths)
-                                                    : static_cast<int64_t>(std::min(tr->cfg.batch_rows, d.num_samples)) * longest;
-  alloc_activations(tr->acts, *model, tr->cfg.grad_checkpointing ? ActMode::TrainCheckpointed : ActMode::Train,
-                    static_cast<int>(cap), tr->cfg.lora.r);
+  int cap_rows = std::min(tr->cfg.batch_rows, d.num_samples), cap_len = longest;
+  const int64_t cap = tr->cfg.token_budget_batching ? plan_capacity(tr->packed, tr->lengths, &cap_rows, &cap_len)
+                                                    : static_cast<int64_t>(cap_rows) * longest;
+  try {
+    tr->adapter = create_adapter(model, tr->cfg.lora);
+    const size_t P = tr->adapter->layout.num_params;
+    for (DeviceBuffer* b : {&tr->grads, &tr->m, &tr->v}) {
+      *b = DeviceBuffer(model->be, &model->ledger, MemCategory::Lora, P * sizeof(float));
+      model->be->zero(b->get(), b->size());
+    }
+    if (cap > INT32_MAX) QT_FAIL(ErrorCode::OutOfMemory, "more than 2^31 token rows in one batch");
+    alloc_activations(tr->acts, *model, tr->cfg.grad_checkpointing ? ActMode::TrainCheckpointed : ActMode::Train,
+                      static_cast<int>(cap), tr->cfg.lora.r);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::OutOfMemory) throw;
+    out_of_memory(*model, tr->cfg, e, cap_rows, cap_len);
+  }
   return tr;
 }
 
@@ -198,16 +220,21 @@ StepMetrics trainer_step(Trainer& tr, CancelToken* cancel) {
   for (int64_t j = 0; j < k; j++) {
     check_cancel(cancel);
     const HostBatch& hb = batches[static_cast<size_t>(j)];
-    upload_batch(m, tr.acts, hb);
-    Pass p;
-    p.B = hb.B;
-    p.T = hb.T;
-    p.use_lengths = true;
-    p.training = true;
-    p.neftune_alpha = tr.cfg.neftune_alpha;
-    p.seed = rng_derive(tr.cfg.seed, 0x6d62u, tr.micro + static_cast<uint64_t>(j));  // "mb"
-    model_forward(m, tr.adapter.get(), tr.acts, p, cancel);
-    loss_sum += model_loss(m, tr.adapter.get(), tr.acts, p, grads, dloss, cancel);
+    try {  // the device may allocate scratch memory on the first steps
+      upload_batch(m, tr.acts, hb);
+      Pass p;
+      p.B = hb.B;
+      p.T = hb.T;
+      p.use_lengths = true;
+      p.training = true;
+      p.neftune_alpha = tr.cfg.neftune_alpha;
+      p.seed = rng_derive(tr.cfg.seed, 0x6d62u, tr.micro + static_cast<uint64_t>(j));  // "mb"
+      model_forward(m, tr.adapter.get(), tr.acts, p, cancel);
+      loss_sum += model_loss(m, tr.adapter.get(), tr.acts, p, grads, dloss, cancel);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::OutOfMemory) throw;
+      out_of_memory(m, tr.cfg, e, hb.B, hb.T);
+    }
   }
   const double norm = std::sqrt(be.sum_squares(grads, P));
   if (!std::isfinite(norm) || !std::isfinite(loss_sum))
@@ -247,8 +274,14 @@ double trainer_evaluate(Trainer& tr, const std::string& set_path, CancelToken* c
   const int longest = lengths.empty() ? 0 : *std::max_element(lengths.begin(), lengths.end());
   const int budget = std::max(tr.cfg.token_budget_batching ? tr.cfg.token_budget : rows * longest, longest);
   BatchList plan = eval_plan(lengths, rows, budget);
-  const int64_t cap = plan_capacity(plan, lengths);
-  if (cap > tr.eval_acts.capacity) alloc_activations(tr.eval_acts, m, ActMode::Inference, static_cast<int>(cap), tr.cfg.lora.r);
+  int cap_rows = 0, cap_len = 0;
+  const int64_t cap = plan_capacity(plan, lengths, &cap_rows, &cap_len);
+  try {
+    if (cap > tr.eval_acts.capacity) alloc_activations(tr.eval_acts, m, ActMode::Inference, static_cast<int>(cap), tr.cfg.lora.r);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::OutOfMemory) throw;
+    out_of_memory(m, tr.cfg, e, cap_rows, cap_len);
+  }
   double sum = 0;
   int64_t count = 0;
   for (const auto& rows_ : plan) {

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "engine.h"
+#include "nf4.h"
 #include "ops.h"
 
 namespace qt {
@@ -44,6 +45,8 @@ void cpu_zero(void* dst, size_t bytes) {
   if (bytes) std::memset(dst, 0, bytes);
 }
 
+bool cpu_native_bf16() { return false; }  // the CPU computes in fp32
+
 const Backend kCpu = {
     "cpu",
     cpu_set_device,
@@ -54,6 +57,7 @@ const Backend kCpu = {
     cpu_memcpy,
     cpu_zero,
     host_memory_info,
+    cpu_native_bf16,
     cpu::embedding_forward,
     cpu::embedding_backward,
     cpu::neftune_forward,
@@ -68,6 +72,8 @@ const Backend kCpu = {
     cpu::matmul_forward,
     cpu::matmul_backward,
     cpu::dequantize,
+    nf4_quantize_blocks,
+    nf4_double_quantize,
     cpu::lora_forward,
     cpu::lora_backward,
     cpu::cross_entropy_forward,

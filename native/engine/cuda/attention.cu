@@ -1,0 +1,442 @@
+// Causal GQA attention with a right-padding mask on the GPU, FlashAttention-2 style (Dao 2023): the forward
+// pass walks key tiles with an online softmax and keeps only out and the row log-sum-exp (lse); no T x T score
+// matrix ever exists in memory. Backward recomputes P = exp(S - lse) tile by tile:
+//   D_i = dout_i . out_i;  dP = dout V^T;  dS = P * (dP - D) * scale;  dq = dS K;  dk = dS^T q;  dv = P^T dout.
+// Deterministic, without atomics: dq is computed by query-tile blocks walking key tiles, dk/dv by key-tile
+// blocks walking query tiles (and the query heads of their KV group), each accumulating in registers in a
+// fixed order. FA2 instead adds dq with atomics; here the two passes recompute S and P once more.
+// Simplification (run-1 version): fp32 SIMT math on 32 x 32 tiles in shared memory, 128 threads as a 16 x 8
+// grid, each thread holding a 4 x (HS/16) slice of the output tile; head size up to 128.
+// Semantics (cpu/attention.cpp): query i sits at position Tk - Tq + i and sees keys j <= that position with
+// j < length; a row that sees nothing gets out 0 and lse -inf.
+#include "ops.cuh"
+
+namespace qt::cuda {
+
+namespace {
+
+constexpr int BQ = 32;    // query rows per tile (forward, dq)
+constexpr int BK = 32;    // keys per tile
+constexpr int BQ2 = 16;   // query rows per step of the dk/dv pass
+constexpr int kThreads = 128;
+
+__device__ __forceinline__ bool visible(int i, int j, int Tq, int Tk, int len) {
+  return i < Tq && j < min(Tk - Tq + i + 1, len);
+}
+
+// rows x HS values of a [*, H, HS] tensor (row r = position p0 + r of head h) into smem [rows][LD], zero past `limit`
+__device__ __forceinline__ void load_tile(float* dst, int LD, const float* src, int b, int p0, int rows, int limit, int T, int H,
+                                          int h, int HS) {
+  for (int e = threadIdx.x; e < rows * HS; e += blockDim.x) {
+    const int r = e / HS, d = e % HS, p = p0 + r;
+    dst[r * LD + d] = p < limit ? src[((static_cast<size_t>(b) * T + p) * H + h) * HS + d] : 0.0f;
+  }
+}
+
+template <int DJ>
+__global__ void __launch_bounds__(kThreads) attn_fwd_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
+                                                            const int32_t* lengths, int Tq, int Tk, int NH, int NKV, int HS,
+                                                            float scale) {
+  extern __shared__ float sm[];
+  const int LD = HS + 1;
+  float* Qs = sm;                       // [BQ][LD]
+  float* KVs = Qs + BQ * LD;            // [BK][LD]  keys, then values
+  float* Ss = KVs + BK * LD;            // [BQ][BK+1] scores, then probabilities
+  float* row_m = Ss + BQ * (BK + 1);    // [BQ] running max
+  float* row_l = row_m + BQ;            // [BQ] running sum
+  float* row_a = row_l + BQ;            // [BQ] rescale factor of this tile
+  const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * BQ, kh = h / (NH / NKV);
+  const int len = lengths ? min(lengths[b], Tk) : Tk;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+
+  load_tile(Qs, LD, q, b, i0, BQ, Tq, Tq, NH, h, HS);
+  if (tid < BQ) {
+    row_m[tid] = -INFINITY;
+    row_l[tid] = 0.0f;
+  }
+  float acc[4][DJ];
+#pragma unroll
+  for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+    for (int jj = 0; jj < DJ; jj++) acc[ri][jj] = 0.0f;
+  const int i_last = min(i0 + BQ, Tq) - 1;
+  const int nk = min(Tk - Tq + i_last + 1, len);  // keys visible to the tile's last row (the most)
+  __syncthreads();
+
+  for (int j0 = 0; j0 < nk; j0 += BK) {
+    load_tile(KVs, LD, k, b, j0, BK, Tk, Tk, NKV, kh, HS);
+    __syncthreads();
+    float s[4][2] = {};
+    for (int d = 0; d < HS; d++) {
+      float qv[4], kv[2];
+#pragma unroll
+      for (int ri = 0; ri < 4; ri++) qv[ri] = Qs[(ty + 8 * ri) * LD + d];
+#pragma unroll
+      for (int cj = 0; cj < 2; cj++) kv[cj] = KVs[(tx + 16 * cj) * LD + d];
+#pragma unroll
+      for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+        for (int cj = 0; cj < 2; cj++) s[ri][cj] = fmaf(qv[ri], kv[cj], s[ri][cj]);
+    }
+#pragma unroll
+    for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+      for (int cj = 0; cj < 2; cj++) {
+        const int r = ty + 8 * ri, c = tx + 16 * cj;
+        Ss[r * (BK + 1) + c] = visible(i0 + r, j0 + c, Tq, Tk, len) ? s[ri][cj] * scale : -INFINITY;
+      }
+    __syncthreads();
+    // values into KVs while 4 threads per row run the online softmax over Ss
+    load_tile(KVs, LD, v, b, j0, BK, Tk, Tk, NKV, kh, HS);
+    {
+      const int r = tid >> 2, part = tid & 3;
+      float* srow = Ss + r * (BK + 1) + part * 8;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int c = 0; c < 8; c++) mx = fmaxf(mx, srow[c]);
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_old = row_m[r], m_new = fmaxf(m_old, mx);
+      float sum = 0.0f;
+#pragma unroll
+      for (int c = 0; c < 8; c++) {
+        const float p = m_new == -INFINITY ? 0.0f : expf(srow[c] - m_new);
+        srow[c] = p;
+        sum += p;
+      }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      __syncwarp();
+      if (part == 0) {
+        const float alpha = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+        row_a[r] = alpha;
+        row_m[r] = m_new;
+        row_l[r] = row_l[r] * alpha + sum;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ri = 0; ri < 4; ri++) {
+      const float a = row_a[ty + 8 * ri];
+#pragma unroll
+      for (int jj = 0; jj < DJ; jj++) acc[ri][jj] *= a;
+    }
+    for (int c = 0; c < BK; c++) {
+      float pv[4];
+#pragma unroll
+      for (int ri = 0; ri < 4; ri++) pv[ri] = Ss[(ty + 8 * ri) * (BK + 1) + c];
+#pragma unroll
+      for (int jj = 0; jj < DJ; jj++) {
+        const int d = tx + 16 * jj;
+        const float vv = d < HS ? KVs[c * LD + d] : 0.0f;
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++) acc[ri][jj] = fmaf(pv[ri], vv, acc[ri][jj]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int ri = 0; ri < 4; ri++) {
+    const int r = ty + 8 * ri, i = i0 + r;
+    if (i >= Tq) continue;
+    const float l = row_l[r], inv = l > 0.0f ? 1.0f / l : 0.0f;
+    float* o = out + ((static_cast<size_t>(b) * Tq + i) * NH + h) * HS;
+#pragma unroll
+    for (int jj = 0; jj < DJ; jj++) {
+      const int d = tx + 16 * jj;
+      if (d < HS) o[d] = acc[ri][jj] * inv;
+    }
+    if (tx == 0) lse[(static_cast<size_t>(b) * NH + h) * Tq + i] = l > 0.0f ? row_m[r] + logf(l) : -INFINITY;
+  }
+}
+
+// D[b, h, i] = dout_i . out_i (one warp per row)
+__global__ void attn_bwd_dot_kernel(float* D, const float* dout, const float* out, int B, int Tq, int NH, int HS) {
+  const size_t rows = static_cast<size_t>(B) * Tq * NH;
+  const int lane = threadIdx.x % 32;
+  const size_t warps = static_cast<size_t>(gridDim.x) * blockDim.x / 32;
+  for (size_t row = (blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x) / 32; row < rows; row += warps) {
+    const float* a = dout + row * HS;
+    const float* o = out + row * HS;
+    float s = 0.0f;
+    for (int d = lane; d < HS; d += 32) s = fmaf(a[d], o[d], s);
+    s = warp_sum(s);
+    const int h = static_cast<int>(row % NH), i = static_cast<int>((row / NH) % Tq), b = static_cast<int>(row / NH / Tq);
+    if (lane == 0) D[(static_cast<size_t>(b) * NH + h) * Tq + i] = s;
+  }
+}
+
+template <int DJ>
+__global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(float* dq, const float* dout, const float* q, const float* k,
+                                                               const float* v, const float* lse, const float* D,
+                                                               const int32_t* lengths, int Tq, int Tk, int NH, int NKV,
+                                                               int HS, float scale) {
+  extern __shared__ float sm[];
+  const int LD = HS + 1;
+  float* Qs = sm;                        // [BQ][LD]
+  float* dOs = Qs + BQ * LD;             // [BQ][LD]
+  float* KVs = dOs + BQ * LD;            // [BK][LD] values, then keys
+  float* Ps = KVs + BK * LD;             // [BQ][BK+1] dS
+  float* dPs = Ps + BQ * (BK + 1);       // [BQ][BK+1] dP
+  float* row_lse = dPs + BQ * (BK + 1);  // [BQ]
+  float* row_D = row_lse + BQ;           // [BQ]
+  const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * BQ, kh = h / (NH / NKV);
+  const int len = lengths ? min(lengths[b], Tk) : Tk;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+
+  load_tile(Qs, LD, q, b, i0, BQ, Tq, Tq, NH, h, HS);
+  load_tile(dOs, LD, dout, b, i0, BQ, Tq, Tq, NH, h, HS);
+  if (tid < BQ) {
+    const int i = i0 + tid;
+    row_lse[tid] = i < Tq ? lse[(static_cast<size_t>(b) * NH + h) * Tq + i] : 0.0f;
+    row_D[tid] = i < Tq ? D[(static_cast<size_t>(b) * NH + h) * Tq + i] : 0.0f;
+  }
+  float acc[4][DJ];
+#pragma unroll
+  for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+    for (int jj = 0; jj < DJ; jj++) acc[ri][jj] = 0.0f;
+  const int i_last = min(i0 + BQ, Tq) - 1;
+  const int nk = min(Tk - Tq + i_last + 1, len);
+  __syncthreads();
+
+  for (int j0 = 0; j0 < nk; j0 += BK) {
+    load_tile(KVs, LD, v, b, j0, BK, Tk, Tk, NKV, kh, HS);
+    __syncthreads();
+    {  // dP = dO V^T
+      float s[4][2] = {};
+      for (int d = 0; d < HS; d++) {
+        float av[4], bv[2];
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++) av[ri] = dOs[(ty + 8 * ri) * LD + d];
+#pragma unroll
+        for (int cj = 0; cj < 2; cj++) bv[cj] = KVs[(tx + 16 * cj) * LD + d];
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+          for (int cj = 0; cj < 2; cj++) s[ri][cj] = fmaf(av[ri], bv[cj], s[ri][cj]);
+      }
+#pragma unroll
+      for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+        for (int cj = 0; cj < 2; cj++) dPs[(ty + 8 * ri) * (BK + 1) + tx + 16 * cj] = s[ri][cj];
+    }
+    __syncthreads();
+    load_tile(KVs, LD, k, b, j0, BK, Tk, Tk, NKV, kh, HS);
+    __syncthreads();
+    {  // S = Q K^T, P = exp(S*scale - lse), dS = P (dP - D) scale
+      float s[4][2] = {};
+      for (int d = 0; d < HS; d++) {
+        float av[4], bv[2];
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++) av[ri] = Qs[(ty + 8 * ri) * LD + d];
+#pragma unroll
+        for (int cj = 0; cj < 2; cj++) bv[cj] = KVs[(tx + 16 * cj) * LD + d];
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+          for (int cj = 0; cj < 2; cj++) s[ri][cj] = fmaf(av[ri], bv[cj], s[ri][cj]);
+      }
+#pragma unroll
+      for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+        for (int cj = 0; cj < 2; cj++) {
+          const int r = ty + 8 * ri, c = tx + 16 * cj;
+          const float p = visible(i0 + r, j0 + c, Tq, Tk, len) ? expf(s[ri][cj] * scale - row_lse[r]) : 0.0f;
+          Ps[r * (BK + 1) + c] = p * (dPs[r * (BK + 1) + c] - row_D[r]) * scale;
+        }
+    }
+    __syncthreads();
+    for (int c = 0; c < BK; c++) {  // dq += dS K
+      float pv[4];
+#pragma unroll
+      for (int ri = 0; ri < 4; ri++) pv[ri] = Ps[(ty + 8 * ri) * (BK + 1) + c];
+#pragma unroll
+      for (int jj = 0; jj < DJ; jj++) {
+        const int d = tx + 16 * jj;
+        const float kv = d < HS ? KVs[c * LD + d] : 0.0f;
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++) acc[ri][jj] = fmaf(pv[ri], kv, acc[ri][jj]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int ri = 0; ri < 4; ri++) {
+    const int i = i0 + ty + 8 * ri;
+    if (i >= Tq) continue;
+    float* o = dq + ((static_cast<size_t>(b) * Tq + i) * NH + h) * HS;
+#pragma unroll
+    for (int jj = 0; jj < DJ; jj++) {
+      const int d = tx + 16 * jj;
+      if (d < HS) o[d] += acc[ri][jj];
+    }
+  }
+}
+
+template <int DJ>
+__global__ void __launch_bounds__(kThreads) attn_bwd_dkv_kernel(float* dk, float* dv, const float* dout, const float* q,
+                                                                const float* k, const float* v, const float* lse,
+                                                                const float* D, const int32_t* lengths, int Tq, int Tk,
+                                                                int NH, int NKV, int HS, float scale) {
+  extern __shared__ float sm[];
+  const int LD = HS + 1;
+  float* Ks = sm;                        // [BK][LD]
+  float* Vs = Ks + BK * LD;              // [BK][LD]
+  float* Qs = Vs + BK * LD;              // [BQ2][LD]
+  float* dOs = Qs + BQ2 * LD;            // [BQ2][LD]
+  float* Ps = dOs + BQ2 * LD;            // [BK][BQ2+1] P^T
+  float* dSs = Ps + BK * (BQ2 + 1);      // [BK][BQ2+1] dS^T
+  float* q_lse = dSs + BK * (BQ2 + 1);   // [BQ2]
+  float* q_D = q_lse + BQ2;              // [BQ2]
+  const int b = blockIdx.z, kh = blockIdx.y, j0 = blockIdx.x * BK, group = NH / NKV;
+  const int len = lengths ? min(lengths[b], Tk) : Tk;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  if (j0 >= len) return;  // no query sees these keys: nothing to add
+
+  load_tile(Ks, LD, k, b, j0, BK, Tk, Tk, NKV, kh, HS);
+  load_tile(Vs, LD, v, b, j0, BK, Tk, Tk, NKV, kh, HS);
+  float adk[4][DJ], adv[4][DJ];
+#pragma unroll
+  for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+    for (int jj = 0; jj < DJ; jj++) adk[ri][jj] = adv[ri][jj] = 0.0f;
+  const int i_first = max(0, j0 - (Tk - Tq));  // the first query whose position reaches key j0
+
+  for (int h = kh * group; h < (kh + 1) * group; h++) {
+    for (int i0 = i_first / BQ2 * BQ2; i0 < Tq; i0 += BQ2) {
+      __syncthreads();  // the previous step is done with Qs, dOs, Ps, dSs
+      load_tile(Qs, LD, q, b, i0, BQ2, Tq, Tq, NH, h, HS);
+      load_tile(dOs, LD, dout, b, i0, BQ2, Tq, Tq, NH, h, HS);
+      if (tid < BQ2) {
+        const int i = i0 + tid;
+        q_lse[tid] = i < Tq ? lse[(static_cast<size_t>(b) * NH + h) * Tq + i] : 0.0f;
+        q_D[tid] = i < Tq ? D[(static_cast<size_t>(b) * NH + h) * Tq + i] : 0.0f;
+      }
+      __syncthreads();
+      {  // thread: query column tx, key rows ty + 8 ri
+        float s[4] = {}, dp[4] = {};
+        for (int d = 0; d < HS; d++) {
+          const float qv = Qs[tx * LD + d], ov = dOs[tx * LD + d];
+#pragma unroll
+          for (int ri = 0; ri < 4; ri++) {
+            s[ri] = fmaf(Ks[(ty + 8 * ri) * LD + d], qv, s[ri]);
+            dp[ri] = fmaf(Vs[(ty + 8 * ri) * LD + d], ov, dp[ri]);
+          }
+        }
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++) {
+          const int r = ty + 8 * ri;
+          const float p = visible(i0 + tx, j0 + r, Tq, Tk, len) ? expf(s[ri] * scale - q_lse[tx]) : 0.0f;
+          Ps[r * (BQ2 + 1) + tx] = p;
+          dSs[r * (BQ2 + 1) + tx] = p * (dp[ri] - q_D[tx]) * scale;
+        }
+      }
+      __syncthreads();
+      for (int c = 0; c < BQ2; c++) {  // dv += P^T dO, dk += dS^T Q
+        float pv[4], sv[4];
+#pragma unroll
+        for (int ri = 0; ri < 4; ri++) {
+          pv[ri] = Ps[(ty + 8 * ri) * (BQ2 + 1) + c];
+          sv[ri] = dSs[(ty + 8 * ri) * (BQ2 + 1) + c];
+        }
+#pragma unroll
+        for (int jj = 0; jj < DJ; jj++) {
+          const int d = tx + 16 * jj;
+          const float ov = d < HS ? dOs[c * LD + d] : 0.0f, qv = d < HS ? Qs[c * LD + d] : 0.0f;
+#pragma unroll
+          for (int ri = 0; ri < 4; ri++) {
+            adv[ri][jj] = fmaf(pv[ri], ov, adv[ri][jj]);
+            adk[ri][jj] = fmaf(sv[ri], qv, adk[ri][jj]);
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int ri = 0; ri < 4; ri++) {
+    const int j = j0 + ty + 8 * ri;
+    if (j >= Tk) continue;
+    const size_t off = ((static_cast<size_t>(b) * Tk + j) * NKV + kh) * HS;
+#pragma unroll
+    for (int jj = 0; jj < DJ; jj++) {
+      const int d = tx + 16 * jj;
+      if (d < HS) {
+        dk[off + d] += adk[ri][jj];
+        dv[off + d] += adv[ri][jj];
+      }
+    }
+  }
+}
+
+size_t fwd_smem(int HS) { return sizeof(float) * (static_cast<size_t>(BQ + BK) * (HS + 1) + BQ * (BK + 1) + 3 * BQ); }
+size_t dq_smem(int HS) { return sizeof(float) * (static_cast<size_t>(2 * BQ + BK) * (HS + 1) + 2 * BQ * (BK + 1) + 2 * BQ); }
+size_t dkv_smem(int HS) {
+  return sizeof(float) * (static_cast<size_t>(2 * BK + 2 * BQ2) * (HS + 1) + 2 * BK * (BQ2 + 1) + 2 * BQ2);
+}
+
+// Kernels that need more than the default 48 KB of dynamic shared memory must say so (per device).
+template <class K>
+void allow_smem(K kernel, size_t bytes) {
+  if (bytes > 48 * 1024) QT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+void check_dims(int NH, int NKV, int HS) {
+  if (HS > 128 || HS <= 0) QT_FAIL(ErrorCode::Unsupported, "attention: head size " + std::to_string(HS) + " (the CUDA kernels support up to 128)");
+  if (NKV <= 0 || NH % NKV != 0) QT_FAIL(ErrorCode::Internal, "attention: heads not a multiple of KV heads");
+}
+
+template <int DJ>
+void fwd_launch(cudaStream_t s, float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
+                int B, int Tq, int Tk, int NH, int NKV, int HS) {
+  const size_t smem = fwd_smem(HS);
+  allow_smem(attn_fwd_kernel<DJ>, smem);
+  dim3 grid((Tq + BQ - 1) / BQ, NH, B);
+  attn_fwd_kernel<DJ><<<grid, kThreads, smem, s>>>(out, lse, q, k, v, lengths, Tq, Tk, NH, NKV, HS, 1.0f / sqrtf(static_cast<float>(HS)));
+  QT_LAUNCH_CHECK();
+}
+
+template <int DJ>
+void bwd_launch(cudaStream_t s, float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                const float* v, const float* lse, const float* D, const int32_t* lengths, int B, int Tq, int Tk, int NH,
+                int NKV, int HS) {
+  const float scale = 1.0f / sqrtf(static_cast<float>(HS));
+  const size_t s1 = dq_smem(HS), s2 = dkv_smem(HS);
+  allow_smem(attn_bwd_dq_kernel<DJ>, s1);
+  allow_smem(attn_bwd_dkv_kernel<DJ>, s2);
+  attn_bwd_dq_kernel<DJ><<<dim3((Tq + BQ - 1) / BQ, NH, B), kThreads, s1, s>>>(dq, dout, q, k, v, lse, D, lengths, Tq, Tk, NH, NKV, HS, scale);
+  QT_LAUNCH_CHECK();
+  attn_bwd_dkv_kernel<DJ><<<dim3((Tk + BK - 1) / BK, NKV, B), kThreads, s2, s>>>(dk, dv, dout, q, k, v, lse, D, lengths, Tq, Tk, NH, NKV, HS, scale);
+  QT_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
+                       int B, int Tq, int Tk, int NH, int NKV, int HS) {
+  Op op("attention_forward");
+  check_dims(NH, NKV, HS);
+  if (B <= 0 || Tq <= 0) return;
+  if (HS <= 16) fwd_launch<1>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
+  else if (HS <= 32) fwd_launch<2>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
+  else if (HS <= 64) fwd_launch<4>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
+  else fwd_launch<8>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, const int32_t* lengths, int B, int Tq,
+                        int Tk, int NH, int NKV, int HS) {
+  Op op("attention_backward");
+  check_dims(NH, NKV, HS);
+  if (B <= 0 || Tq <= 0 || Tk <= 0) return;
+  float* D = static_cast<float*>(workspace(op.c, static_cast<size_t>(B) * NH * Tq * sizeof(float)));
+  const size_t rows = static_cast<size_t>(B) * Tq * NH;
+  attn_bwd_dot_kernel<<<grid_for(rows * 32, 256), 256, 0, op.s>>>(D, dout, out, B, Tq, NH, HS);
+  QT_LAUNCH_CHECK();
+  if (HS <= 16) bwd_launch<1>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
+  else if (HS <= 32) bwd_launch<2>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
+  else if (HS <= 64) bwd_launch<4>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
+  else bwd_launch<8>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
+}
+
+}  // namespace qt::cuda

@@ -1,0 +1,304 @@
+// Device state of the CUDA backend: per-device contexts (stream, workspace, profiler), device memory with
+// the engine's own counters (what the benchmark reports as peak memory), host<->device copies, device
+// selection and the device list. Errors: a failed allocation is qt::Error(OutOfMemory) with the sizes in
+// the message; any other CUDA error is qt::Error(Device) with CUDA's error string.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "ops.cuh"
+#include "tools.h"
+
+namespace qt::cuda {
+
+void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line) {
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // not sticky: clear it so the device stays usable
+    throw Error(ErrorCode::OutOfMemory, std::string("GPU out of memory (") + what + ")", file, line);
+  }
+  throw Error(ErrorCode::Device, std::string("CUDA error: ") + cudaGetErrorString(err) + " (" + what + ")", file, line);
+}
+
+namespace {
+
+// Process-wide registry of device contexts (the backend table has no context argument; see common.cuh).
+std::mutex g_registry_mu;
+std::vector<std::unique_ptr<DeviceCtx>> g_ctx;
+
+// The engine's device allocations: pointer -> (bytes, device), and per-device counters.
+struct Counters {
+  uint64_t current = 0, peak = 0, workspace = 0;
+};
+std::mutex g_alloc_mu;
+std::unordered_map<void*, std::pair<size_t, int>> g_allocs;
+std::map<int, Counters> g_counters;
+
+void count_alloc(void* p, size_t bytes, int dev, bool is_workspace) {
+  std::lock_guard<std::mutex> lk(g_alloc_mu);
+  g_allocs[p] = {bytes, dev};
+  Counters& c = g_counters[dev];
+  c.current += bytes;
+  if (is_workspace) c.workspace += bytes;
+  c.peak = std::max(c.peak, c.current);
+}
+
+// Returns the allocation's device, or -1 when the pointer is not ours.
+int count_free(void* p, bool is_workspace) {
+  std::lock_guard<std::mutex> lk(g_alloc_mu);
+  auto it = g_allocs.find(p);
+  if (it == g_allocs.end()) return -1;
+  Counters& c = g_counters[it->second.second];
+  c.current -= it->second.first;
+  if (is_workspace) c.workspace -= it->second.first;
+  const int dev = it->second.second;
+  g_allocs.erase(it);
+  return dev;
+}
+
+int current_device() {
+  int d = 0;
+  QT_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+// cudaMalloc with a message that says how much was asked and what was free.
+void* device_malloc(size_t bytes, bool is_workspace) {
+  if (bytes == 0) bytes = 256;
+  void* p = nullptr;
+  cudaError_t err = cudaMalloc(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    QT_FAIL(ErrorCode::OutOfMemory, "GPU out of memory allocating " + std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB (" +
+                                        std::to_string(free_b >> 20) + " of " + std::to_string(total_b >> 20) + " MiB free)");
+  }
+  QT_CUDA_CHECK(err);
+  count_alloc(p, bytes, current_device(), is_workspace);
+  return p;
+}
+
+void device_free(void* p, bool is_workspace) {
+  if (!p) return;
+  const int dev = count_free(p, is_workspace);
+  int cur = 0;
+  if (dev >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != dev) {
+    cudaSetDevice(dev);
+    cudaFree(p);
+    cudaSetDevice(cur);
+  } else {
+    cudaFree(p);
+  }
+}
+
+}  // namespace
+
+DeviceCtx& device_ctx() {
+  const int d = current_device();
+  std::lock_guard<std::mutex> lk(g_registry_mu);
+  if (static_cast<int>(g_ctx.size()) <= d) g_ctx.resize(static_cast<size_t>(d) + 1);
+  if (!g_ctx[static_cast<size_t>(d)]) {
+    auto c = std::make_unique<DeviceCtx>();
+    c->device = d;
+    QT_CUDA_CHECK(cudaGetDeviceProperties(&c->prop, d));
+    QT_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    nf4_init_constants();
+    g_ctx[static_cast<size_t>(d)] = std::move(c);
+  }
+  return *g_ctx[static_cast<size_t>(d)];
+}
+
+void* workspace(DeviceCtx& c, size_t bytes) {
+  if (bytes <= c.ws_bytes) return c.ws;
+  // grow to the request rounded up to 64 MiB (cudaFree waits for the device, so no queued op still uses it)
+  const size_t want = (bytes + (size_t{64} << 20) - 1) / (size_t{64} << 20) * (size_t{64} << 20);
+  device_free(c.ws, true);
+  c.ws = nullptr;
+  c.ws_bytes = 0;
+  c.ws = device_malloc(want, true);
+  c.ws_bytes = want;
+  return c.ws;
+}
+
+// ---- profiling ----------------------------------------------------------------------------------------
+
+int profile_mark_begin(DeviceCtx& c, const char* name) {
+  if (!c.profiling) return -1;
+  auto event = [&]() {
+    if (c.events_used == c.event_pool.size()) {
+      cudaEvent_t e;
+      QT_CUDA_CHECK(cudaEventCreate(&e));
+      c.event_pool.push_back(e);
+    }
+    return c.event_pool[c.events_used++];
+  };
+  ProfileMark m{name, event(), event()};
+  QT_CUDA_CHECK(cudaEventRecord(m.start, c.stream));
+  c.marks.push_back(m);
+  return static_cast<int>(c.marks.size()) - 1;
+}
+
+void profile_mark_end(DeviceCtx& c, int mark) {
+  if (mark >= 0) cudaEventRecord(c.marks[static_cast<size_t>(mark)].stop, c.stream);
+}
+
+Op::Op(const char* name) : c(device_ctx()), s(c.stream), lock_(c.mu) { mark_ = profile_mark_begin(c, name); }
+Op::~Op() { profile_mark_end(c, mark_); }
+
+Section::Section(DeviceCtx& c, const char* name) : c_(c) { mark_ = profile_mark_begin(c, name); }
+Section::~Section() { profile_mark_end(c_, mark_); }
+
+void profile_begin() {
+  DeviceCtx& c = device_ctx();
+  std::lock_guard<std::mutex> lk(c.mu);
+  c.marks.clear();
+  c.events_used = 0;
+  c.profiling = true;
+}
+
+std::vector<ProfileEntry> profile_end() {
+  DeviceCtx& c = device_ctx();
+  std::lock_guard<std::mutex> lk(c.mu);
+  c.profiling = false;
+  QT_CUDA_CHECK(cudaStreamSynchronize(c.stream));
+  std::map<std::string, ProfileEntry> sum;
+  for (const auto& m : c.marks) {
+    float ms = 0;
+    QT_CUDA_CHECK(cudaEventElapsedTime(&ms, m.start, m.stop));
+    ProfileEntry& e = sum[m.name];
+    e.name = m.name;
+    e.ms += ms;
+    e.calls++;
+  }
+  c.marks.clear();
+  c.events_used = 0;
+  std::vector<ProfileEntry> out;
+  for (auto& kv : sum) out.push_back(kv.second);
+  std::sort(out.begin(), out.end(), [](const ProfileEntry& a, const ProfileEntry& b) { return a.ms > b.ms; });
+  return out;
+}
+
+void synchronize() {
+  DeviceCtx& c = device_ctx();
+  QT_CUDA_CHECK(cudaStreamSynchronize(c.stream));
+}
+
+void release_workspace() {
+  DeviceCtx& c = device_ctx();
+  std::lock_guard<std::mutex> lk(c.mu);
+  device_free(c.ws, true);
+  c.ws = nullptr;
+  c.ws_bytes = 0;
+}
+
+MemoryStats memory_stats(int device) {
+  std::lock_guard<std::mutex> lk(g_alloc_mu);
+  const Counters& c = g_counters[device];
+  return MemoryStats{c.current, c.peak, c.workspace};
+}
+
+void reset_peak(int device) {
+  std::lock_guard<std::mutex> lk(g_alloc_mu);
+  Counters& c = g_counters[device];
+  c.peak = c.current;
+}
+
+// ---- the table's device and memory entries ----------------------------------------------------------
+
+void set_device(int index) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    QT_FAIL(ErrorCode::Device, std::string("no usable NVIDIA GPU: ") + cudaGetErrorString(err) +
+                                   " (is the NVIDIA driver installed and recent enough?)");
+  }
+  if (index < 0 || index >= count)
+    QT_FAIL(ErrorCode::InvalidArgument, "device cuda:" + std::to_string(index) + " does not exist (this machine has " +
+                                            std::to_string(count) + " CUDA device" + (count == 1 ? "" : "s") + ")");
+  QT_CUDA_CHECK(cudaSetDevice(index));
+}
+
+void* alloc(size_t bytes) {
+  device_ctx();  // the device's context exists before its first buffer
+  return device_malloc(bytes, false);
+}
+
+void free(void* ptr) {
+  try {
+    device_free(ptr, false);
+  } catch (...) {  // destructors call this: never throw
+  }
+}
+
+void upload(void* dst, const void* host_src, size_t bytes) {
+  if (!bytes) return;
+  Op op("upload");
+  // From pageable memory the call returns once the source has been staged, so the caller may reuse it.
+  QT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, op.s));
+}
+
+void download(void* host_dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  Op op("download");
+  QT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, op.s));
+  QT_CUDA_CHECK(cudaStreamSynchronize(op.s));
+}
+
+void copy(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  Op op("copy");
+  QT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, op.s));
+}
+
+void zero(void* dst, size_t bytes) {
+  if (!bytes) return;
+  Op op("zero");
+  QT_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, op.s));
+}
+
+void memory_info(uint64_t* free_bytes, uint64_t* total_bytes) {
+  size_t f = 0, t = 0;
+  QT_CUDA_CHECK(cudaMemGetInfo(&f, &t));
+  *free_bytes = f;
+  *total_bytes = t;
+}
+
+bool native_bf16() { return device_ctx().prop.major >= 8; }
+
+void list_devices(std::vector<DeviceInfo>& out) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {  // no driver / no GPU: just no CUDA devices
+    cudaGetLastError();
+    return;
+  }
+  int prev = 0;
+  cudaGetDevice(&prev);
+  for (int i = 0; i < count; i++) {
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    DeviceInfo d;
+    d.backend = "cuda";
+    d.index = i;
+    d.name = p.name;
+    d.total_bytes = p.totalGlobalMem;
+    d.cc_major = p.major;
+    d.cc_minor = p.minor;
+    d.bf16 = p.major >= 8;
+    size_t f = 0, t = 0;
+    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&f, &t) == cudaSuccess) {
+      d.free_bytes = f;
+      d.total_bytes = t;
+    } else {
+      cudaGetLastError();
+    }
+    out.push_back(d);
+  }
+  cudaSetDevice(prev);
+}
+
+}  // namespace qt::cuda

@@ -1,0 +1,254 @@
+// Elementwise ops and reductions on the GPU: embedding lookup/scatter, NEFTune noise, SwiGLU, add/scale,
+// the gradient-norm reduction, AdamW, the LoRA dropout mask, bias add/sum. Each mirrors its engine/cpu op.
+// Where the CPU result must be reproduced bit for bit (NEFTune noise, dropout masks, AdamW), every float
+// operation is an explicitly rounded intrinsic in the CPU's order, so no FMA contraction can change it; the
+// random numbers are rng.h's, compiled for the device. Reductions use a fixed tree order (no atomics):
+// the same inputs give the same bits on every run (resume == not stopping).
+#include <cmath>
+
+#include "ops.cuh"
+#include "rng.h"
+
+namespace qt::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+#define QT_GRID_STRIDE(i, n) \
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<size_t>(gridDim.x) * blockDim.x)
+
+// ---- embedding ----
+
+__global__ void embedding_forward_kernel(float* out, const int32_t* ids, const void* wte, DType t, int N, int C) {
+  const size_t total = static_cast<size_t>(N) * C;
+  QT_GRID_STRIDE(i, total) {
+    const size_t n = i / C, c = i % C;
+    out[i] = load_dense(wte, t, static_cast<int64_t>(ids[n]) * C + static_cast<int64_t>(c));
+  }
+}
+
+__global__ void embedding_backward_kernel(float* dwte, const float* dout, const int32_t* ids, int N, int C) {
+  // one thread per column, rows in order: repeated ids add in the CPU's order
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  for (int n = 0; n < N; n++) {
+    float* d = dwte + static_cast<size_t>(ids[n]) * C + c;
+    *d = __fadd_rn(*d, dout[static_cast<size_t>(n) * C + c]);
+  }
+}
+
+// ---- NEFTune ----
+
+__global__ void neftune_kernel(float* x, const int32_t* lengths, float alpha, uint64_t seed, int B, int T, int C) {
+  const size_t total = static_cast<size_t>(B) * T * C;
+  QT_GRID_STRIDE(i, total) {
+    const int b = static_cast<int>(i / (static_cast<size_t>(T) * C));
+    const int t = static_cast<int>((i / C) % T);
+    const int L = lengths[b];
+    if (L <= 0 || t >= L) continue;
+    // mag = alpha / sqrt(L * C); x += (2u - 1) * mag   (cpu/neftune.cpp, same rounding)
+    const float mag = __fdiv_rn(alpha, __fsqrt_rn(__fmul_rn(static_cast<float>(L), static_cast<float>(C))));
+    const float u = rng_uniform(seed, i);
+    x[i] = __fadd_rn(x[i], __fmul_rn(__fsub_rn(__fmul_rn(2.0f, u), 1.0f), mag));
+  }
+}
+
+// ---- SwiGLU ----
+
+__device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
+
+__global__ void swiglu_forward_kernel(float* out, const float* gate, const float* up, size_t n) {
+  QT_GRID_STRIDE(i, n) {
+    const float g = gate[i];
+    out[i] = g * sigmoid(g) * up[i];
+  }
+}
+
+__global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
+  QT_GRID_STRIDE(i, n) {
+    const float g = gate[i], s = sigmoid(g);
+    dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    dup[i] += dout[i] * g * s;
+  }
+}
+
+// ---- add / scale ----
+
+__global__ void add_kernel(float* out, const float* a, const float* b, size_t n) {
+  QT_GRID_STRIDE(i, n) out[i] = __fadd_rn(a[i], b[i]);
+}
+
+__global__ void scale_kernel(float* x, float s, size_t n) {
+  QT_GRID_STRIDE(i, n) x[i] = __fmul_rn(x[i], s);
+}
+
+// ---- sum of squares: fixed grid, per-thread double sums, block tree, then one block over the partials ----
+
+constexpr int kSumBlocks = 1024;
+
+__global__ void sum_squares_partial(double* partial, const float* x, size_t n) {
+  __shared__ double scratch[32];
+  double s = 0;
+  QT_GRID_STRIDE(i, n) s += static_cast<double>(x[i]) * x[i];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+__global__ void sum_partials(double* out, const double* partial, int count) {
+  __shared__ double scratch[32];
+  double s = 0;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) *out = s;
+}
+
+// ---- AdamW (cpu/adamw.cpp, same operations in the same order) ----
+
+__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, size_t n, float one_minus_b1,
+                             float beta2, float one_minus_b2, float eps, float decay, float step_size, float bc2_sqrt) {
+  QT_GRID_STRIDE(i, n) {
+    const float g = grads[i];
+    float p = __fmul_rn(params[i], decay);
+    const float mi = __fadd_rn(m[i], __fmul_rn(__fsub_rn(g, m[i]), one_minus_b1));
+    const float vi = __fadd_rn(__fmul_rn(v[i], beta2), __fmul_rn(__fmul_rn(one_minus_b2, g), g));
+    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2_sqrt), eps);
+    p = __fsub_rn(p, __fdiv_rn(__fmul_rn(step_size, mi), denom));
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = p;
+  }
+}
+
+// ---- LoRA dropout ----
+
+__global__ void dropout_kernel(float* out, const float* in, float p, float keep_scale, uint64_t seed, size_t n) {
+  QT_GRID_STRIDE(i, n) out[i] = rng_uniform(seed, i) >= p ? __fmul_rn(in[i], keep_scale) : 0.0f;
+}
+
+__global__ void dropout_backward_kernel(float* dinp, const float* g, float p, float keep_scale, uint64_t seed, size_t n) {
+  QT_GRID_STRIDE(i, n) {
+    const float d = p > 0.0f ? (rng_uniform(seed, i) >= p ? __fmul_rn(g[i], keep_scale) : 0.0f) : g[i];
+    dinp[i] = __fadd_rn(dinp[i], d);
+  }
+}
+
+// ---- bias ----
+
+__global__ void bias_add_kernel(float* out, const float* bias, int N, int OC) {
+  const size_t total = static_cast<size_t>(N) * OC;
+  QT_GRID_STRIDE(i, total) out[i] = __fadd_rn(out[i], bias[i % OC]);
+}
+
+__global__ void bias_backward_kernel(float* dbias, const float* dout, int N, int OC) {
+  const int o = blockIdx.x * blockDim.x + threadIdx.x;
+  if (o >= OC) return;
+  float s = 0;
+  for (int n = 0; n < N; n++) s = __fadd_rn(s, dout[static_cast<size_t>(n) * OC + o]);
+  dbias[o] = __fadd_rn(dbias[o], s);
+}
+
+}  // namespace
+
+void embedding_forward(float* out, const int32_t* ids, const Weight& wte, int N, int C) {
+  Op op("embedding_forward");
+  if (wte.dtype == DType::NF4) QT_FAIL(ErrorCode::Unsupported, "an NF4 embedding table is not supported");
+  embedding_forward_kernel<<<grid_for(static_cast<size_t>(N) * C, kThreads), kThreads, 0, op.s>>>(out, ids, wte.data, wte.dtype, N, C);
+  QT_LAUNCH_CHECK();
+}
+
+void embedding_backward(float* dwte, const float* dout, const int32_t* ids, int N, int C) {
+  Op op("embedding_backward");
+  embedding_backward_kernel<<<grid_for(static_cast<size_t>(C), kThreads), kThreads, 0, op.s>>>(dwte, dout, ids, N, C);
+  QT_LAUNCH_CHECK();
+}
+
+void neftune_forward(float* x, const int32_t* lengths, float alpha, uint64_t seed, int B, int T, int C) {
+  if (alpha == 0.0f) return;
+  Op op("neftune_forward");
+  neftune_kernel<<<grid_for(static_cast<size_t>(B) * T * C, kThreads), kThreads, 0, op.s>>>(x, lengths, alpha, seed, B, T, C);
+  QT_LAUNCH_CHECK();
+}
+
+void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
+  Op op("swiglu_forward");
+  swiglu_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, gate, up, n);
+  QT_LAUNCH_CHECK();
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
+  Op op("swiglu_backward");
+  swiglu_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(dgate, dup, dout, gate, up, n);
+  QT_LAUNCH_CHECK();
+}
+
+void add(float* out, const float* a, const float* b, size_t n) {
+  Op op("add");
+  add_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, a, b, n);
+  QT_LAUNCH_CHECK();
+}
+
+void scale(float* x, float s, size_t n) {
+  Op op("scale");
+  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(x, s, n);
+  QT_LAUNCH_CHECK();
+}
+
+double sum_squares(const float* x, size_t n) {
+  Op op("sum_squares");
+  Carve k(op.c);
+  const size_t o_part = k.add(kSumBlocks * sizeof(double)), o_out = k.add(sizeof(double));
+  char* base = k.commit();
+  double* partial = reinterpret_cast<double*>(base + o_part);
+  double* result = reinterpret_cast<double*>(base + o_out);
+  sum_squares_partial<<<kSumBlocks, kThreads, 0, op.s>>>(partial, x, n);
+  QT_LAUNCH_CHECK();
+  sum_partials<<<1, kThreads, 0, op.s>>>(result, partial, kSumBlocks);
+  QT_LAUNCH_CHECK();
+  double host = 0;
+  QT_CUDA_CHECK(cudaMemcpyAsync(&host, result, sizeof(double), cudaMemcpyDeviceToHost, op.s));
+  QT_CUDA_CHECK(cudaStreamSynchronize(op.s));
+  return host;
+}
+
+void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, int64_t t) {
+  Op op("adamw_update");
+  // host-side constants exactly as cpu/adamw.cpp computes them
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
+  const float step_size = static_cast<float>(lr / bc1);
+  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const float decay = 1.0f - lr * weight_decay;
+  adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(params, grads, m, v, n, 1.0f - beta1, beta2, 1.0f - beta2, eps,
+                                                              decay, step_size, bc2_sqrt);
+  QT_LAUNCH_CHECK();
+}
+
+void dropout_apply(float* out, const float* in, float p, uint64_t seed, size_t n, cudaStream_t s) {
+  if (p <= 0.0f) {
+    QT_CUDA_CHECK(cudaMemcpyAsync(out, in, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  const float keep_scale = 1.0f / (1.0f - p);
+  dropout_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(out, in, p, keep_scale, seed, n);
+  QT_LAUNCH_CHECK();
+}
+
+void dropout_backward_add(float* dinp, const float* g, float p, uint64_t seed, size_t n, cudaStream_t s) {
+  const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  dropout_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(dinp, g, p, keep_scale, seed, n);
+  QT_LAUNCH_CHECK();
+}
+
+void bias_add(float* out, const float* bias, int N, int OC, cudaStream_t s) {
+  bias_add_kernel<<<grid_for(static_cast<size_t>(N) * OC, kThreads), kThreads, 0, s>>>(out, bias, N, OC);
+  QT_LAUNCH_CHECK();
+}
+
+void bias_backward(float* dbias, const float* dout, int N, int OC, cudaStream_t s) {
+  bias_backward_kernel<<<grid_for(static_cast<size_t>(OC), kThreads), kThreads, 0, s>>>(dbias, dout, N, OC);
+  QT_LAUNCH_CHECK();
+}
+
+}  // namespace qt::cuda

@@ -1,0 +1,156 @@
+// Linear layers and LoRA on the GPU through cuBLAS (cpu/matmul.cpp, cpu/lora.cpp).
+//   matmul: the frozen weight is dequantized (NF4) or converted into the compute dtype in scratch memory, the
+//   fp32 activations are rounded to the same dtype, and cublasGemmEx multiplies them with fp32 accumulation and
+//   an fp32 result (bitsandbytes' QLoRA recipe: dequantize to bf16, then a normal GEMM). Compute dtype F32
+//   (compute_dtype "fp32") runs plain fp32 GEMMs (no TF32), for checks against the CPU.
+//   LoRA: fp32 GEMMs on fp32 A/B, as PEFT runs an fp32 adapter; the dropout mask is regenerated from its seed.
+// Row-major helpers over column-major cuBLAS: a row-major X[M, K] is the column-major X^T with ld = K.
+// Deterministic: one handle per device on the device's stream, a fixed cuBLAS workspace, atomics not allowed
+// (cuBLAS's default), so the same inputs give the same bits.
+#include <cublas_v2.h>
+
+#include "ops.cuh"
+
+namespace qt::cuda {
+
+namespace {
+
+void blas_check(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return;
+  if (st == CUBLAS_STATUS_ALLOC_FAILED) QT_FAIL(ErrorCode::OutOfMemory, std::string("GPU out of memory in cuBLAS (") + what + ")");
+  QT_FAIL(ErrorCode::Device, std::string("cuBLAS error ") + std::to_string(static_cast<int>(st)) + " in " + what);
+}
+
+constexpr size_t kBlasWorkspace = size_t{32} << 20;  // NVIDIA's recommendation for Hopper
+
+cublasHandle_t handle(DeviceCtx& c) {
+  if (!c.blas) {
+    cublasHandle_t h = nullptr;
+    blas_check(cublasCreate(&h), "cublasCreate");
+    blas_check(cublasSetStream(h, c.stream), "cublasSetStream");
+    blas_check(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");  // no TF32 for fp32 GEMMs
+    void* ws = cuda::alloc(kBlasWorkspace);
+    blas_check(cublasSetWorkspace(h, ws, kBlasWorkspace), "cublasSetWorkspace");
+    c.blas = h;
+    c.blas_ws = ws;
+  }
+  return static_cast<cublasHandle_t>(c.blas);
+}
+
+cudaDataType_t cuda_type(DType t) {
+  return t == DType::BF16 ? CUDA_R_16BF : t == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+size_t elt(DType t) { return t == DType::F32 ? 4 : 2; }
+
+// out[M, N] (fp32) = alpha * A[M, K] @ B[N, K]^T + beta * out      (A, B of type t)
+void gemm_nt(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta) {
+  blas_check(cublasGemmEx(handle(c), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, cuda_type(t), K, A, cuda_type(t), K, &beta,
+                          out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "gemm_nt");
+}
+
+// out[M, N] = alpha * A[M, K] @ B[K, N] + beta * out
+void gemm_nn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta) {
+  blas_check(cublasGemmEx(handle(c), CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B, cuda_type(t), N, A, cuda_type(t), K, &beta,
+                          out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "gemm_nn");
+}
+
+// out[M, N] = alpha * A[K, M]^T @ B[K, N] + beta * out
+void gemm_tn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta) {
+  blas_check(cublasGemmEx(handle(c), CUBLAS_OP_N, CUBLAS_OP_T, N, M, K, &alpha, B, cuda_type(t), N, A, cuda_type(t), M, &beta,
+                          out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "gemm_tn");
+}
+
+// The weight in dtype t: the stored array when it already is, else a converted copy at `scratch`.
+const void* weight_as(DeviceCtx& c, const Weight& w, DType t, void* scratch) {
+  if (w.dtype == t) return w.data;
+  Section sec(c, "matmul.dequantize");
+  dequantize_to(scratch, t, w, c.stream);
+  return scratch;
+}
+
+void check_compute(const Weight& w) {
+  if (w.compute != DType::F32 && w.compute != DType::BF16 && w.compute != DType::F16)
+    QT_FAIL(ErrorCode::Internal, "matmul: compute dtype must be F32, BF16 or F16");
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC) {
+  // out [N, OC]; inp [N, C]; w [OC, C]; bias [OC] or null
+  Op op("matmul_forward");
+  check_compute(w);
+  const DType t = w.compute;
+  Carve k(op.c);
+  const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));
+  const size_t ox = k.add(t == DType::F32 ? 0 : static_cast<size_t>(N) * C * elt(t));
+  char* base = k.commit();
+  const void* W = weight_as(op.c, w, t, base + ow);
+  const void* X = inp;
+  if (t != DType::F32) {
+    Section sec(op.c, "matmul.convert");
+    convert_from_f32(base + ox, t, inp, static_cast<size_t>(N) * C, op.s);
+    X = base + ox;
+  }
+  {
+    Section sec(op.c, "matmul.gemm");
+    gemm_nt(op.c, out, X, W, t, N, OC, C, 1.0f, 0.0f);
+  }
+  if (bias) bias_add(out, bias, N, OC, op.s);
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
+                     int N, int C, int OC) {
+  // dinp [N, C] += dout @ w; dweight [OC, C] += dout^T @ inp (F32 weights only); dbias [OC] += column sums of dout
+  Op op("matmul_backward");
+  check_compute(w);
+  const DType t = w.compute;
+  if (dinp) {
+    Carve k(op.c);
+    const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));
+    const size_t od = k.add(t == DType::F32 ? 0 : static_cast<size_t>(N) * OC * elt(t));
+    char* base = k.commit();
+    const void* W = weight_as(op.c, w, t, base + ow);
+    const void* G = dout;
+    if (t != DType::F32) {
+      Section sec(op.c, "matmul.convert");
+      convert_from_f32(base + od, t, dout, static_cast<size_t>(N) * OC, op.s);
+      G = base + od;
+    }
+    Section sec(op.c, "matmul.gemm");
+    gemm_nn(op.c, dinp, G, W, t, N, C, OC, 1.0f, 1.0f);
+  }
+  if (dweight && w.dtype == DType::F32) gemm_tn(op.c, dweight, dout, inp, DType::F32, OC, C, N, 1.0f, 1.0f);
+  if (dbias) bias_backward(dbias, dout, N, OC, op.s);
+}
+
+void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
+                  float dropout, uint64_t seed, int N, int C, int OC, int R) {
+  // out [N, OC] +=; u [N, R]; scratch [N, C]; inp [N, C]; A [R, C]; Bw [OC, R]
+  Op op("lora_forward");
+  float* xd = scratch;
+  dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
+  gemm_nt(op.c, u, xd, A, DType::F32, N, R, C, 1.0f, 0.0f);      // u = xd A^T
+  gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f);  // out += scale u B^T
+}
+
+void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
+                   const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
+                   int C, int OC, int R) {
+  // dinp [N, C] += (may be null); dA [R, C] +=; dB [OC, R] +=; scratch [N*C + N*R]
+  Op op("lora_backward");
+  float* xd = scratch;
+  float* du = scratch + static_cast<size_t>(N) * C;
+  gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f);  // dB += scale dout^T u
+  gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f); // du = scale dout B
+  dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
+  gemm_tn(op.c, dA, du, xd, DType::F32, R, C, N, 1.0f, 1.0f);     // dA += du^T xd
+  if (!dinp) return;
+  gemm_nn(op.c, xd, du, A, DType::F32, N, C, R, 1.0f, 0.0f);      // dxd = du A
+  dropout_backward_add(dinp, xd, dropout, seed, static_cast<size_t>(N) * C, op.s);
+}
+
+}  // namespace qt::cuda

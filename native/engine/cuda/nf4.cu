@@ -1,0 +1,176 @@
+// NF4 on the GPU (ENGINE_FACTS §4): quantization at load time (the same codes, absmax, double-quant codes and
+// scales as nf4.cpp, bit for bit), dequantization to fp32 (the backend op) or to the GEMM operand type, and
+// dense conversions. Every multiply/add that must match the CPU is an explicitly rounded intrinsic
+// (__fmul_rn, __fadd_rn): the compiler must not fuse them into an FMA, or the result would differ in the last bit.
+//   w = code[idx] * absmax_b,  absmax_b = map[q_b] * scale_{b/256} + offset  (double quant)
+// Simplification: one thread per byte of codes (2 weights); memory-bound and plenty fast for load and run 1.
+#include "nf4.h"
+#include "ops.cuh"
+
+namespace qt::cuda {
+
+__constant__ float c_nf4[16];      // NF4 code values
+__constant__ float c_nf4_mid[15];  // decision thresholds (midpoints), as nf4.cpp computes them
+__constant__ float c_dmap[256];    // bnb's signed dynamic map
+
+void nf4_init_constants() {
+  float mid[15];
+  for (int i = 0; i < 15; i++) mid[i] = (kNf4Codes[i] + kNf4Codes[i + 1]) * 0.5f;  // same expression as nf4.cpp
+  QT_CUDA_CHECK(cudaMemcpyToSymbol(c_nf4, kNf4Codes, sizeof(float) * 16));
+  QT_CUDA_CHECK(cudaMemcpyToSymbol(c_nf4_mid, mid, sizeof(float) * 15));
+  QT_CUDA_CHECK(cudaMemcpyToSymbol(c_dmap, dynamic_map(), sizeof(float) * 256));
+}
+
+namespace {
+
+struct Nf4View {  // a Weight's NF4 fields as kernel arguments
+  const uint8_t* codes;
+  const float* absmax;
+  const uint8_t* absmax_q;
+  const float* absmax_scale;
+  float offset;
+  bool dq;
+};
+
+__device__ __forceinline__ float block_absmax(const Nf4View& w, int64_t b) {
+  if (!w.dq) return w.absmax[b];
+  return __fadd_rn(__fmul_rn(c_dmap[w.absmax_q[b]], w.absmax_scale[b / kDqBlockSize]), w.offset);
+}
+
+// out[2*j], out[2*j+1] from byte j (even element = high nibble)
+template <class T>
+__global__ void nf4_dequant_kernel(T* out, Nf4View w, int64_t n) {
+  const int64_t nbytes = (n + 1) / 2;
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < nbytes;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint8_t byte = w.codes[j];
+    const int64_t i = 2 * j;
+    const float am = block_absmax(w, i / kNf4BlockSize);  // i and i+1 share a block (64 is even)
+    out[i] = from_float<T>(__fmul_rn(c_nf4[byte >> 4], am));
+    if (i + 1 < n) out[i + 1] = from_float<T>(__fmul_rn(c_nf4[byte & 0x0f], am));
+  }
+}
+
+template <class T>
+__global__ void dense_convert_kernel(T* out, const void* in, DType t, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = from_float<T>(load_dense(in, t, i));
+}
+
+// Same-type copy of 16-bit values (bf16 -> bf16 etc. is a memcpy; handled by the caller).
+
+template <class T>
+void dequantize_typed(T* out, const Weight& w, cudaStream_t s) {
+  const int64_t n = w.rows * w.cols;
+  if (w.dtype == DType::NF4) {
+    Nf4View v{static_cast<const uint8_t*>(w.data), w.absmax, w.absmax_q, w.absmax_scale, w.absmax_offset, w.double_quant};
+    nf4_dequant_kernel<T><<<grid_for(static_cast<size_t>((n + 1) / 2), 256), 256, 0, s>>>(out, v, n);
+  } else {
+    dense_convert_kernel<T><<<grid_for(static_cast<size_t>(n), 256), 256, 0, s>>>(out, w.data, w.dtype, n);
+  }
+  QT_LAUNCH_CHECK();
+}
+
+// One warp per block of 64 weights: lane l quantizes elements 2l and 2l+1 (one byte of codes).
+__device__ __forceinline__ uint8_t nf4_nearest_dev(float x) {
+  uint8_t idx = 0;
+  for (int i = 0; i < 15; i++) idx += x > c_nf4_mid[i];  // count thresholds strictly below x (nf4.cpp)
+  return idx;
+}
+
+__global__ void nf4_quantize_kernel(uint8_t* codes, float* absmax, const void* src, DType t, int64_t n) {
+  const int64_t nb = (n + kNf4BlockSize - 1) / kNf4BlockSize;
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32; b < nb; b += warps) {
+    const int64_t i0 = b * kNf4BlockSize + 2 * lane;
+    const float x0 = i0 < n ? load_dense(src, t, i0) : 0.0f;
+    const float x1 = i0 + 1 < n ? load_dense(src, t, i0 + 1) : 0.0f;
+    const float amax = warp_max(fmaxf(fabsf(x0), fabsf(x1)));  // fmaxf ignores NaN, as std::max(amax, NaN) does
+    if (lane == 0) absmax[b] = amax;
+    const float inv = amax > 0 ? __fdiv_rn(1.0f, amax) : 0.0f;
+    if (i0 < n) {
+      const uint8_t c0 = nf4_nearest_dev(__fmul_rn(x0, inv));
+      const uint8_t c1 = i0 + 1 < n ? nf4_nearest_dev(__fmul_rn(x1, inv)) : 0;
+      codes[i0 / 2] = static_cast<uint8_t>((c0 << 4) | c1);
+    }
+  }
+}
+
+// std::lower_bound + nearer-of-two with ties to the lower value (nf4.cpp dynamic_map_nearest)
+__device__ __forceinline__ uint8_t dmap_nearest_dev(float x) {
+  int lo = 0, count = 256;
+  while (count > 0) {  // first index with map[i] >= x
+    const int step = count / 2;
+    if (c_dmap[lo + step] < x) {
+      lo += step + 1;
+      count -= step + 1;
+    } else {
+      count = step;
+    }
+  }
+  if (lo == 0) return 0;
+  if (lo == 256) return 255;
+  const float hi_v = c_dmap[lo], lo_v = c_dmap[lo - 1];
+  return static_cast<uint8_t>((__fsub_rn(x, lo_v) <= __fsub_rn(hi_v, x)) ? lo - 1 : lo);
+}
+
+// One block of 256 threads per double-quant group of 256 absmax values.
+__global__ void nf4_double_quant_kernel(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb) {
+  __shared__ float scratch[32];
+  const int64_t b = blockIdx.x * static_cast<int64_t>(kDqBlockSize) + threadIdx.x;
+  const float d = b < nb ? __fsub_rn(absmax[b], offset) : 0.0f;
+  const float amax = block_max(fabsf(d), scratch);
+  if (threadIdx.x == 0) absmax_scale[blockIdx.x] = amax;
+  const float inv = amax > 0 ? __fdiv_rn(1.0f, amax) : 0.0f;
+  if (b < nb) absmax_q[b] = dmap_nearest_dev(__fmul_rn(d, inv));
+}
+
+}  // namespace
+
+void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s) {
+  if (out_t == DType::F32) dequantize_typed(static_cast<float*>(out), w, s);
+  else if (out_t == DType::BF16) dequantize_typed(static_cast<__nv_bfloat16*>(out), w, s);
+  else dequantize_typed(static_cast<__half*>(out), w, s);
+}
+
+void dequantize(float* out, const Weight& w) {
+  Op op("dequantize");
+  dequantize_to(out, DType::F32, w, op.s);
+}
+
+void nf4_quantize(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n) {
+  Op op("nf4_quantize");
+  const int64_t nb = (n + kNf4BlockSize - 1) / kNf4BlockSize;
+  nf4_quantize_kernel<<<grid_for(static_cast<size_t>(nb), 8), 256, 0, op.s>>>(codes, absmax, src, src_dtype, n);
+  QT_LAUNCH_CHECK();
+}
+
+void nf4_double_quant(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb) {
+  Op op("nf4_double_quant");
+  const int64_t ns = (nb + kDqBlockSize - 1) / kDqBlockSize;
+  if (ns > 2147483647) QT_FAIL(ErrorCode::Unsupported, "weight too large for double quantization");
+  nf4_double_quant_kernel<<<static_cast<unsigned>(ns), kDqBlockSize, 0, op.s>>>(absmax_q, absmax_scale, absmax, offset, nb);
+  QT_LAUNCH_CHECK();
+}
+
+namespace {
+template <class T>
+__global__ void from_f32_kernel(T* out, const float* in, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    out[i] = from_float<T>(in[i]);
+}
+}  // namespace
+
+void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s) {
+  if (!n) return;
+  if (out_t == DType::F32) {
+    QT_CUDA_CHECK(cudaMemcpyAsync(out, in, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  if (out_t == DType::BF16) from_f32_kernel<<<grid_for(n, 256), 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), in, n);
+  else from_f32_kernel<<<grid_for(n, 256), 256, 0, s>>>(static_cast<__half*>(out), in, n);
+  QT_LAUNCH_CHECK();
+}
+
+}  // namespace qt::cuda

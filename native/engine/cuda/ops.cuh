@@ -1,0 +1,84 @@
+// The CUDA ops (one file per op family, like engine/cpu). Signatures and semantics are the backend table's
+// (backend.h), checked against the CPU ops by native/gpu/gpu_check. backend_cuda.cu fills the `cuda` table.
+#pragma once
+
+#include "backend.h"
+#include "common.cuh"
+
+namespace qt::cuda {
+
+// context.cu: device and memory
+void set_device(int index);
+void* alloc(size_t bytes);
+void free(void* ptr);
+void upload(void* dst, const void* host_src, size_t bytes);
+void download(void* host_dst, const void* src, size_t bytes);
+void copy(void* dst, const void* src, size_t bytes);
+void zero(void* dst, size_t bytes);
+void memory_info(uint64_t* free_bytes, uint64_t* total_bytes);
+bool native_bf16();
+void list_devices(std::vector<DeviceInfo>& out);
+
+void embedding_forward(float* out, const int32_t* ids, const Weight& wte, int N, int C);
+void embedding_backward(float* dwte, const float* dout, const int32_t* ids, int N, int C);
+
+void neftune_forward(float* x, const int32_t* lengths, float alpha, uint64_t seed, int B, int T, int C);
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C);
+
+void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
+                       int B, int Tq, int Tk, int NH, int NKV, int HS);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, const int32_t* lengths, int B, int Tq,
+                        int Tk, int NH, int NKV, int HS);
+
+void swiglu_forward(float* out, const float* gate, const float* up, size_t n);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
+
+void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
+                     int N, int C, int OC);
+
+void dequantize(float* out, const Weight& w);
+void nf4_quantize(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n);
+void nf4_double_quant(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb);
+
+void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
+                  float dropout, uint64_t seed, int N, int C, int OC, int R);
+void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
+                   const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
+                   int C, int OC, int R);
+
+void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
+void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+
+void add(float* out, const float* a, const float* b, size_t n);
+void scale(float* x, float s, size_t n);
+double sum_squares(const float* x, size_t n);
+
+void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, int64_t t);
+
+// ---- helpers shared between the op files (enqueue on stream s; no Op of their own) -------------------------
+
+/** The NF4 code table and bnb's dynamic map in this device's constant memory (nf4.cu; once per device). */
+void nf4_init_constants();
+/** out[n] (type out_t: F32 | BF16 | F16) = the weight's values (any Weight dtype), exactly as dequantize. */
+void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s);
+/** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
+void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
+/** out = (rng_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */
+void dropout_apply(float* out, const float* in, float p, uint64_t seed, size_t n, cudaStream_t s);
+/** dinp += (rng_uniform(seed, i) >= p ? g * 1/(1-p) : 0) (p = 0: dinp += g). */
+void dropout_backward_add(float* dinp, const float* g, float p, uint64_t seed, size_t n, cudaStream_t s);
+/** out[n, o] += bias[o] for N rows of OC. */
+void bias_add(float* out, const float* bias, int N, int OC, cudaStream_t s);
+/** dbias[o] += sum_n dout[n, o] (serial over n per column: deterministic). */
+void bias_backward(float* dbias, const float* dout, int N, int OC, cudaStream_t s);
+
+}  // namespace qt::cuda

@@ -1,0 +1,48 @@
+// RoPE on the GPU (cpu/rope.cpp): HF's rotate_half layout, angle = (pos0 + t) * inv_freq[i] in fp32, one thread
+// per rotated pair. Backward applies the transposed rotation (angle -> -angle). In place is safe: each thread
+// reads its pair before writing it.
+#include "ops.cuh"
+
+namespace qt::cuda {
+
+namespace {
+
+__global__ void rope_kernel(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0, float sign) {
+  const int half = HS / 2;
+  const size_t total = static_cast<size_t>(B) * T * H * half;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int i = static_cast<int>(k % half);
+    const size_t head = k / half;  // (b*T + t)*H + h
+    const int t = static_cast<int>((head / H) % T);
+    const float angle = __fmul_rn(static_cast<float>(pos0 + t), inv_freq[i]);
+    float sn, cs;
+    sincosf(angle, &sn, &cs);
+    sn *= sign;
+    const float* x = inp + head * HS;
+    float* y = out + head * HS;
+    const float x1 = x[i], x2 = x[i + half];
+    y[i] = __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn));         // out = x * cos + rotate_half(x) * sin
+    y[i + half] = __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));  // rotate_half(x) = [-x2, x1]
+  }
+}
+
+void rope_apply(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0, float sign,
+                const char* name) {
+  Op op(name);
+  const size_t total = static_cast<size_t>(B) * T * H * (HS / 2);
+  if (!total) return;
+  rope_kernel<<<grid_for(total, 256), 256, 0, op.s>>>(out, inp, inv_freq, B, T, H, HS, pos0, sign);
+  QT_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0) {
+  rope_apply(out, inp, inv_freq, B, T, H, HS, pos0, 1.0f, "rope_forward");
+}
+
+void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0) {
+  rope_apply(dinp, dout, inv_freq, B, T, H, HS, pos0, -1.0f, "rope_backward");
+}
+
+}  // namespace qt::cuda

@@ -1,0 +1,289 @@
+// gpu_bench: our engine on a Llama-3-8B-architecture checkpoint with the tutorial recipe (NF4 + double quant,
+// LoRA r=32 alpha 8 on q/k/v/o, dropout 0.1, gradient checkpointing, NEFTune 5, AdamW), on cuda:0:
+//   load      load_model + quantize time (the safetensors were just written, so they sit in the page cache)
+//   train     tokens/s and the engine's peak device memory at each batch x length (median of timed steps after
+//             warm-up; each step ends with a device synchronisation), plus a per-op time breakdown of one step
+//             (CUDA events around every backend op; "host gap" = step wall time minus the ops' GPU time)
+//   decode    single-stream greedy decode of 128 new tokens after a 64-token prompt
+//   epoch     one epoch of short Q&A-like rows (lengths read from --lengths, the same list bench_torch.py uses)
+//             with token-budget batching, and with padded batches of 4 as PyTorch runs it
+// Usage: gpu_bench --model DIR [--json PATH] [--sizes 4x128,4x512,8x1024] [--steps 5] [--warmup 2]
+//                  [--lengths FILE] [--budget 4096] [--skip decode,epoch,profile]
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+
+#include "files.h"
+#include "fixtures.h"
+#include "gpu_common.h"
+#include "model.h"
+#include "rng.h"
+#include "tools.h"
+
+using namespace qg;
+namespace fs = std::filesystem;
+using qt::json::Value;
+
+namespace {
+
+qt::TrainConfig recipe(int batch_rows) {
+  qt::TrainConfig c;  // ENGINE_FACTS §1
+  c.lora.r = 32;
+  c.lora.alpha = 8;
+  c.lora.dropout = 0.1f;
+  c.lora.targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  c.lr = 5e-5f;
+  c.batch_rows = batch_rows;
+  c.total_steps = 100000;
+  c.warmup_steps = 0;
+  c.schedule = qt::Schedule::Constant;
+  c.neftune_alpha = 5;
+  c.grad_checkpointing = true;
+  c.seed = 42;
+  return c;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+double gib(uint64_t b) { return static_cast<double>(b) / (1ull << 30); }
+
+// one optimizer step, timed to the end of its device work
+double timed_step(qt::Trainer& t, qt::StepMetrics* m = nullptr) {
+  const auto t0 = Clock::now();
+  qt::StepMetrics s = qt::trainer_step(t, nullptr);
+  qt::cuda::synchronize();
+  if (m) *m = s;
+  return seconds_since(t0);
+}
+
+Value profile_step(qt::Trainer& t, double* wall, double* gpu_ms) {
+  qt::cuda::profile_begin();
+  *wall = timed_step(t);
+  auto prof = qt::cuda::profile_end();
+  Value arr = Value::new_array();
+  *gpu_ms = 0;
+  for (const auto& e : prof)
+    if (e.name.find('.') == std::string::npos) *gpu_ms += e.ms;  // sections ("matmul.gemm") are inside ops
+  for (const auto& e : prof) {
+    arr.push(Value::new_object()
+                 .set("op", Value::from_string(e.name))
+                 .set("ms", Value::from_double(e.ms))
+                 .set("calls", Value::from_int(e.calls)));
+  }
+  return arr;
+}
+
+void print_profile(const Value& prof, double wall, double gpu_ms) {
+  std::printf("    per-op GPU time of one step (wall %.1f ms, ops %.1f ms, host gap %.1f ms):\n", wall * 1e3, gpu_ms, wall * 1e3 - gpu_ms);
+  int shown = 0;
+  for (const auto& e : prof.array) {
+    if (shown++ >= 16) break;
+    std::printf("      %-26s %9.2f ms %6lld calls\n", e.find("op")->string.c_str(), e.find("ms")->number,
+                static_cast<long long>(e.find("calls")->integer));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_dir, json_path, sizes = "4x128,4x512,8x1024", lengths_path, skip;
+  int steps = 5, warmup = 2, budget = 4096;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--model") model_dir = next();
+    else if (a == "--json") json_path = next();
+    else if (a == "--sizes") sizes = next();
+    else if (a == "--steps") steps = std::stoi(next());
+    else if (a == "--warmup") warmup = std::stoi(next());
+    else if (a == "--lengths") lengths_path = next();
+    else if (a == "--budget") budget = std::stoi(next());
+    else if (a == "--skip") skip = next();
+  }
+  auto skipped = [&](const char* what) { return ("," + skip + ",").find(std::string(",") + what + ",") != std::string::npos; };
+  if (model_dir.empty()) {
+    std::printf("usage: gpu_bench --model DIR [--json PATH] ...\n");
+    return 2;
+  }
+  const std::string tmp = (fs::temp_directory_path() / "qt-gpu-bench").string();
+  fs::create_directories(tmp);
+  Value out = Value::new_object();
+  int failures = 0;
+  std::string device_name;
+  for (const auto& d : qt::list_devices())
+    if (d.backend == "cuda" && device_name.empty()) device_name = d.name;
+  out.set("device", Value::from_string(device_name));
+  out.set("engine_version", Value::from_string(qt::engine_version()));
+
+  // ---- load + quantize ----
+  std::shared_ptr<qt::Model> m;
+  try {
+    qt::LoadOptions o;
+    o.folder = model_dir;
+    o.device = "cuda:0";
+    o.quant = qt::Quant::NF4;
+    o.double_quant = true;
+    const auto t0 = Clock::now();
+    m = qt::load_model(o);
+    qt::cuda::synchronize();
+    const double s = seconds_since(t0);
+    auto mem = qt::model_memory(*m);
+    std::printf("load + quantize (NF4 + DQ): %.2f s, weights %.2f GiB\n", s, gib(mem.weights_bytes));
+    out.set("load_seconds", Value::from_double(s)).set("weights_gib", Value::from_double(gib(mem.weights_bytes)));
+  } catch (const qt::Error& e) {
+    std::printf("FAILED to load: %s: %s\n", qt::error_code_name(e.code()), e.what());
+    out.set("load_error", Value::from_string(e.what()));
+    if (!json_path.empty()) qt::write_file(json_path, qt::json::dump(out));
+    return 1;
+  }
+  const int V = m->config.vocab_size;
+
+  // ---- training throughput and memory ----
+  Value train = Value::new_array();
+  std::stringstream ss(sizes);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t x = item.find('x');
+    if (x == std::string::npos) continue;
+    const int B = std::stoi(item.substr(0, x)), T = std::stoi(item.substr(x + 1));
+    Value row = Value::new_object();
+    row.set("batch", Value::from_int(B)).set("seq", Value::from_int(T));
+    try {
+      std::vector<qtest::Sample> samples;
+      for (int b = 0; b < B; b++) {
+        qtest::Sample s;
+        for (int t = 0; t < T; t++) {
+          s.ids.push_back(static_cast<int32_t>(qt::rng_u64(1000 + b, static_cast<uint64_t>(t)) % static_cast<uint64_t>(V)));
+          s.mask.push_back(t == 0 ? 0 : 1);  // the tutorial trains on every token
+        }
+        samples.push_back(std::move(s));
+      }
+      const std::string set = tmp + "/train_" + item + ".qtds";
+      qtest::write_qtds(set, samples, static_cast<uint32_t>(V));
+      qt::cuda::release_workspace();
+      qt::cuda::reset_peak(0);
+      auto t = qt::create_trainer(m, recipe(B), set);
+      for (int i = 0; i < warmup; i++) timed_step(*t);
+      std::vector<double> times;
+      qt::StepMetrics sm;
+      for (int i = 0; i < steps; i++) times.push_back(timed_step(*t, &sm));
+      const double med = median(times);
+      const double tps = B * T / med;
+      const double peak = gib(qt::cuda::memory_stats(0).peak);
+      std::printf("train %dx%d: %.0f tokens/s (median step %.1f ms of %d; min %.1f, max %.1f), peak %.2f GiB, loss %.3f\n", B, T, tps,
+                  med * 1e3, steps, *std::min_element(times.begin(), times.end()) * 1e3,
+                  *std::max_element(times.begin(), times.end()) * 1e3, peak, sm.loss);
+      row.set("tokens_per_s", Value::from_double(tps))
+          .set("median_step_ms", Value::from_double(med * 1e3))
+          .set("peak_gib", Value::from_double(peak))
+          .set("loss", Value::from_double(sm.loss));
+      Value st = Value::new_array();
+      for (double d : times) st.push(Value::from_double(d * 1e3));
+      row.set("step_ms", std::move(st));
+      if (!skipped("profile")) {
+        double wall = 0, gpu_ms = 0;
+        Value prof = profile_step(*t, &wall, &gpu_ms);
+        print_profile(prof, wall, gpu_ms);
+        row.set("profile", std::move(prof)).set("profile_wall_ms", Value::from_double(wall * 1e3)).set("profile_gpu_ms", Value::from_double(gpu_ms));
+      }
+    } catch (const qt::Error& e) {
+      std::printf("train %dx%d FAILED: %s: %s\n", B, T, qt::error_code_name(e.code()), e.what());
+      row.set("error", Value::from_string(e.what()));
+      failures++;
+    }
+    std::fflush(stdout);
+    train.push(std::move(row));
+  }
+  out.set("train", std::move(train));
+
+  // ---- decode ----
+  if (!skipped("decode")) {
+    try {
+      std::vector<int32_t> prompt;
+      for (int i = 0; i < 64; i++) prompt.push_back(static_cast<int32_t>(qt::rng_u64(77, static_cast<uint64_t>(i)) % static_cast<uint64_t>(V)));
+      qt::SamplingConfig s;
+      s.max_new_tokens = 8;
+      qt::generate(m, nullptr, prompt, s, nullptr, nullptr);  // warm-up
+      s.max_new_tokens = 128;
+      qt::cuda::reset_peak(0);
+      auto r = qt::generate(m, nullptr, prompt, s, nullptr, nullptr);
+      const double tps = static_cast<double>(r.tokens.size()) / r.decode_seconds;
+      std::printf("decode: %zu tokens in %.3f s = %.1f tokens/s (prefill of 64 tokens %.1f ms), peak %.2f GiB\n", r.tokens.size(),
+                  r.decode_seconds, tps, r.prompt_seconds * 1e3, gib(qt::cuda::memory_stats(0).peak));
+      out.set("decode", Value::new_object()
+                            .set("tokens", Value::from_int(static_cast<int64_t>(r.tokens.size())))
+                            .set("tokens_per_s", Value::from_double(tps))
+                            .set("prefill_ms", Value::from_double(r.prompt_seconds * 1e3))
+                            .set("total_tokens_per_s", Value::from_double(static_cast<double>(r.tokens.size()) / (r.decode_seconds + r.prompt_seconds))));
+    } catch (const qt::Error& e) {
+      std::printf("decode FAILED: %s\n", e.what());
+      out.set("decode_error", Value::from_string(e.what()));
+      failures++;
+    }
+  }
+
+  // ---- an epoch of short Q&A rows: token budget vs padded batches of 4 ----
+  if (!skipped("epoch") && !lengths_path.empty()) {
+    Value ep = Value::new_object();
+    try {
+      auto lj = qt::json::parse(qt::read_text_file(lengths_path), lengths_path);
+      std::vector<qtest::Sample> samples;
+      int64_t real = 0;
+      for (const auto& L : lj.find("lengths")->array) {
+        qtest::Sample s;
+        const int len = static_cast<int>(L.integer);
+        for (int t = 0; t < len; t++) {
+          s.ids.push_back(static_cast<int32_t>(qt::rng_u64(5000 + samples.size(), static_cast<uint64_t>(t)) % static_cast<uint64_t>(V)));
+          s.mask.push_back(t == 0 ? 0 : 1);
+        }
+        real += len;
+        samples.push_back(std::move(s));
+      }
+      const std::string set = tmp + "/epoch.qtds";
+      qtest::write_qtds(set, samples, static_cast<uint32_t>(V));
+      ep.set("rows", Value::from_int(static_cast<int64_t>(samples.size()))).set("real_tokens", Value::from_int(real));
+      for (bool tb : {true, false}) {
+        qt::TrainConfig c = recipe(4);
+        c.token_budget_batching = tb;
+        c.token_budget = budget;
+        qt::cuda::reset_peak(0);
+        auto t = qt::create_trainer(m, c, set);
+        const int64_t spe = qt::trainer_steps_per_epoch(*t);
+        timed_step(*t);  // warm-up (then the epoch's remaining steps and the next epoch's first: one epoch's worth)
+        int64_t tokens = 0, padded = 0;
+        double secs = 0;
+        for (int64_t i = 0; i < spe; i++) {
+          qt::StepMetrics sm;
+          secs += timed_step(*t, &sm);
+          tokens += sm.tokens;
+          padded += sm.padded_tokens;
+        }
+        const double tps = static_cast<double>(tokens) / secs;
+        const char* key = tb ? "token_budget" : "padded_batches_of_4";
+        std::printf("epoch (%s): %lld steps, %lld real tokens (%lld padded) in %.2f s = %.0f real tokens/s, peak %.2f GiB\n", key,
+                    static_cast<long long>(spe), static_cast<long long>(tokens), static_cast<long long>(padded), secs, tps,
+                    gib(qt::cuda::memory_stats(0).peak));
+        ep.set(key, Value::new_object()
+                        .set("steps", Value::from_int(spe))
+                        .set("tokens", Value::from_int(tokens))
+                        .set("padded_tokens", Value::from_int(padded))
+                        .set("seconds", Value::from_double(secs))
+                        .set("tokens_per_s", Value::from_double(tps))
+                        .set("peak_gib", Value::from_double(gib(qt::cuda::memory_stats(0).peak))));
+      }
+      ep.set("token_budget_setting", Value::from_int(budget));
+    } catch (const qt::Error& e) {
+      std::printf("epoch FAILED: %s\n", e.what());
+      ep.set("error", Value::from_string(e.what()));
+      failures++;
+    }
+    out.set("epoch", std::move(ep));
+  }
+  if (!json_path.empty()) qt::write_file(json_path, qt::json::dump(out) + "\n");
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  return failures;
+}

@@ -1,0 +1,866 @@
+// gpu_check: the CUDA backend against the CPU reference (issue 5, part 4a/4c).
+//   ops     every backend-table op on fresh random inputs, CPU vs CUDA, with the tolerance printed on each line:
+//           overwritten outputs are poisoned with NaN first (an unwritten element fails), accumulating outputs
+//           (dinp += ...) start from the same random values on both sides (never zeros);
+//   nf4     quantization on the GPU gives the CPU's codes, absmax, double-quant codes and scales bit for bit,
+//           and dequantization equals the ENGINE_FACTS §4 formula bit for bit;
+//   model   tiny models loaded on both backends: identical quantized weights, logits (fp32 compute: tight;
+//           bf16 compute: bf16 tolerance), the KV cache against full recomputation, greedy generation;
+//   train   training steps CPU vs GPU, resume == not stopping on the GPU (bit for bit), determinism;
+//   errors  device listing, a bad device, out-of-memory during training / loading / generation becoming
+//           OutOfMemory with a plain message, after which the engine still works and no memory leaked.
+// Usage: gpu_check [--json PATH] [--only ops,nf4,model,train,errors]. Exit status: number of failures (max 255).
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <unistd.h>
+
+#include "fixtures.h"
+#include "gpu_common.h"
+#include "inference.h"
+#include "model.h"
+#include "nf4.h"
+#include "rng.h"
+#include "tools.h"
+
+using namespace qg;
+using qt::DType;
+
+namespace {
+
+const qt::Backend& CPU = qt::cpu_backend();
+const qt::Backend* GPUP = nullptr;
+#define GPU (*GPUP)
+
+std::vector<float> nans(size_t n) { return std::vector<float>(n, std::nanf("")); }
+
+void cmp(Report& R, const std::string& g, const std::string& name, const std::vector<float>& ref, const std::vector<float>& got,
+         double tol) {
+  const double e = rel_l2(ref, got);
+  R.add(g, name, "rel_l2", e, tol, e <= tol && all_finite(got), "max|d| " + fmt(max_abs_diff(ref, got)));
+}
+
+void exact(Report& R, const std::string& g, const std::string& name, const std::vector<float>& ref, const std::vector<float>& got) {
+  const bool eq = bit_equal(ref, got);
+  R.add(g, name, "max|d|", max_abs_diff(ref, got), 0, eq && all_finite(got), eq ? "bit-identical" : "NOT bit-identical");
+}
+
+// lse rows with nothing visible are -inf on both sides; compare the rest
+void cmp_lse(Report& R, const std::string& g, const std::string& name, std::vector<float> ref, std::vector<float> got, double tol) {
+  bool same_inf = ref.size() == got.size();
+  for (size_t i = 0; same_inf && i < ref.size(); i++) {
+    const bool a = std::isinf(ref[i]) && ref[i] < 0, b = std::isinf(got[i]) && got[i] < 0;
+    if (a != b) same_inf = false;
+    if (a && b) ref[i] = got[i] = 0;
+  }
+  const double e = same_inf ? rel_l2(ref, got) : 1e30;
+  R.add(g, name, "rel_l2", e, tol, same_inf && e <= tol, same_inf ? "" : "-inf rows differ");
+}
+
+// A frozen weight on both sides: host arrays for the CPU op, device copies for the CUDA op.
+struct WeightPair {
+  qt::Weight cpu, gpu;
+  std::vector<uint8_t> host_bytes;  // dense values or NF4 codes
+  qt::Nf4Host q;
+  std::vector<DevBuf> dev;
+
+  WeightPair(const std::vector<float>& w, int rows, int cols, DType dtype, bool dq) {
+    cpu.rows = gpu.rows = rows;
+    cpu.cols = gpu.cols = cols;
+    cpu.dtype = gpu.dtype = dtype;
+    if (dtype == DType::NF4) {
+      q = qt::nf4_quantize(w.data(), rows, cols, dq);
+      cpu.data = q.codes.data();
+      cpu.double_quant = gpu.double_quant = dq;
+      dev.emplace_back(GPU, q.codes);
+      gpu.data = dev.back().ptr();
+      if (dq) {
+        cpu.absmax_q = q.absmax_q.data();
+        cpu.absmax_scale = q.absmax_scale.data();
+        cpu.absmax_offset = gpu.absmax_offset = q.absmax_offset;
+        dev.emplace_back(GPU, q.absmax_q);
+        gpu.absmax_q = dev.back().as<uint8_t>();
+        dev.emplace_back(GPU, q.absmax_scale);
+        gpu.absmax_scale = dev.back().as<float>();
+      } else {
+        cpu.absmax = q.absmax.data();
+        dev.emplace_back(GPU, q.absmax);
+        gpu.absmax = dev.back().as<float>();
+      }
+      return;
+    }
+    const size_t es = qt::dtype_size(dtype);
+    host_bytes.resize(w.size() * es);
+    for (size_t i = 0; i < w.size(); i++) {
+      if (dtype == DType::F32) std::memcpy(&host_bytes[i * 4], &w[i], 4);
+      else {
+        const uint16_t h = dtype == DType::BF16 ? qt::f32_to_bf16(w[i]) : qt::f32_to_f16(w[i]);
+        std::memcpy(&host_bytes[i * 2], &h, 2);
+      }
+    }
+    cpu.data = host_bytes.data();
+    dev.emplace_back(GPU, host_bytes);
+    gpu.data = dev.back().ptr();
+  }
+};
+
+}  // namespace
+
+namespace {
+
+const char* dtype_label(DType t) { return qt::dtype_name(t); }
+
+// ---------------------------------------------------------------------------------------------------------
+// ops
+// ---------------------------------------------------------------------------------------------------------
+
+void check_embedding(Report& R) {
+  const int V = 1000, C = 96, N = 50;
+  std::vector<int32_t> ids(N);
+  for (int n = 0; n < N; n++) ids[n] = static_cast<int32_t>(qt::rng_u64(11, n) % V);
+  ids[7] = ids[3];  // repeats add up in order
+  DevBuf dids(GPU, ids);
+  for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+    WeightPair w(rand_vec(static_cast<size_t>(V) * C, 12), V, C, t, false);
+    std::vector<float> out_c = nans(static_cast<size_t>(N) * C);
+    DevBuf out_g(GPU, nans(static_cast<size_t>(N) * C));
+    CPU.embedding_forward(out_c.data(), ids.data(), w.cpu, N, C);
+    GPU.embedding_forward(out_g.f(), dids.as<int32_t>(), w.gpu, N, C);
+    exact(R, "ops", std::string("embedding_forward ") + dtype_label(t), out_c, out_g.get());
+  }
+  auto dwte0 = rand_vec(static_cast<size_t>(V) * C, 13), dout = rand_vec(static_cast<size_t>(N) * C, 14);
+  std::vector<float> dwte_c = dwte0;
+  DevBuf dwte_g(GPU, dwte0), ddout(GPU, dout);
+  CPU.embedding_backward(dwte_c.data(), dout.data(), ids.data(), N, C);
+  GPU.embedding_backward(dwte_g.f(), ddout.f(), dids.as<int32_t>(), N, C);
+  exact(R, "ops", "embedding_backward (repeated ids)", dwte_c, dwte_g.get());
+}
+
+void check_neftune(Report& R) {
+  const int B = 3, T = 40, C = 96;
+  std::vector<int32_t> lengths = {40, 17, 1};
+  auto x0 = rand_vec(static_cast<size_t>(B) * T * C, 21);
+  std::vector<float> xc = x0;
+  DevBuf xg(GPU, x0), dl(GPU, lengths);
+  CPU.neftune_forward(xc.data(), lengths.data(), 5.0f, 777, B, T, C);
+  GPU.neftune_forward(xg.f(), dl.as<int32_t>(), 5.0f, 777, B, T, C);
+  auto got = xg.get();
+  exact(R, "ops", "neftune_forward (same noise as the CPU)", xc, got);
+  R.check("ops", "neftune_forward leaves padding untouched", got[(static_cast<size_t>(1) * T + 30) * C] == x0[(static_cast<size_t>(1) * T + 30) * C]);
+}
+
+void check_rmsnorm(Report& R) {
+  for (int C : {96, 4096}) {
+    const int N = 37;
+    auto x = rand_vec(static_cast<size_t>(N) * C, 31, -2, 2), w = rand_vec(C, 32, 0.5f, 1.5f);
+    auto dy = rand_vec(static_cast<size_t>(N) * C, 33), dx0 = rand_vec(static_cast<size_t>(N) * C, 34), dw0 = rand_vec(C, 35);
+    std::vector<float> out_c = nans(static_cast<size_t>(N) * C), rstd_c = nans(N);
+    DevBuf dxg(GPU, x), dwg(GPU, w), out_g(GPU, nans(static_cast<size_t>(N) * C)), rstd_g(GPU, nans(N));
+    CPU.rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), w.data(), N, C, 1e-5f);
+    GPU.rmsnorm_forward(out_g.f(), rstd_g.f(), dxg.f(), dwg.f(), N, C, 1e-5f);
+    const std::string tag = " C=" + std::to_string(C);
+    cmp(R, "ops", "rmsnorm_forward out" + tag, out_c, out_g.get(), 1e-6);
+    cmp(R, "ops", "rmsnorm_forward rstd" + tag, rstd_c, rstd_g.get(), 1e-6);
+    std::vector<float> dx_c = dx0, dw_c = dw0;
+    DevBuf ddy(GPU, dy), dx_g(GPU, dx0), dw_g(GPU, dw0), drstd(GPU, rstd_c);
+    CPU.rmsnorm_backward(dx_c.data(), dw_c.data(), dy.data(), x.data(), w.data(), rstd_c.data(), N, C);
+    GPU.rmsnorm_backward(dx_g.f(), dw_g.f(), ddy.f(), dxg.f(), dwg.f(), drstd.f(), N, C);
+    cmp(R, "ops", "rmsnorm_backward dinp (+=)" + tag, dx_c, dx_g.get(), 1e-5);
+    cmp(R, "ops", "rmsnorm_backward dweight (+=)" + tag, dw_c, dw_g.get(), 1e-5);
+  }
+}
+
+void check_rope(Report& R) {
+  qt::ModelConfig c;
+  c.head_dim = 128;
+  c.rope_theta = 500000.0f;
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8;
+  c.rope_scaling.low_freq_factor = 1;
+  c.rope_scaling.high_freq_factor = 4;
+  c.rope_scaling.original_max_position = 8192;
+  auto inv = qt::rope_inv_freq(c);
+  DevBuf dinv(GPU, inv);
+  struct Case {
+    int B, T, H, pos0;
+  };
+  for (Case k : {Case{2, 50, 8, 7}, Case{1, 4, 4, 8000}}) {
+    const int HS = 128;
+    const size_t n = static_cast<size_t>(k.B) * k.T * k.H * HS;
+    auto x = rand_vec(n, 41, -2, 2);
+    std::vector<float> out_c = nans(n);
+    DevBuf xg(GPU, x), out_g(GPU, nans(n));
+    CPU.rope_forward(out_c.data(), x.data(), inv.data(), k.B, k.T, k.H, HS, k.pos0);
+    GPU.rope_forward(out_g.f(), xg.f(), dinv.f(), k.B, k.T, k.H, HS, k.pos0);
+    const std::string tag = " pos0=" + std::to_string(k.pos0);
+    cmp(R, "ops", "rope_forward" + tag, out_c, out_g.get(), 1e-5);
+    std::vector<float> back_c = x;  // in place, as model.cpp calls it
+    CPU.rope_backward(back_c.data(), back_c.data(), inv.data(), k.B, k.T, k.H, HS, k.pos0);
+    GPU.rope_backward(xg.f(), xg.f(), dinv.f(), k.B, k.T, k.H, HS, k.pos0);
+    cmp(R, "ops", "rope_backward in place" + tag, back_c, xg.get(), 1e-5);
+  }
+}
+
+void check_attention(Report& R) {
+  struct Case {
+    const char* name;
+    int B, Tq, Tk, NH, NKV, HS;
+    std::vector<int32_t> lengths;  // empty: none
+  };
+  std::vector<Case> cases = {
+      {"T=1024 GQA 8/2 HS=128", 2, 1024, 1024, 8, 2, 128, {}},
+      {"padded lengths 77/50/1, MQA 4/1 HS=64", 3, 77, 77, 4, 1, 64, {77, 50, 1}},
+      {"decode Tq=1 Tk=130 HS=128", 1, 1, 130, 8, 2, 128, {}},
+      {"prefill on a cache Tq=5 Tk=40 HS=16", 1, 5, 40, 4, 2, 16, {}},
+      {"tiny heads HS=8, an empty row", 2, 33, 33, 4, 2, 8, {0, 33}},
+  };
+  uint64_t seed = 100;
+  for (const Case& k : cases) {
+    const size_t nq = static_cast<size_t>(k.B) * k.Tq * k.NH * k.HS, nk = static_cast<size_t>(k.B) * k.Tk * k.NKV * k.HS;
+    const size_t nl = static_cast<size_t>(k.B) * k.NH * k.Tq;
+    auto q = rand_vec(nq, ++seed, -2, 2), kk = rand_vec(nk, ++seed, -2, 2), v = rand_vec(nk, ++seed);
+    const int32_t* len_c = k.lengths.empty() ? nullptr : k.lengths.data();
+    std::vector<int32_t> lens = k.lengths.empty() ? std::vector<int32_t>{0} : k.lengths;
+    DevBuf dq_(GPU, q), dk_(GPU, kk), dv_(GPU, v), dlen(GPU, lens);
+    const int32_t* len_g = k.lengths.empty() ? nullptr : dlen.as<int32_t>();
+    std::vector<float> out_c = nans(nq), lse_c = nans(nl);
+    DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));
+    CPU.attention_forward(out_c.data(), lse_c.data(), q.data(), kk.data(), v.data(), len_c, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
+    GPU.attention_forward(out_g.f(), lse_g.f(), dq_.f(), dk_.f(), dv_.f(), len_g, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
+    const std::string tag = std::string(" ") + k.name;
+    cmp(R, "ops", "attention_forward out" + tag, out_c, out_g.get(), 1e-5);
+    cmp_lse(R, "ops", "attention_forward lse" + tag, lse_c, lse_g.get(), 1e-6);
+    auto dout = rand_vec(nq, ++seed), gq0 = rand_vec(nq, ++seed), gk0 = rand_vec(nk, ++seed), gv0 = rand_vec(nk, ++seed);
+    std::vector<float> gq = gq0, gk = gk0, gv = gv0;
+    DevBuf ddout(GPU, dout), gq_g(GPU, gq0), gk_g(GPU, gk0), gv_g(GPU, gv0), dout_o(GPU, out_c), dlse(GPU, lse_c);
+    CPU.attention_backward(gq.data(), gk.data(), gv.data(), dout.data(), q.data(), kk.data(), v.data(), out_c.data(), lse_c.data(),
+                           len_c, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
+    GPU.attention_backward(gq_g.f(), gk_g.f(), gv_g.f(), ddout.f(), dq_.f(), dk_.f(), dv_.f(), dout_o.f(), dlse.f(), len_g, k.B, k.Tq,
+                           k.Tk, k.NH, k.NKV, k.HS);
+    cmp(R, "ops", "attention_backward dq (+=)" + tag, gq, gq_g.get(), 5e-5);
+    cmp(R, "ops", "attention_backward dk (+=)" + tag, gk, gk_g.get(), 5e-5);
+    cmp(R, "ops", "attention_backward dv (+=)" + tag, gv, gv_g.get(), 5e-5);
+  }
+}
+
+void check_swiglu(Report& R) {
+  const size_t n = 10007;
+  auto g = rand_vec(n, 51, -6, 6), u = rand_vec(n, 52, -2, 2), dout = rand_vec(n, 53);
+  std::vector<float> out_c = nans(n);
+  DevBuf gg(GPU, g), ug(GPU, u), out_g(GPU, nans(n)), dg(GPU, dout);
+  CPU.swiglu_forward(out_c.data(), g.data(), u.data(), n);
+  GPU.swiglu_forward(out_g.f(), gg.f(), ug.f(), n);
+  cmp(R, "ops", "swiglu_forward", out_c, out_g.get(), 1e-6);
+  auto a0 = rand_vec(n, 54), b0 = rand_vec(n, 55);
+  std::vector<float> da = a0, db = b0;
+  DevBuf da_g(GPU, a0), db_g(GPU, b0);
+  CPU.swiglu_backward(da.data(), db.data(), dout.data(), g.data(), u.data(), n);
+  GPU.swiglu_backward(da_g.f(), db_g.f(), dg.f(), gg.f(), ug.f(), n);
+  cmp(R, "ops", "swiglu_backward dgate (+=)", da, da_g.get(), 1e-6);
+  cmp(R, "ops", "swiglu_backward dup (+=)", db, db_g.get(), 1e-6);
+}
+
+void check_matmul(Report& R) {
+  const int N = 77, C = 1536, OC = 768;
+  auto w = rand_vec(static_cast<size_t>(OC) * C, 61, -0.05f, 0.05f);
+  auto x = rand_vec(static_cast<size_t>(N) * C, 62), bias = rand_vec(OC, 63), dout = rand_vec(static_cast<size_t>(N) * OC, 64);
+  auto dx0 = rand_vec(static_cast<size_t>(N) * C, 65), db0 = rand_vec(OC, 66), dw0 = rand_vec(static_cast<size_t>(OC) * C, 67);
+  DevBuf xg(GPU, x), bg(GPU, bias), doutg(GPU, dout);
+  struct WCase {
+    DType t;
+    bool dq;
+    const char* name;
+  };
+  for (WCase wc : {WCase{DType::F32, false, "F32"}, WCase{DType::BF16, false, "BF16"}, WCase{DType::F16, false, "F16"},
+                   WCase{DType::NF4, false, "NF4"}, WCase{DType::NF4, true, "NF4+DQ"}}) {
+    WeightPair wp(w, OC, C, wc.t, wc.dq);
+    std::vector<float> out_c = nans(static_cast<size_t>(N) * OC);
+    CPU.matmul_forward(out_c.data(), x.data(), wp.cpu, bias.data(), N, C, OC);
+    std::vector<float> dx_c = dx0, db_c = db0, dw_c = dw0;
+    CPU.matmul_backward(dx_c.data(), wc.t == DType::F32 ? dw_c.data() : nullptr, db_c.data(), dout.data(), x.data(), wp.cpu, N, C, OC);
+    struct CCase {
+      DType t;
+      double tol_fwd, tol_bwd;
+    };
+    // bf16 operands: ~2^-9 relative rounding per operand; fp16: 2^-12; fp32: summation order only
+    for (CCase cc : {CCase{DType::F32, 1e-5, 1e-5}, CCase{DType::BF16, 1e-2, 1e-2}, CCase{DType::F16, 2e-3, 2e-3}}) {
+      qt::Weight wg = wp.gpu;
+      wg.compute = cc.t;
+      DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC)), dx_g(GPU, dx0), db_g(GPU, db0), dw_g(GPU, dw0);
+      GPU.matmul_forward(out_g.f(), xg.f(), wg, bg.f(), N, C, OC);
+      GPU.matmul_backward(dx_g.f(), wc.t == DType::F32 ? dw_g.f() : nullptr, db_g.f(), doutg.f(), xg.f(), wg, N, C, OC);
+      const std::string tag = std::string(" w=") + wc.name + " compute=" + dtype_label(cc.t);
+      cmp(R, "ops", "matmul_forward" + tag, out_c, out_g.get(), cc.tol_fwd);
+      // the +dx0 background hides GEMM error in a rel-L2 over dx: compare the increments
+      auto dxg = dx_g.get();
+      std::vector<float> inc_c(dx_c.size()), inc_g(dx_c.size());
+      for (size_t i = 0; i < dx_c.size(); i++) {
+        inc_c[i] = dx_c[i] - dx0[i];
+        inc_g[i] = dxg[i] - dx0[i];
+      }
+      cmp(R, "ops", "matmul_backward dinp increment" + tag, inc_c, inc_g, cc.tol_bwd);
+      cmp(R, "ops", "matmul_backward dbias (+=)" + tag, db_c, db_g.get(), 1e-5);
+      if (wc.t == DType::F32) cmp(R, "ops", "matmul_backward dweight (+=)" + tag, dw_c, dw_g.get(), 1e-5);
+    }
+  }
+}
+
+void check_lora(Report& R) {
+  const int N = 50, C = 256, OC = 192, Rk = 8;
+  const float scale = 2.0f;
+  auto x = rand_vec(static_cast<size_t>(N) * C, 71), A = rand_vec(static_cast<size_t>(Rk) * C, 72, -0.1f, 0.1f);
+  auto Bw = rand_vec(static_cast<size_t>(OC) * Rk, 73, -0.1f, 0.1f), out0 = rand_vec(static_cast<size_t>(N) * OC, 74);
+  auto dout = rand_vec(static_cast<size_t>(N) * OC, 75);
+  DevBuf xg(GPU, x), Ag(GPU, A), Bg(GPU, Bw), doutg(GPU, dout), scratch(GPU, static_cast<size_t>(N) * (C + Rk) * 4);
+  for (float p : {0.0f, 0.1f}) {
+    std::vector<float> out_c = out0, u_c = nans(static_cast<size_t>(N) * Rk), scr(static_cast<size_t>(N) * (C + Rk));
+    DevBuf out_g(GPU, out0), u_g(GPU, nans(static_cast<size_t>(N) * Rk));
+    CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk);
+    GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+    const std::string tag = " dropout=" + fmt(p);
+    cmp(R, "ops", "lora_forward out (+=)" + tag, out_c, out_g.get(), 1e-5);
+    cmp(R, "ops", "lora_forward u" + tag, u_c, u_g.get(), 1e-5);
+    auto dx0 = rand_vec(static_cast<size_t>(N) * C, 76), dA0 = rand_vec(A.size(), 77), dB0 = rand_vec(Bw.size(), 78);
+    std::vector<float> dx = dx0, dA = dA0, dB = dB0;
+    DevBuf dx_g(GPU, dx0), dA_g(GPU, dA0), dB_g(GPU, dB0), ug(GPU, u_c);
+    CPU.lora_backward(dx.data(), dA.data(), dB.data(), scr.data(), dout.data(), x.data(), u_c.data(), A.data(), Bw.data(), scale, p, 99,
+                      N, C, OC, Rk);
+    GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+    cmp(R, "ops", "lora_backward dinp (+=)" + tag, dx, dx_g.get(), 1e-5);
+    cmp(R, "ops", "lora_backward dA (+=)" + tag, dA, dA_g.get(), 1e-5);
+    cmp(R, "ops", "lora_backward dB (+=)" + tag, dB, dB_g.get(), 1e-5);
+  }
+}
+
+void check_cross_entropy(Report& R) {
+  const int N = 48, V = 128256;
+  auto logits = rand_vec(static_cast<size_t>(N) * V, 81, -4, 4);
+  std::vector<int32_t> targets(N);
+  for (int n = 0; n < N; n++) {
+    targets[n] = n % 7 == 3 ? -1 : static_cast<int32_t>(qt::rng_u64(82, n) % V);
+    logits[static_cast<size_t>(n) * V + (n * 131) % V] = 20.0f;  // a confident row now and then
+  }
+  DevBuf lg(GPU, logits), tg(GPU, targets);
+  std::vector<float> loss_c = nans(N);
+  DevBuf loss_g(GPU, nans(N));
+  CPU.cross_entropy_forward(loss_c.data(), logits.data(), targets.data(), N, V);
+  GPU.cross_entropy_forward(loss_g.f(), lg.f(), tg.as<int32_t>(), N, V);
+  cmp(R, "ops", "cross_entropy_forward V=128256 (ignored rows)", loss_c, loss_g.get(), 1e-5);
+  const float dloss = 1.0f / 41;
+  std::vector<float> d_c = nans(logits.size());
+  DevBuf d_g(GPU, nans(logits.size()));
+  CPU.cross_entropy_backward(d_c.data(), logits.data(), targets.data(), dloss, N, V);
+  GPU.cross_entropy_backward(d_g.f(), lg.f(), tg.as<int32_t>(), dloss, N, V);
+  cmp(R, "ops", "cross_entropy_backward V=128256", d_c, d_g.get(), 1e-5);
+  GPU.cross_entropy_backward(lg.f(), lg.f(), tg.as<int32_t>(), dloss, N, V);  // in place, as model.cpp does
+  cmp(R, "ops", "cross_entropy_backward in place", d_c, lg.get(), 1e-5);
+}
+
+void check_elementwise(Report& R) {
+  const size_t n = (size_t{1} << 20) + 3;
+  auto a = rand_vec(n, 91), b = rand_vec(n, 92);
+  std::vector<float> out_c = nans(n);
+  DevBuf ag(GPU, a), bg(GPU, b), out_g(GPU, nans(n));
+  CPU.add(out_c.data(), a.data(), b.data(), n);
+  GPU.add(out_g.f(), ag.f(), bg.f(), n);
+  exact(R, "ops", "add", out_c, out_g.get());
+  CPU.scale(out_c.data(), 0.37f, n);
+  GPU.scale(out_g.f(), 0.37f, n);
+  exact(R, "ops", "scale", out_c, out_g.get());
+  const double sc = CPU.sum_squares(a.data(), n), sg = GPU.sum_squares(ag.f(), n);
+  R.add("ops", "sum_squares (n = 2^20 + 3)", "rel", std::fabs(sc - sg) / sc, 1e-12, std::fabs(sc - sg) <= 1e-12 * sc);
+  const double sg2 = GPU.sum_squares(ag.f(), n);
+  R.check("ops", "sum_squares is deterministic", std::memcmp(&sg, &sg2, sizeof sg) == 0);
+  // AdamW, three steps with weight decay: the same bits as the CPU
+  const size_t P = 100003;
+  auto p0 = rand_vec(P, 93), g = rand_vec(P, 94, -1e-2f, 1e-2f);
+  std::vector<float> pc = p0, mc(P, 0.0f), vc(P, 0.0f);
+  DevBuf pg(GPU, p0), gg(GPU, g), mg(GPU, mc), vg(GPU, vc);
+  for (int t = 1; t <= 3; t++) {
+    CPU.adamw_update(pc.data(), g.data(), mc.data(), vc.data(), P, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+    GPU.adamw_update(pg.f(), gg.f(), mg.f(), vg.f(), P, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+  }
+  exact(R, "ops", "adamw_update params (3 steps)", pc, pg.get());
+  exact(R, "ops", "adamw_update exp_avg_sq", vc, vg.get());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// nf4
+// ---------------------------------------------------------------------------------------------------------
+
+void check_nf4(Report& R) {
+  struct Case {
+    int rows, cols;
+    DType src;
+  };
+  for (Case k : {Case{333, 1088, DType::BF16}, Case{256, 4096, DType::F16}, Case{7, 65, DType::F32}}) {
+    const int64_t n = static_cast<int64_t>(k.rows) * k.cols, nb = (n + 63) / 64, ns = (nb + 255) / 256;
+    auto w = rand_vec(static_cast<size_t>(n), 1000 + k.rows, -0.08f, 0.08f);
+    for (int64_t i = 0; i < n; i += 997) w[static_cast<size_t>(i)] *= 9.0f;  // outliers: absmax varies by block
+    WeightPair src(w, k.rows, k.cols, k.src, false);  // the stored dense values, on both sides
+    std::vector<float> wf(static_cast<size_t>(n));
+    qt::convert_to_f32(wf.data(), src.cpu.data, k.src, wf.size());
+    const std::string tag = std::string(" ") + std::to_string(k.rows) + "x" + std::to_string(k.cols) + " from " + dtype_label(k.src);
+    // CPU: the host quantizer (what the CPU loader runs)
+    qt::Nf4Host q = qt::nf4_quantize(wf.data(), k.rows, k.cols, true);
+    // GPU: the two backend ops, with the offset summed on the host as the loader does
+    DevBuf codes(GPU, static_cast<size_t>((n + 1) / 2)), absmax(GPU, static_cast<size_t>(nb) * 4);
+    GPU.nf4_quantize(codes.as<uint8_t>(), absmax.f(), src.gpu.data, k.src, n);
+    auto am = absmax.get<float>();
+    const float offset = qt::nf4_absmax_mean(am.data(), nb);
+    DevBuf aq(GPU, static_cast<size_t>(nb)), sc(GPU, static_cast<size_t>(ns) * 4);
+    GPU.nf4_double_quant(aq.as<uint8_t>(), sc.f(), absmax.f(), offset, nb);
+    const auto gcodes = codes.get<uint8_t>(), gaq = aq.get<uint8_t>();
+    const auto gsc = sc.get<float>();
+    R.check("nf4", "quantize codes == CPU" + tag, gcodes == q.codes);
+    R.check("nf4", "double-quant offset == CPU" + tag, offset == q.absmax_offset);
+    R.check("nf4", "double-quant codes == CPU" + tag, gaq == q.absmax_q);
+    R.check("nf4", "double-quant scales == CPU" + tag, gsc == q.absmax_scale);
+    std::vector<float> plain_am = qt::nf4_quantize(wf.data(), k.rows, k.cols, false).absmax;
+    R.check("nf4", "block absmax == CPU" + tag, bit_equal(plain_am, am));
+    // dequantization: GPU == CPU == the §4 formula, bit for bit (code * (map[q] * scale + offset))
+    qt::Weight wq;
+    wq.dtype = DType::NF4;
+    wq.rows = k.rows;
+    wq.cols = k.cols;
+    wq.double_quant = true;
+    wq.data = codes.as<uint8_t>();
+    wq.absmax_q = aq.as<uint8_t>();
+    wq.absmax_scale = sc.f();
+    wq.absmax_offset = offset;
+    DevBuf deq(GPU, nans(static_cast<size_t>(n)));
+    GPU.dequantize(deq.f(), wq);
+    std::vector<float> cpu_deq = nans(static_cast<size_t>(n));
+    qt::Weight wc = wq;
+    wc.data = q.codes.data();
+    wc.absmax_q = q.absmax_q.data();
+    wc.absmax_scale = q.absmax_scale.data();
+    wc.absmax_offset = q.absmax_offset;
+    CPU.dequantize(cpu_deq.data(), wc);
+    std::vector<float> formula(static_cast<size_t>(n));
+    const float* map = qt::dynamic_map();
+    for (int64_t i = 0; i < n; i++) {
+      const uint8_t byte = q.codes[static_cast<size_t>(i / 2)];
+      const int idx = i % 2 == 0 ? byte >> 4 : byte & 15;
+      const int64_t b = i / 64;
+      volatile float t1 = map[q.absmax_q[static_cast<size_t>(b)]] * q.absmax_scale[static_cast<size_t>(b / 256)];  // no FMA
+      volatile float absmax_b = t1 + q.absmax_offset;
+      formula[static_cast<size_t>(i)] = qt::kNf4Codes[idx] * absmax_b;
+    }
+    const auto gdeq = deq.get();
+    exact(R, "nf4", "dequantize (GPU) == ENGINE_FACTS §4 formula" + tag, formula, gdeq);
+    exact(R, "nf4", "dequantize (CPU) == ENGINE_FACTS §4 formula" + tag, formula, cpu_deq);
+    // without double quantization
+    qt::Weight wp = wq;
+    wp.double_quant = false;
+    DevBuf amg(GPU, plain_am);
+    wp.absmax = amg.f();
+    DevBuf deq2(GPU, nans(static_cast<size_t>(n)));
+    GPU.dequantize(deq2.f(), wp);
+    std::vector<float> f2(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) {
+      const uint8_t byte = q.codes[static_cast<size_t>(i / 2)];
+      f2[static_cast<size_t>(i)] = qt::kNf4Codes[i % 2 == 0 ? byte >> 4 : byte & 15] * plain_am[static_cast<size_t>(i / 64)];
+    }
+    exact(R, "nf4", "dequantize without double quant == formula" + tag, f2, deq2.get());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// model
+// ---------------------------------------------------------------------------------------------------------
+
+std::shared_ptr<qt::Model> load(const std::string& dir, const std::string& device, qt::Quant q, const std::string& compute) {
+  qt::LoadOptions o;
+  o.folder = dir;
+  o.device = device;
+  o.quant = q;
+  o.compute_dtype = compute;
+  return qt::load_model(o);
+}
+
+// An adapter with PEFT's A and a random nonzero B, identical on both models.
+std::shared_ptr<qt::Adapter> random_adapter(const std::shared_ptr<qt::Model>& m, int r, uint64_t seed) {
+  qt::LoraConfig lc;
+  lc.r = r;
+  lc.alpha = 16;
+  lc.dropout = 0;
+  lc.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  auto ad = qt::create_adapter(m, lc);
+  std::vector<float> host(ad->layout.num_params);
+  m->be->download(host.data(), ad->params.get(), host.size() * 4);
+  for (size_t l = 0; l < ad->layout.slots.size(); l++)
+    for (int t = 0; t < qt::NUM_TARGETS; t++) {
+      const auto& s = ad->layout.slots[l][static_cast<size_t>(t)];
+      if (!s.on) continue;
+      for (size_t i = 0; i < static_cast<size_t>(s.out) * r; i++) host[s.b + i] = 0.05f * (2 * qt::rng_uniform(seed + l * 7 + t, i) - 1);
+    }
+  m->be->upload(ad->params.get(), host.data(), host.size() * 4);
+  return ad;
+}
+
+void check_model(Report& R, const std::string& tmp) {
+  struct MCase {
+    const char* name;
+    qtest::TinySpec spec;
+  };
+  qtest::TinySpec llama;
+  llama.vocab = 512;
+  llama.hidden = 128;
+  llama.ffn = 256;
+  llama.heads = 4;
+  llama.kv_heads = 2;
+  llama.llama3_rope = true;
+  llama.rope_theta = 500000;
+  qtest::TinySpec qwen = llama;
+  qwen.arch = "Qwen2ForCausalLM";
+  qwen.tied = true;
+  qwen.seed = 7;
+  qwen.llama3_rope = false;
+  qtest::TinySpec wide = llama;  // head size 64, MQA
+  wide.hidden = 256;
+  wide.heads = 4;
+  wide.kv_heads = 1;
+  wide.seed = 9;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 40; i++) ids.push_back(static_cast<int32_t>(qt::rng_u64(5, i) % 500));
+  for (const MCase& mc : {MCase{"llama3 GQA", llama}, MCase{"qwen2 biases tied", qwen}, MCase{"HS=64 MQA", wide}}) {
+    const std::string dir = tmp + "/model_" + std::to_string(mc.spec.seed) + "_" + std::to_string(mc.spec.hidden);
+    qtest::write_tiny_model(dir, mc.spec);
+    const std::string tag = std::string(" [") + mc.name + "]";
+    R.guard("model", std::string("load and compare") + tag, [&] {
+      auto mc_ = load(dir, "cpu", qt::Quant::NF4, "auto");
+      auto mg = load(dir, "cuda:0", qt::Quant::NF4, "fp32");
+      auto mb = load(dir, "cuda:0", qt::Quant::NF4, "bf16");
+      bool same = true;
+      for (int l = 0; l < mc.spec.layers; l++)
+        for (int t = 0; t < qt::NUM_TARGETS; t++)
+          same = same && bit_equal(qt::model_weight_fp32(*mc_, qt::layer_weight_name(l, t)), qt::model_weight_fp32(*mg, qt::layer_weight_name(l, t)));
+      R.check("model", "NF4+DQ weights quantized on the GPU == CPU" + tag, same);
+      auto ac = random_adapter(mc_, 8, 3), ag = random_adapter(mg, 8, 3), ab = random_adapter(mb, 8, 3);
+      auto lc = qt::forward_logits(mc_, ac.get(), ids);
+      cmp(R, "model", "forward_logits fp32 compute, LoRA" + tag, lc, qt::forward_logits(mg, ag.get(), ids), 1e-4);
+      cmp(R, "model", "forward_logits bf16 compute, LoRA" + tag, lc, qt::forward_logits(mb, ab.get(), ids), 2e-2);
+      // KV cache on the GPU against full recomputation on the GPU
+      auto full = qt::forward_logits(mg, ag.get(), ids);
+      const int V = mc.spec.vocab;
+      qt::Decoder dec(mg, ag.get(), static_cast<int>(ids.size()));
+      double worst = 0;
+      auto row = [&](const std::vector<float>& got, int pos) {
+        std::vector<float> ref(full.begin() + static_cast<long>(pos) * V, full.begin() + static_cast<long>(pos + 1) * V);
+        worst = std::max(worst, rel_l2(ref, got));
+      };
+      row(dec.feed(ids.data(), 30, nullptr), 29);
+      for (int i = 30; i < static_cast<int>(ids.size()); i++) row(dec.feed(&ids[static_cast<size_t>(i)], 1, nullptr), i);
+      R.add("model", "KV-cached decode == full forward (GPU)" + tag, "rel_l2", worst, 1e-5, worst <= 1e-5);
+      qt::SamplingConfig s;
+      s.max_new_tokens = 24;
+      auto gc = qt::generate(mc_, ac.get(), std::vector<int32_t>(ids.begin(), ids.begin() + 8), s, nullptr, nullptr);
+      auto gg = qt::generate(mg, ag.get(), std::vector<int32_t>(ids.begin(), ids.begin() + 8), s, nullptr, nullptr);
+      R.check("model", "greedy generation CPU == GPU (fp32 compute)" + tag, gc.tokens == gg.tokens);
+    });
+  }
+  R.guard("model", "unquantized bf16 base", [&] {
+    const std::string dir = tmp + "/model_" + std::to_string(llama.seed) + "_" + std::to_string(llama.hidden);
+    auto mc_ = load(dir, "cpu", qt::Quant::None, "auto");
+    auto mg = load(dir, "cuda:0", qt::Quant::None, "fp32");
+    auto mem = qt::model_memory(*mg);
+    R.check("model", "Quant::None keeps the stored bf16 linears on the GPU", mem.weights_bytes < qt::model_memory(*mc_).weights_bytes);
+    cmp(R, "model", "forward_logits Quant::None fp32 compute", qt::forward_logits(mc_, nullptr, ids), qt::forward_logits(mg, nullptr, ids), 1e-5);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// train
+// ---------------------------------------------------------------------------------------------------------
+
+std::vector<float> params_of(const qt::Trainer& t) {
+  auto ad = qt::trainer_adapter(t);
+  std::vector<float> out(ad->layout.num_params);
+  ad->model->be->download(out.data(), ad->params.get(), out.size() * 4);
+  return out;
+}
+
+qt::TrainConfig train_config() {
+  qt::TrainConfig c;
+  c.lora.r = 8;
+  c.lora.alpha = 16;
+  c.lora.dropout = 0.1f;
+  c.lora.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  c.lr = 2e-3f;
+  c.weight_decay = 0.01f;
+  c.grad_accum = 2;
+  c.batch_rows = 4;
+  c.total_steps = 100;
+  c.warmup_steps = 2;
+  c.neftune_alpha = 5;
+  c.grad_checkpointing = true;
+  c.seed = 11;
+  return c;
+}
+
+void check_train(Report& R, const std::string& tmp) {
+  qtest::TinySpec s;
+  s.vocab = 512;
+  s.hidden = 128;
+  s.ffn = 256;
+  s.heads = 4;
+  s.kv_heads = 2;
+  s.seed = 21;
+  const std::string dir = tmp + "/train_model";
+  qtest::write_tiny_model(dir, s);
+  const std::string set = tmp + "/train.qtds";
+  qtest::write_qtds(set, qtest::random_samples(24, 8, 40, s.vocab, 5), s.vocab);
+  auto mc_ = load(dir, "cpu", qt::Quant::NF4, "auto");
+  auto mg = load(dir, "cuda:0", qt::Quant::NF4, "fp32");
+  auto mb = load(dir, "cuda:0", qt::Quant::NF4, "bf16");
+
+  struct TCase {
+    const char* name;
+    bool token_budget, checkpointing;
+  };
+  for (TCase tc : {TCase{"fixed rows, checkpointing", false, true}, TCase{"token budget, no checkpointing", true, false}}) {
+    const std::string tag = std::string(" [") + tc.name + "]";
+    R.guard("train", std::string("CPU vs GPU") + tag, [&] {
+      qt::TrainConfig c = train_config();
+      c.token_budget_batching = tc.token_budget;
+      c.token_budget = 96;
+      c.grad_checkpointing = tc.checkpointing;
+      auto tcpu = qt::create_trainer(mc_, c, set), tgpu = qt::create_trainer(mg, c, set), tbf = qt::create_trainer(mb, c, set);
+      double worst_loss = 0, worst_norm = 0, worst_bf = 0;
+      for (int i = 0; i < 4; i++) {
+        auto a = qt::trainer_step(*tcpu, nullptr), b = qt::trainer_step(*tgpu, nullptr), d = qt::trainer_step(*tbf, nullptr);
+        worst_loss = std::max(worst_loss, std::fabs(static_cast<double>(a.loss) - b.loss) / std::fabs(a.loss));
+        worst_norm = std::max(worst_norm, std::fabs(static_cast<double>(a.grad_norm) - b.grad_norm) / std::fabs(a.grad_norm));
+        worst_bf = std::max(worst_bf, std::fabs(static_cast<double>(a.loss) - d.loss) / std::fabs(a.loss));
+      }
+      R.add("train", "4 steps: loss CPU vs GPU fp32 compute" + tag, "rel", worst_loss, 1e-4, worst_loss <= 1e-4);
+      R.add("train", "4 steps: grad norm CPU vs GPU fp32 compute" + tag, "rel", worst_norm, 1e-3, worst_norm <= 1e-3);
+      cmp(R, "train", "4 steps: LoRA params CPU vs GPU fp32 compute" + tag, params_of(*tcpu), params_of(*tgpu), 1e-4);
+      R.add("train", "4 steps: loss CPU vs GPU bf16 compute" + tag, "rel", worst_bf, 2e-2, worst_bf <= 2e-2);
+      const double ec = qt::trainer_evaluate(*tcpu, set, nullptr), eg = qt::trainer_evaluate(*tgpu, set, nullptr);
+      R.add("train", "evaluate CPU vs GPU" + tag, "rel", std::fabs(ec - eg) / ec, 1e-4, std::fabs(ec - eg) <= 1e-4 * ec);
+    });
+  }
+  for (auto m : {mg, mb}) {
+    const std::string tag = m->compute == DType::F32 ? " [fp32 compute]" : " [bf16 compute]";
+    R.guard("train", "resume" + tag, [&] {
+      qt::TrainConfig c = train_config();
+      auto a = qt::create_trainer(m, c, set);
+      std::vector<qt::StepMetrics> ma;
+      for (int i = 0; i < 4; i++) ma.push_back(qt::trainer_step(*a, nullptr));
+      auto b = qt::create_trainer(m, c, set);
+      qt::trainer_step(*b, nullptr);
+      qt::trainer_step(*b, nullptr);
+      const std::string ck = tmp + "/ckpt" + std::to_string(static_cast<int>(m->compute));
+      qt::trainer_save_checkpoint(*b, ck);
+      b.reset();
+      auto r = qt::create_trainer(m, c, set);
+      qt::trainer_load_checkpoint(*r, ck);
+      auto m3 = qt::trainer_step(*r, nullptr), m4 = qt::trainer_step(*r, nullptr);
+      R.check("train", "resume == not stopping: losses bit-identical" + tag, m3.loss == ma[2].loss && m4.loss == ma[3].loss);
+      exact(R, "train", "resume == not stopping: LoRA params" + tag, params_of(*a), params_of(*r));
+      auto a2 = qt::create_trainer(m, c, set);
+      for (int i = 0; i < 4; i++) qt::trainer_step(*a2, nullptr);
+      exact(R, "train", "two identical runs give the same bits" + tag, params_of(*a), params_of(*a2));
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// errors and devices
+// ---------------------------------------------------------------------------------------------------------
+
+// Takes nearly all free device memory (chunks until cudaMalloc fails); released on destruction.
+struct Blocker {
+  std::vector<void*> chunks;
+  Blocker() {
+    for (size_t chunk : {size_t{1} << 30, size_t{64} << 20, size_t{4} << 20}) {
+      for (;;) {
+        try {
+          chunks.push_back(GPU.alloc(chunk));
+        } catch (const qt::Error&) {
+          break;
+        }
+      }
+    }
+  }
+  ~Blocker() {
+    for (void* p : chunks) GPU.free(p);
+  }
+};
+
+bool message_has(const qt::Error& e, const std::string& s) { return std::string(e.what()).find(s) != std::string::npos; }
+
+// fn must throw qt::Error with `code` and a message containing `part`.
+template <class F>
+void expect_error(Report& R, const std::string& name, qt::ErrorCode code, const std::string& part, F&& fn) {
+  try {
+    fn();
+    R.check("errors", name, false, "no error was thrown");
+  } catch (const qt::Error& e) {
+    R.check("errors", name, e.code() == code && message_has(e, part), std::string(qt::error_code_name(e.code())) + ": " + e.what());
+  }
+}
+
+void check_errors(Report& R, const std::string& tmp) {
+  R.guard("errors", "devices", [&] {
+    auto devs = qt::list_devices();
+    const qt::DeviceInfo* d = nullptr;
+    for (const auto& x : devs)
+      if (x.backend == "cuda" && !d) d = &x;
+    R.check("errors", "list_devices has a CUDA device", d != nullptr);
+    if (d) {
+      R.check("errors", "device info: name, memory, compute capability, bf16",
+              !d->name.empty() && d->total_bytes > (1ull << 30) && d->free_bytes > 0 && d->free_bytes <= d->total_bytes && d->cc_major >= 7 &&
+                  d->bf16 == (d->cc_major >= 8),
+              d->name + " cc " + std::to_string(d->cc_major) + "." + std::to_string(d->cc_minor) + ", " +
+                  std::to_string(d->total_bytes >> 20) + " MiB");
+    }
+    auto be = qt::compiled_backends();
+    R.check("errors", "compiled_backends lists cuda", std::find(be.begin(), be.end(), "cuda") != be.end());
+  });
+  qtest::TinySpec s;  // big enough that a long batch cannot fit, small enough to write quickly
+  s.vocab = 32000;
+  s.hidden = 2048;
+  s.ffn = 5632;
+  s.layers = 1;
+  s.heads = 16;
+  s.kv_heads = 4;
+  s.max_pos = 8192;
+  s.seed = 31;
+  const std::string dir = tmp + "/oom_model";
+  qtest::write_tiny_model(dir, s);
+  qt::cuda::release_workspace();  // measure leaks against the engine's memory without the op scratch
+  const uint64_t base_mem = qt::cuda::memory_stats(0).current;
+  expect_error(R, "device cuda:99 -> InvalidArgument", qt::ErrorCode::InvalidArgument, "does not exist",
+               [&] { load(dir, "cuda:99", qt::Quant::NF4, "auto"); });
+  R.guard("errors", "out of memory in training", [&] {
+    auto m = load(dir, "cuda:0", qt::Quant::NF4, "auto");
+    const std::string big = tmp + "/long.qtds", small = tmp + "/short.qtds";
+    qtest::write_qtds(big, qtest::random_samples(128, 8192, 8192, s.vocab, 3), s.vocab);
+    qtest::write_qtds(small, qtest::random_samples(8, 16, 64, s.vocab, 4), s.vocab);
+    qt::TrainConfig c = train_config();
+    c.batch_rows = 128;
+    const uint64_t before = qt::cuda::memory_stats(0).current;
+    expect_error(R, "128 x 8192 tokens -> OutOfMemory with a plain message", qt::ErrorCode::OutOfMemory,
+                 "GPU out of memory at 128 \xC3\x97 8192 tokens; lower the batch size", [&] {
+                   auto t = qt::create_trainer(m, c, big);
+                   qt::trainer_step(*t, nullptr);
+                 });
+    R.add("errors", "no memory kept after the failed trainer", "MiB", static_cast<double>(qt::cuda::memory_stats(0).current - before) / (1 << 20),
+          0, qt::cuda::memory_stats(0).current == before);
+    c.batch_rows = 4;
+    auto t = qt::create_trainer(m, c, small);
+    auto st = qt::trainer_step(*t, nullptr);
+    R.check("errors", "the same model trains after the out-of-memory error", std::isfinite(st.loss) && st.loss > 0, "loss " + fmt(st.loss));
+  });
+  R.guard("errors", "out of memory while loading", [&] {
+    {
+      Blocker block;
+      expect_error(R, "load on a full GPU -> OutOfMemory with a plain message", qt::ErrorCode::OutOfMemory,
+                   "GPU out of memory loading the model", [&] { load(dir, "cuda:0", qt::Quant::NF4, "auto"); });
+    }
+    auto m = load(dir, "cuda:0", qt::Quant::NF4, "auto");
+    auto lg = qt::forward_logits(m, nullptr, {1, 2, 3, 4});
+    R.check("errors", "loading works again once memory is free", all_finite(lg));
+  });
+  R.guard("errors", "out of memory while generating", [&] {
+    auto m = load(dir, "cuda:0", qt::Quant::NF4, "auto");
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 6000; i++) prompt.push_back(static_cast<int32_t>(qt::rng_u64(8, i) % s.vocab));
+    qt::SamplingConfig sc;
+    sc.max_new_tokens = 100;
+    {
+      Blocker block;
+      expect_error(R, "generate on a full GPU -> OutOfMemory with a plain message", qt::ErrorCode::OutOfMemory,
+                   "GPU out of memory for a context of", [&] { qt::generate(m, nullptr, prompt, sc, nullptr, nullptr); });
+    }
+    sc.max_new_tokens = 8;
+    auto r = qt::generate(m, nullptr, std::vector<int32_t>(prompt.begin(), prompt.begin() + 20), sc, nullptr, nullptr);
+    R.check("errors", "generation works again once memory is free", r.tokens.size() == 8);
+  });
+  R.guard("errors", "threads", [&] {
+    auto m = load(dir, "cuda:0", qt::Quant::NF4, "auto");
+    qt::MemoryReport rep;
+    std::thread th([&] { rep = qt::model_memory(*m); });
+    th.join();
+    R.check("errors", "model_memory from another thread reports the GPU", rep.device_total_bytes > 0 && rep.weights_bytes > 0 &&
+                                                                               rep.device_total_bytes != qt::list_devices()[0].total_bytes);
+    std::vector<float> lg;
+    std::thread th2([&] { lg = qt::forward_logits(m, nullptr, {5, 6, 7}); });
+    th2.join();
+    R.check("errors", "a call from a fresh thread runs on the model's device", all_finite(lg) && !lg.empty());
+  });
+  qt::cuda::release_workspace();
+  const uint64_t after = qt::cuda::memory_stats(0).current;
+  R.add("errors", "engine memory back to where it started (models freed)", "MiB", (static_cast<double>(after) - base_mem) / (1 << 20), 0,
+        after == base_mem);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path, only;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+  }
+  auto want = [&](const char* g) { return only.empty() || ("," + only + ",").find(std::string(",") + g + ",") != std::string::npos; };
+  Report R("gpu_check");
+  GPUP = qt::cuda_backend();
+  if (!GPUP) {
+    std::printf("this build has no CUDA backend\n");
+    return 1;
+  }
+  namespace fs = std::filesystem;
+  const std::string tmp = (fs::temp_directory_path() / ("qt-gpu-check-" + std::to_string(::getpid()))).string();
+  fs::create_directories(tmp);
+  try {
+    GPU.set_device(0);
+  } catch (const qt::Error& e) {
+    std::printf("FAIL cannot use cuda:0: %s\n", e.what());
+    return 1;
+  }
+  const auto t0 = Clock::now();
+  auto section = [&](const char* name, auto fn) {
+    if (!want(name)) return;
+    const auto ts = Clock::now();
+    std::printf("---- %s\n", name);
+    std::fflush(stdout);
+    fn();
+    std::printf("---- %s done in %.1f s\n", name, seconds_since(ts));
+  };
+  section("ops", [&] {
+    R.guard("ops", "embedding", [&] { check_embedding(R); });
+    R.guard("ops", "neftune", [&] { check_neftune(R); });
+    R.guard("ops", "rmsnorm", [&] { check_rmsnorm(R); });
+    R.guard("ops", "rope", [&] { check_rope(R); });
+    R.guard("ops", "attention", [&] { check_attention(R); });
+    R.guard("ops", "swiglu", [&] { check_swiglu(R); });
+    R.guard("ops", "matmul", [&] { check_matmul(R); });
+    R.guard("ops", "lora", [&] { check_lora(R); });
+    R.guard("ops", "cross_entropy", [&] { check_cross_entropy(R); });
+    R.guard("ops", "elementwise", [&] { check_elementwise(R); });
+  });
+  section("nf4", [&] { R.guard("nf4", "nf4", [&] { check_nf4(R); }); });
+  section("model", [&] { R.guard("model", "model", [&] { check_model(R, tmp); }); });
+  section("train", [&] { R.guard("train", "train", [&] { check_train(R, tmp); }); });
+  section("errors", [&] { R.guard("errors", "errors", [&] { check_errors(R, tmp); }); });
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  std::printf("gpu_check took %.1f s\n", seconds_since(t0));
+  auto devs = qt::list_devices();
+  qt::json::Value extra = qt::json::Value::new_object();
+  for (const auto& d : devs)
+    if (d.backend == "cuda") {
+      extra.set("device", qt::json::Value::from_string(d.name));
+      break;
+    }
+  if (!json_path.empty()) R.write_json(json_path, std::move(extra));
+  R.print_summary();
+  return std::min(R.failures(), 255);
+}
