@@ -3,6 +3,7 @@
 import type { AppContext } from './context'
 import { appHandlers } from './appHandlers'
 import { datasetHandlers } from './datasets/datasetHandlers'
+import { exportHandlers } from './export/exportHandlers'
 import { rowHandlers } from './datasets/rowHandlers'
 import type { Handlers } from './handlerTypes'
 import { modelHandlers } from './models/modelHandlers'
@@ -27,5 +28,6 @@ export function createHandlers(ctx: AppContext, services: Services): Handlers {
     ...datasetHandlers(ctx),
     ...modelHandlers(ctx, { secrets: services.secrets, pickFolder: services.pickFolder }),
     ...trainingHandlers(ctx),
+    ...exportHandlers(ctx),
   }
 }

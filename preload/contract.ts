@@ -967,6 +967,15 @@ export interface Requests {
   'hub:setToken': { req: { token: string }; res: HubTokenStatus }
   'hub:clearToken': { req: void; res: HubTokenStatus }
 
+  /** Sizes, free space, template and stop tokens of an export, before starting it. */
+  'export:estimate': { req: ExportRequest; res: ExportEstimate }
+  /** Starts an export in the background; follow it with export:progress. Refuses when the disk is too full. */
+  'export:start': { req: ExportRequest; res: ExportJob }
+  /** Stops a running export and deletes what it wrote. */
+  'export:cancel': { req: { jobId: string }; res: ExportJob }
+  /** Exports of this session (all projects, or one), newest first. */
+  'export:jobs': { req: { projectId?: number }; res: ExportJob[] }
+
   'training:presets': { req: void; res: TrainingPresets }
   /** Data, steps, GPU memory (fits / tight / will not fit) and time before a start, with every problem found. */
   'training:estimate': { req: TrainingRequest; res: TrainingEstimate }
@@ -996,6 +1005,8 @@ export interface Events {
   'settings:changed': Settings
   'models:changed': { modelId: number | null }
   'models:downloadProgress': DownloadProgress
+  /** An export's progress, at most about 4 per second, and every change of stage or state. */
+  'export:progress': ExportJob
   'training:progress': TrainingProgress
   /** A run was created, changed status, got a checkpoint, or was deleted (status null). */
   'runs:changed': { runId: number; projectId: number; status: RunStatus | null; reason: 'created' | 'status' | 'checkpoint' | 'resumeOffer' | 'deleted' }
@@ -1064,6 +1075,10 @@ const channelTable = {
   'hub:tokenStatus': true,
   'hub:setToken': true,
   'hub:clearToken': true,
+  'export:estimate': true,
+  'export:start': true,
+  'export:cancel': true,
+  'export:jobs': true,
   'training:presets': true,
   'training:estimate': true,
   'training:start': true,
@@ -1083,6 +1098,7 @@ const eventTable = {
   'settings:changed': true,
   'models:changed': true,
   'models:downloadProgress': true,
+  'export:progress': true,
   'training:progress': true,
   'runs:changed': true,
   'engine:status': true,
