@@ -173,9 +173,15 @@ int main(int argc, char** argv) {
       const double med = median(times);
       const double tps = B * T / med;
       const double peak = gib(qt::cuda::memory_stats(0).peak);
-      std::printf("train %dx%d: %.0f tokens/s (median step %.1f ms of %d; min %.1f, max %.1f), peak %.2f GiB, loss %.3f\n", B, T, tps,
-                  med * 1e3, steps, *std::min_element(times.begin(), times.end()) * 1e3,
-                  *std::max_element(times.begin(), times.end()) * 1e3, peak, sm.loss);
+      const qt::MemoryReport mr = qt::model_memory(*m);  // device-wide use now (context and other processes included)
+      row.set("device_used_gib", Value::from_double(gib(mr.device_total_bytes - mr.device_free_bytes)))
+          .set("activations_gib", Value::from_double(gib(mr.activations_bytes)))
+          .set("lora_gib", Value::from_double(gib(mr.lora_bytes)))
+          .set("workspace_gib", Value::from_double(gib(qt::cuda::memory_stats(0).workspace)));
+      std::printf("train %dx%d: %.0f tokens/s (median step %.1f ms of %d; min %.1f, max %.1f), peak %.2f GiB (activations %.2f, "
+                  "LoRA state %.2f, workspaces %.2f), loss %.3f\n", B, T, tps, med * 1e3, steps,
+                  *std::min_element(times.begin(), times.end()) * 1e3, *std::max_element(times.begin(), times.end()) * 1e3, peak,
+                  gib(mr.activations_bytes), gib(mr.lora_bytes), gib(qt::cuda::memory_stats(0).workspace), sm.loss);
       row.set("tokens_per_s", Value::from_double(tps))
           .set("median_step_ms", Value::from_double(med * 1e3))
           .set("peak_gib", Value::from_double(peak))
