@@ -228,4 +228,5 @@ print(f\"gpu_check on {d.get('device','?')}: {d['passed']} passed, {d['failed']}
 for r in bad[:25]: print(f\"  FAIL {r['group']}/{r['name']}: {r['metric']}={r['value']} tol {r['tol']} {r['detail'][:160]}\")"
 fi
 [ -f "$WORK/bench_table.txt" ] && want bench && cat "$WORK/bench_table.txt"
+sleep 1  # let tee finish writing run_all.log
 exit 0
