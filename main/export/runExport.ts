@@ -156,6 +156,12 @@ function topReadme(p: PreparedExport, selfTest: ExportSelfTestReport | null): st
   return parts.join('\n')
 }
 
+/** Whether training put the bos token first: the template renders it at the start of a conversation (Llama 3). */
+export function templateStartsWithBos(format: ChatFormat, tokenizer: ModelTokenizer): boolean {
+  const bos = tokenizer.bos?.text
+  return !!bos && format.render([{ role: 'user', content: 'x' }], { addGenerationPrompt: true }).startsWith(bos)
+}
+
 /** The SYSTEM of the Modelfile: the training system prompt, else the one the template adds by itself. */
 function modelfileSystem(format: ChatFormat, systemPrompt: string): string {
   if (systemPrompt) return systemPrompt
@@ -207,6 +213,7 @@ export async function prepareExport(spec: ExportSpec, strict: boolean): Promise<
           tokenizerConfig: await readJson(join(spec.base.dir, 'tokenizer_config.json')),
           chatTemplate: format.template,
           endOfTurnId: format.endOfTurnId,
+          addBos: templateStartsWithBos(format, tokenizer),
           fileType: ggufType,
           name: spec.name,
         })

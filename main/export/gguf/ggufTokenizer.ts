@@ -70,6 +70,8 @@ export interface GgufTokenizerInput {
   chatTemplate: string
   /** The token that ends an assistant turn (<|eot_id|>, <|im_end|>). */
   endOfTurnId: number
+  /** Whether the bos token starts every prompt, as the training template renders it (null: from the tokenizer files). */
+  addBos: boolean | null
 }
 
 export interface GgufTokenizerSummary {
@@ -141,9 +143,11 @@ export function addTokenizerMetadata(md: GgufMetadata, input: GgufTokenizerInput
   const bosId = idOf('bos_token')
   const eosId = idOf('eos_token')
   const padId = idOf('pad_token')
-  // add_bos: the config's flag, else whether the post-processor puts the bos token first (Llama 3 does).
+  // add_bos: what training did (the template writes the bos token first: Llama 3), else the config's flag, else
+  // whether the post-processor puts the bos token first. Ollama's TEMPLATE and llama.cpp rely on it for the bos.
   let addBos = false
-  if (typeof cfg.add_bos_token === 'boolean') addBos = cfg.add_bos_token
+  if (input.addBos !== null) addBos = input.addBos && bosId !== null
+  else if (typeof cfg.add_bos_token === 'boolean') addBos = cfg.add_bos_token
   else if (bosId !== null) {
     for (const tp of collect(tj.post_processor, 'TemplateProcessing')) {
       const single = Array.isArray(tp.single) ? (tp.single as Json[]) : []

