@@ -16,6 +16,7 @@ export default defineConfig({
           serve: resolve(__dirname, 'main/serve.ts'),
           start: resolve(__dirname, 'main/start.ts'),
           engineHost: resolve(__dirname, 'main/engine/host/engineHostMain.ts'),
+          finetune: resolve(__dirname, 'main/cli/finetune.ts'),
           exportWorker: resolve(__dirname, 'main/export/exportWorker.ts'),
         },
       },

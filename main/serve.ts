@@ -9,6 +9,7 @@ import { engineBackends } from './engine/loadAddon'
 import { createHandlers } from './handlers'
 import { appRoot } from './paths'
 import { startServer } from './server'
+import { trainingServiceOf } from './training/trainingHandlers'
 import { createConfSettings } from './settings/confSettings'
 
 export interface ServeArgs {
@@ -32,6 +33,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
 export async function serve(args: ServeArgs): Promise<{ url: string; close: () => Promise<void> }> {
   const ctx = createAppContext({ mode: 'browser', dataDir: args.dataDir, settings: createConfSettings(args.dataDir) })
   const dispatch = createDispatcher(createHandlers(ctx, { engineBackends }))
+  const interrupted = ctx.status.state === 'ready' ? trainingServiceOf(ctx).recovered : []
+  if (interrupted.length > 0) {
+    console.log(`Training run${interrupted.length > 1 ? 's' : ''} ${interrupted.map((id) => `#${id}`).join(', ')} stopped when the app last quit; the Training page offers to resume.`)
+  }
   const server = await startServer({ dispatch, events: ctx.events, staticDir: join(appRoot(), 'out', 'renderer'), host: args.host, port: args.port })
   ctx.onClose(() => server.close())
   return { url: server.url, close: () => ctx.close() }

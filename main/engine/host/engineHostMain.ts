@@ -22,6 +22,9 @@ const onMessage = (msg: unknown) => {
   if (msg && typeof msg === 'object' && 't' in msg) runtime.handle(msg as ToHost)
 }
 
+// Ctrl+C in a terminal reaches the whole process group: main decides (a graceful stop), not the host.
+process.on('SIGINT', () => undefined)
+
 if (parentPort) {
   parentPort.on('message', (e) => onMessage(e.data))
 } else if (process.send) {
