@@ -54,6 +54,8 @@ export class EngineSupervisor {
   private resident: { folder: string; device: string } | null = null
   private holderValue: NonNullable<GpuHolder> | null = null
   private closed = false
+  /** Set while stop() waits for the process to exit (an exit then is not a crash). */
+  private stopping: (() => void) | null = null
   private readonly exitListeners = new Set<(exit: HostExit) => void>()
 
   constructor(private readonly spawn: HostSpawner, private readonly options: SupervisorOptions = {}) {}
@@ -72,7 +74,7 @@ export class EngineSupervisor {
       if (options.signal?.aborted) onAbort()
       else options.signal?.addEventListener('abort', onAbort, { once: true })
     }).then((value) => {
-      this.track(method, params, value)
+      this.track(method, value)
       return value
     })
   }
@@ -147,8 +149,6 @@ export class EngineSupervisor {
       proc.kill('SIGTERM')
     })
   }
-
-  private stopping: (() => void) | null = null
 
   async close(): Promise<void> {
     this.closed = true
@@ -262,7 +262,8 @@ export class EngineSupervisor {
     this.emitStatus()
   }
 
-  private track(method: string, params: unknown, value: unknown): void {
+  /** Keeps the status's resident model in step with what the host reports. */
+  private track(method: string, value: unknown): void {
     if (method === 'model.load') {
       const r = value as ResidentModel
       this.resident = { folder: r.folder, device: r.device }
@@ -271,7 +272,6 @@ export class EngineSupervisor {
       this.resident = null
       this.emitStatus()
     }
-    void params
   }
 
   private emitStatus(): void {
