@@ -1,4 +1,5 @@
 // All table repositories of one database, created (and their statements prepared) once.
+import { createChatsRepo, createLearnChecksRepo } from './chatsRepo'
 import { createCheckpointsRepo } from './checkpointsRepo'
 import { createModelsRepo } from './modelsRepo'
 import type { Db } from './openDatabase'
@@ -17,6 +18,8 @@ export function createRepos(db: Db) {
     runs: createRunsRepo(db),
     runMetrics: createRunMetricsRepo(db),
     checkpoints: createCheckpointsRepo(db),
+    chats: createChatsRepo(db),
+    learnChecks: createLearnChecksRepo(db),
   }
 }
 
