@@ -731,7 +731,7 @@ export interface RunMetrics {
 export interface RunComparison {
   runs: RunDetail[]
   /** Settings that differ between the runs (values in the order of `runs`). */
-  settingsDiff: { key: SettingKey; values: unknown[] }[]
+  settingsDiff: { key: SettingKey | 'preset' | 'device' | 'modelName'; values: unknown[] }[]
   curves: RunMetrics[]
 }
 
@@ -985,7 +985,8 @@ export interface Requests {
   'training:stop': { req: { runId: number }; res: Run }
   'runs:list': { req: { projectId?: number }; res: Run[] }
   'runs:get': { req: { id: number }; res: RunDetail }
-  'runs:metrics': { req: { runId: number; maxPoints?: number }; res: RunMetrics }
+  /** Paging: afterStep returns only later steps and evaluations (a chart catching up after a reload). */
+  'runs:metrics': { req: { runId: number; maxPoints?: number; afterStep?: number }; res: RunMetrics }
   /** Continues a stopped, failed or interrupted run from its latest checkpoint (exactly: same numbers). */
   'runs:resume': { req: { id: number }; res: Run }
   /** Hides the start-up resume offer of an interrupted run (it stays resumable). */

@@ -42,15 +42,16 @@ export function createRunMetricsRepo(db: Db) {
   const countTrain = db.prepare<[number], { n: number; last: number | null }>(
     `SELECT COUNT(*) AS n, MAX(step) AS last FROM run_metrics WHERE run_id = ? AND kind = 'train'`,
   )
-  const allTrain = db.prepare<[number], TrainRaw>(
-    `SELECT step, epoch, loss, lr, grad_norm, tokens_per_s, gpu_mem_bytes FROM run_metrics WHERE run_id = ? AND kind = 'train' ORDER BY step`,
+  const allTrain = db.prepare<[number, number], TrainRaw>(
+    `SELECT step, epoch, loss, lr, grad_norm, tokens_per_s, gpu_mem_bytes FROM run_metrics WHERE run_id = ? AND kind = 'train' AND step > ? ORDER BY step`,
   )
-  const bucketTrain = db.prepare<[number, number], TrainRaw>(
+  const countAfter = db.prepare<[number, number], { n: number }>(`SELECT COUNT(*) AS n FROM run_metrics WHERE run_id = ? AND kind = 'train' AND step > ?`)
+  const bucketTrain = db.prepare<[number, number, number, number], TrainRaw>(
     `SELECT MAX(step) AS step, MAX(epoch) AS epoch, AVG(loss) AS loss, AVG(lr) AS lr, AVG(grad_norm) AS grad_norm,
        AVG(tokens_per_s) AS tokens_per_s, MAX(gpu_mem_bytes) AS gpu_mem_bytes
-     FROM run_metrics WHERE run_id = ? AND kind = 'train' GROUP BY (step - 1) / CAST(? AS INTEGER) ORDER BY 1`,
+     FROM run_metrics WHERE run_id = ? AND kind = 'train' AND step > ? GROUP BY (step - 1 - CAST(? AS INTEGER)) / CAST(? AS INTEGER) ORDER BY 1`,
   )
-  const evals = db.prepare<[number], EvalPoint>(`SELECT step, epoch, loss FROM run_metrics WHERE run_id = ? AND kind = 'eval' ORDER BY step`)
+  const evals = db.prepare<[number, number], EvalPoint>(`SELECT step, epoch, loss FROM run_metrics WHERE run_id = ? AND kind = 'eval' AND step > ? ORDER BY step`)
   const evalAt = db.prepare<[number, number], { n: number }>(`SELECT COUNT(*) AS n FROM run_metrics WHERE run_id = ? AND kind = 'eval' AND step = ?`)
   const speed = db.prepare<[number, string], { tps: number | null; n: number }>(
     `SELECT AVG(x.tokens_per_s) AS tps, COUNT(*) AS n FROM run_metrics x JOIN runs r ON r.id = x.run_id
@@ -74,14 +75,16 @@ export function createRunMetricsRepo(db: Db) {
     deleteAfter: (runId: number, step: number): void => {
       deleteAfter.run(runId, step)
     },
-    /** Training steps, at most maxPoints of them (bucket means when there are more). */
-    train: (runId: number, maxPoints = Infinity): { points: MetricPoint[]; total: number; lastStep: number; downsampled: boolean } => {
+    /** Training steps after `afterStep`, at most maxPoints of them (bucket means when there are more). */
+    train: (runId: number, maxPoints = Infinity, afterStep = 0): { points: MetricPoint[]; total: number; lastStep: number; downsampled: boolean } => {
       const { n, last } = countTrain.get(runId)!
-      if (n <= maxPoints) return { points: allTrain.all(runId).map(toPoint), total: n, lastStep: last ?? 0, downsampled: false }
-      const bucket = Math.ceil((last ?? n) / Math.max(1, maxPoints))
-      return { points: bucketTrain.all(runId, bucket).map(toPoint), total: n, lastStep: last ?? 0, downsampled: true }
+      const after = afterStep > 0 ? countAfter.get(runId, afterStep)!.n : n
+      if (after <= maxPoints) return { points: allTrain.all(runId, afterStep).map(toPoint), total: n, lastStep: last ?? 0, downsampled: false }
+      const span = (last ?? n) - afterStep
+      const bucket = Math.max(1, Math.ceil(span / Math.max(1, maxPoints)))
+      return { points: bucketTrain.all(runId, afterStep, afterStep, bucket).map(toPoint), total: n, lastStep: last ?? 0, downsampled: true }
     },
-    evals: (runId: number): EvalPoint[] => evals.all(runId),
+    evals: (runId: number, afterStep = 0): EvalPoint[] => evals.all(runId, afterStep),
     /** Mean measured tokens/s of this model on this device over earlier runs (null when never measured). */
     measuredSpeed: (modelId: number, device: string): number | null => {
       const r = speed.get(modelId, device)!

@@ -89,6 +89,15 @@ class CheckpointWriteError extends Error {
   }
 }
 
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 const isCancel = (err: unknown) => (err instanceof EngineError || err instanceof AppError) && err.code === 'CANCELLED'
 
 export class TrainingService {
@@ -119,11 +128,11 @@ export class TrainingService {
     return runDetail(this.ctx.repos(), this.row(id))
   }
 
-  metrics(runId: number, maxPoints = 2000): RunMetrics {
+  metrics(runId: number, maxPoints = 2000, afterStep = 0): RunMetrics {
     this.row(runId)
     const repos = this.ctx.repos()
-    const t = repos.runMetrics.train(runId, maxPoints)
-    return { runId, train: t.points, eval: repos.runMetrics.evals(runId), totalTrainPoints: t.total, downsampled: t.downsampled, lastStep: t.lastStep }
+    const t = repos.runMetrics.train(runId, maxPoints, afterStep)
+    return { runId, train: t.points, eval: repos.runMetrics.evals(runId, afterStep), totalTrainPoints: t.total, downsampled: t.downsampled, lastStep: t.lastStep }
   }
 
   compare(ids: number[], maxPoints = 1000): RunComparison {
@@ -135,15 +144,15 @@ export class TrainingService {
       const values = runs.map((r) => (r.settings as unknown as Record<string, unknown>)[k] ?? null)
       if (new Set(values.map((v) => JSON.stringify(v))).size > 1) settingsDiff.push({ key: k as keyof TrainingSettings, values })
     }
-    for (const extra of ['preset', 'device', 'modelName'] as const) {
+    for (const extra of ['modelName', 'device', 'preset'] as const) {
       const values = runs.map((r) => r[extra])
-      if (new Set(values).size > 1) settingsDiff.unshift({ key: extra as unknown as keyof TrainingSettings, values })
+      if (new Set(values).size > 1) settingsDiff.unshift({ key: extra, values })
     }
     return { runs, settingsDiff, curves: ids.map((id) => this.metrics(id, maxPoints)) }
   }
 
   async estimate(req: TrainingRequest): Promise<TrainingEstimate> {
-    const { modelForUse: _m, deviceInfo: _d, ...est } = await estimateTraining({ ctx: this.ctx, engine: this.engine, activeRunId: this.active?.runId ?? null }, req)
+    const { modelForUse: _m, deviceInfo: _d, ...est } = await estimateTraining({ ctx: this.ctx, engine: this.engine, activeRunId: this.activeRun() }, req)
     return est
   }
 
@@ -167,7 +176,7 @@ export class TrainingService {
 
   async start(req: TrainingRequest): Promise<Run> {
     this.notClosing()
-    const est = await estimateTraining({ ctx: this.ctx, engine: this.engine, activeRunId: this.active?.runId ?? null }, req)
+    const est = await estimateTraining({ ctx: this.ctx, engine: this.engine, activeRunId: this.activeRun() }, req)
     const errors = est.problems.filter((p) => p.severity === 'error')
     if (errors.length > 0) {
       throw new AppError('INVALID_ARGUMENT', errors.map((p) => p.message.en).join(' '), { problems: est.problems })
@@ -195,7 +204,8 @@ export class TrainingService {
     if (!RESUMABLE_STATUSES.includes(row.status)) {
       throw new AppError('CONFLICT', `Run #${id} is ${row.status}; only stopped, failed or interrupted runs can be resumed.`)
     }
-    if (this.active) throw new AppError('BUSY', `Run #${this.active.runId} is still active. Wait until it finishes or stop it first.`)
+    const other = this.activeRun()
+    if (other !== null) throw new AppError('BUSY', `Run #${other} is still active. Wait until it finishes or stop it first.`)
     if (row.modelId === null) throw new AppError('NOT_FOUND', `The model of run #${id} was deleted, so it cannot be resumed. Start a new run instead.`)
     getModel(this.ctx, row.modelId) // a plain error when the model is gone or not ready
     const holder = this.engine.holder
@@ -243,13 +253,29 @@ export class TrainingService {
     this.ctx.events.emit('runs:changed', { runId: id, projectId: row.projectId, status: null, reason: 'deleted' })
   }
 
-  /** Start-up: runs left active by an app that died are interrupted, with a resume offer. Returns their ids. */
+  /** An active run of another live process on the same data folder (the desktop app and the CLI, say). */
+  private activeElsewhere(): number | null {
+    for (const row of this.ctx.repos().runs.listByStatus(ACTIVE_STATUSES)) {
+      if (this.active?.runId === row.id) continue
+      const owner = storedSummary(row).ownerPid
+      if (owner && owner !== process.pid && processAlive(owner)) return row.id
+    }
+    return null
+  }
+
+  private activeRun(): number | null {
+    return this.active?.runId ?? this.activeElsewhere()
+  }
+
+  /** Start-up: runs left active by an app that died are interrupted, with a resume offer. Returns their ids.
+   *  A run whose owning process is still alive (another app or CLI on the same data folder) is left alone. */
   recoverInterrupted(): number[] {
     const repos = this.ctx.repos()
     const ids: number[] = []
     for (const row of repos.runs.listByStatus(ACTIVE_STATUSES)) {
       if (this.active?.runId === row.id) continue
       const summary = storedSummary(row)
+      if (summary.ownerPid && summary.ownerPid !== process.pid && processAlive(summary.ownerPid)) continue
       const error: AppErrorInfo = {
         code: 'ENGINE_ERROR',
         message: `The app closed while this run was ${row.status} (step ${row.step}). Resume continues from its last checkpoint.`,
@@ -315,6 +341,7 @@ export class TrainingService {
     try {
       model = getModel(this.ctx, row.modelId!)
       repos.runs.update(id, { startedAt: row.startedAt ?? new Date().toISOString(), outputDir: L.root })
+      this.patchSummary(id, { ownerPid: process.pid })
 
       // preparing: freeze the rows, compile the training set into the run folder
       this.setStatus(a, 'preparing', { key: 'compiling', fraction: 0 })

@@ -14,7 +14,8 @@ export interface StoredSettings {
   device: string
 }
 
-export type StoredSummary = RunSummary & { stepsPerEpoch: number }
+/** Besides the public summary: steps per epoch, and the process that runs (or last ran) it. */
+export type StoredSummary = RunSummary & { stepsPerEpoch: number; ownerPid?: number }
 
 export function emptySummary(): StoredSummary {
   return {
@@ -34,7 +35,7 @@ export function storedSummary(row: RunRow): StoredSummary {
 export function toRun(row: RunRow, checkpoints: CheckpointInfo[]): Run {
   const s = storedSettings(row)
   const summary = storedSummary(row)
-  const { stepsPerEpoch, ...publicSummary } = summary
+  const { stepsPerEpoch, ownerPid: _owner, ...publicSummary } = summary
   const resumable = RESUMABLE_STATUSES.includes(row.status) && row.modelId !== null
   const latest = checkpoints.reduce((m, c) => Math.max(m, c.step), 0)
   return {

@@ -40,8 +40,8 @@ export function trainingHandlers(ctx: AppContext): Pick<Handlers, TrainingChanne
     'runs:list': { schema: z.object({ projectId: id.optional() }).strict(), handle: ({ projectId }) => svc().list(projectId) },
     'runs:get': { schema: z.object({ id }).strict(), handle: ({ id }) => svc().get(id) },
     'runs:metrics': {
-      schema: z.object({ runId: id, maxPoints: z.number().int().min(10).max(100_000).optional() }).strict(),
-      handle: ({ runId, maxPoints }) => svc().metrics(runId, maxPoints),
+      schema: z.object({ runId: id, maxPoints: z.number().int().min(10).max(100_000).optional(), afterStep: z.number().int().min(0).optional() }).strict(),
+      handle: ({ runId, maxPoints, afterStep }) => svc().metrics(runId, maxPoints, afterStep),
     },
     'runs:resume': { schema: z.object({ id }).strict(), handle: ({ id }) => svc().resume(id) },
     'runs:dismissResume': { schema: z.object({ id }).strict(), handle: ({ id }) => svc().dismissResume(id) },

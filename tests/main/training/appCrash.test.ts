@@ -101,4 +101,28 @@ describe('app crash mid-run', () => {
     expect(dismissed.summary.resumeOffered).toBe(false)
     expect(dismissed.resumable).toBe(true)
   })
+
+  it('a run that another live process on the same data folder is training is left alone (not marked interrupted) and blocks a second start', async () => {
+    const a = await trainingApp()
+    cleanups.push(() => a.cleanup())
+    const run = await a.finished((await a.call<Run>('training:start', { projectId: a.projectId, preset: 'demo', settings: FAST })).id)
+    const dataDir = a.dataDir
+    await a.close()
+    // Pretend another process (a live one) is training this run right now.
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
+    cleanups.push(async () => void other.kill('SIGKILL'))
+    const { createAppContext } = await import('../../../main/context')
+    const { createConfSettings } = await import('../../../main/settings/confSettings')
+    const raw = createAppContext({ mode: 'browser', dataDir, settings: createConfSettings(dataDir), seed: false })
+    const row = raw.repos().runs.get(run.id)!
+    raw.repos().runs.update(run.id, { status: 'training', summary: { ...row.summary, ownerPid: other.pid } })
+    await raw.close()
+
+    const b = await openApp(dataDir)
+    cleanups.push(() => b.close())
+    expect(b.training.recovered).toEqual([])
+    expect((await b.call<Run>('runs:get', { id: run.id })).status).toBe('training')
+    const err = await b.fail('training:start', { projectId: run.projectId, preset: 'demo', settings: FAST })
+    expect(err.message).toMatch(new RegExp(`Run #${run.id} is still active`))
+  })
 })

@@ -31,7 +31,7 @@ export const QA_ROWS = [
 export const FAST: Partial<TrainingSettings> = {
   trainOn: 'answers', maxLength: 256, loraR: 4, loraAlpha: 8, loraDropout: 0, loraTargets: ['q_proj', 'v_proj'], lr: 1e-2, epochs: 3, warmupEpochs: 0,
   schedule: 'constant', batchRows: 3, validationFraction: 0.25, neftuneAlpha: 0, gradCheckpointing: false, earlyStoppingPatience: 0,
-  evalEverySteps: 0, checkpointEverySteps: 0, keepLastCheckpoints: 3, quant: 'none',
+  evalEverySteps: 0, checkpointEverySteps: 0, keepLastCheckpoints: 3, quant: 'none', exportAdapter: 'best',
 }
 
 export function tempDir(prefix = 'qt-train-'): string {

@@ -70,6 +70,10 @@ describe('training run lifecycle through the engine host', () => {
     expect(few.train.length).toBeLessThanOrEqual(10)
     expect(few.train.at(-1)!.step).toBe(12)
     expect(few.totalTrainPoints).toBe(12)
+    const later = await a.call<RunMetrics>('runs:metrics', { runId: run.id, afterStep: 9 })
+    expect(later.train.map((p) => p.step)).toEqual([10, 11, 12])
+    expect(later.eval.map((p) => p.step)).toEqual([12])
+    expect(later.train).toEqual(metrics.train.slice(9))
 
     // Checkpoints: the last two periodic ones (steps 10 and 12) and the best; the pruned folders are gone.
     const detail = await a.call<RunDetail>('runs:get', { id: run.id })
