@@ -2,6 +2,7 @@
 // reject a channel of the contract that has no handler here.
 import type { AppContext } from './context'
 import { appHandlers } from './appHandlers'
+import { chatHandlers } from './chat/chatHandlers'
 import { datasetHandlers } from './datasets/datasetHandlers'
 import { exportHandlers } from './export/exportHandlers'
 import { rowHandlers } from './datasets/rowHandlers'
@@ -29,5 +30,6 @@ export function createHandlers(ctx: AppContext, services: Services): Handlers {
     ...modelHandlers(ctx, { secrets: services.secrets, pickFolder: services.pickFolder }),
     ...trainingHandlers(ctx),
     ...exportHandlers(ctx),
+    ...chatHandlers(ctx),
   }
 }

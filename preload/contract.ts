@@ -894,6 +894,214 @@ export interface ExportJob {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Chat: conversations with the base model or a run's adapter, side-by-side compare, "Did it learn?" checks
+// ---------------------------------------------------------------------------------------------
+
+/** Sampling of the chat. `greedy` (the "precise" switch) always picks the likeliest token: temperature, top-p and
+ *  top-k are then ignored. */
+export interface SamplingSettings {
+  greedy: boolean
+  temperature: number
+  topP: number
+  /** 0 = off. */
+  topK: number
+  maxNewTokens: number
+  /** 1 = off. */
+  repetitionPenalty: number
+}
+
+/** The LoRA adapter a chat talks to: a run's exported adapter (checkpointId null) or one of its checkpoints;
+ *  null = the base model alone. */
+export type ChatAdapterRef = { runId: number; checkpointId: number | null } | null
+
+export interface ChatAdapterOption {
+  runId: number
+  checkpointId: number | null
+  runName: string
+  runStatus: RunStatus
+  modelId: number
+  /** 'adapter': what the run exported at its end (adapterFrom says whether the best or the final weights). */
+  kind: 'adapter' | CheckpointInfo['kind']
+  adapterFrom: 'best' | 'final' | null
+  step: number
+  epoch: number
+  valLoss: number | null
+  createdAt: string
+}
+
+export interface ChatModelOption {
+  id: number
+  name: string
+  source: ModelSource
+  /** Why it cannot be used now (missing folder, no template ...); null when it can. */
+  problem: string | null
+}
+
+export interface ChatOptions {
+  projectId: number
+  /** The project's system prompt: the chat starts every conversation with it, as training did. */
+  systemPrompt: string
+  /** The model a new chat uses: the project's, else the latest run's; null when there is none. */
+  defaultModelId: number | null
+  /** The adapter a new chat uses: the newest finished run's adapter for that model; null = none yet. */
+  defaultAdapter: ChatAdapterRef
+  models: ChatModelOption[]
+  /** Adapters of this project's finished runs, newest run first; each run's exported adapter before its checkpoints. */
+  adapters: ChatAdapterOption[]
+  defaults: SamplingSettings
+  limits: { maxNewTokens: number; temperature: number; topK: number; repetitionPenalty: number }
+}
+
+/** Which adapter answered (kept with answers and checks, so they stay readable after the run is deleted). */
+export interface ChatAdapterInfo {
+  runId: number
+  runName: string
+  checkpointId: number | null
+  kind: ChatAdapterOption['kind']
+  adapterFrom: 'best' | 'final' | null
+  step: number
+}
+
+export type ChatMode = 'chat' | 'compare'
+/** Compare chats answer every question twice: 'base' (no adapter) and 'tuned' (the chat's adapter). */
+export type ChatVariant = 'base' | 'tuned'
+export type ChatMessageState = 'generating' | 'done' | 'stopped' | 'failed' | 'interrupted'
+
+export interface ChatMessageEntry {
+  id: number
+  chatId: number
+  role: 'user' | 'assistant'
+  content: string
+  /** null in plain chats and for questions. */
+  variant: ChatVariant | null
+  /** Assistant answers: how the answer came about. null for questions. */
+  generation: {
+    state: ChatMessageState
+    finish: 'stop' | 'length' | 'cancelled' | null
+    tokens: number
+    promptTokens: number
+    seconds: number
+    /** Earlier turns left out to fit the model's context. */
+    droppedTurns: number
+    /** The adapter that wrote it (null: the base model). */
+    adapter: ChatAdapterInfo | null
+    device: string | null
+    error: AppErrorInfo | null
+  } | null
+  createdAt: string
+}
+
+export interface ChatSummary {
+  id: number
+  projectId: number
+  title: string
+  mode: ChatMode
+  modelId: number | null
+  modelName: string | null
+  adapter: ChatAdapterRef
+  /** The adapter's run and checkpoint (null for the base model, or when they are gone). */
+  adapterInfo: ChatAdapterInfo | null
+  /** The adapter's run or checkpoint is gone (deleted): the chat falls back to asking for another. */
+  adapterMissing: boolean
+  sampling: SamplingSettings
+  messageCount: number
+  /** The last question, for the list. */
+  preview: string
+  createdAt: string
+  updatedAt: string
+}
+
+export interface ChatDetail extends ChatSummary {
+  messages: ChatMessageEntry[]
+  /** An answer is being written now. */
+  generating: boolean
+}
+
+/** What chat:send / chat:edit / chat:regenerate return at once; the answer follows as chat:stream events. */
+export interface ChatGeneration {
+  generationId: string
+  chat: ChatDetail
+}
+
+/** `chat:stream`: new answer text. `offset` is where `text` goes in the answer: at its end normally; earlier means
+ *  "replace from here" (a correction at the end). At most about 20 per second per answer; never dropped. */
+export interface ChatStreamEvent {
+  chatId: number
+  generationId: string
+  messageId: number
+  variant: ChatVariant | null
+  offset: number
+  text: string
+  tokens: number
+}
+
+/** `chat:status`: a generation's stage; at the end the saved answers. */
+export interface ChatStatusEvent {
+  chatId: number
+  generationId: string
+  state: 'waiting' | 'loading' | 'generating' | 'done' | 'stopped' | 'failed'
+  /** Model loading progress 0..1 while 'loading'. */
+  fraction: number | null
+  /** The device it runs on ('cpu', 'cuda:0'), once known. */
+  device: string | null
+  error: AppErrorInfo | null
+  /** The final answers (done, stopped, failed). */
+  messages: ChatMessageEntry[] | null
+}
+
+export interface LearnCheckItem {
+  id: number
+  position: number
+  split: 'train' | 'validation'
+  rowId: number | string
+  question: string
+  reference: string
+  baseAnswer: string
+  tunedAnswer: string
+  /** ROUGE-L F1 on characters against the reference (0..1): the score shown. */
+  baseScore: number
+  tunedScore: number
+  /** Bag-of-characters F1 (0..1). */
+  baseCharF1: number
+  tunedCharF1: number
+}
+
+export interface LearnCheckSplitSummary {
+  count: number
+  /** Mean scores; null while no question of the split is done. */
+  baseScore: number | null
+  tunedScore: number | null
+  baseCharF1: number | null
+  tunedCharF1: number | null
+  /** Answers identical to the reference (after normalisation). */
+  tunedExact: number
+  baseExact: number
+}
+
+export interface LearnCheck {
+  id: number
+  runId: number
+  projectId: number
+  runName: string
+  checkpointId: number | null
+  adapter: ChatAdapterInfo
+  status: 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted'
+  /** Questions per split asked (at most). */
+  perSplit: number
+  maxNewTokens: number
+  total: number
+  done: number
+  error: AppErrorInfo | null
+  summary: { train: LearnCheckSplitSummary; validation: LearnCheckSplitSummary }
+  createdAt: string
+  finishedAt: string | null
+}
+
+export interface LearnCheckDetail extends LearnCheck {
+  items: LearnCheckItem[]
+}
+
+// ---------------------------------------------------------------------------------------------
 // Request/response channels
 // ---------------------------------------------------------------------------------------------
 
@@ -995,6 +1203,34 @@ export interface Requests {
   'runs:delete': { req: { id: number }; res: void }
   'runs:compare': { req: { ids: number[]; maxPoints?: number }; res: RunComparison }
   'engine:status': { req: void; res: EngineStatus }
+
+  /** Models, adapters (finished runs and their checkpoints), the system prompt and sampling defaults of a project's chat. */
+  'chat:options': { req: { projectId: number }; res: ChatOptions }
+  'chats:list': { req: { projectId: number }; res: ChatSummary[] }
+  'chats:get': { req: { id: number }; res: ChatDetail }
+  'chats:create': {
+    req: { projectId: number; mode?: ChatMode; modelId?: number | null; adapter?: ChatAdapterRef; sampling?: Partial<SamplingSettings>; title?: string }
+    res: ChatDetail
+  }
+  /** Rename, switch the model or adapter (the base model stays loaded), change sampling. */
+  'chats:update': { req: { id: number; title?: string; modelId?: number | null; adapter?: ChatAdapterRef; sampling?: Partial<SamplingSettings> }; res: ChatDetail }
+  'chats:delete': { req: { id: number }; res: void }
+  /** Adds the question and starts the answer (compare chats: both answers); text follows as chat:stream. */
+  'chat:send': { req: { chatId: number; content: string }; res: ChatGeneration }
+  /** Changes a question, removes everything after it, and answers again. */
+  'chat:edit': { req: { chatId: number; messageId: number; content: string }; res: ChatGeneration }
+  /** Replaces the answer(s) to the last question. */
+  'chat:regenerate': { req: { chatId: number }; res: ChatGeneration }
+  /** Stops the chat's answer now; the text so far is kept. */
+  'chat:stop': { req: { chatId: number }; res: void }
+  /** "Did it learn?": sample training and validation questions of a finished run, answer them greedily with the base
+   *  model and with the run's adapter (or a checkpoint), score both against the reference. Progress: learn:progress. */
+  'learn:start': { req: { runId: number; checkpointId?: number | null; perSplit?: number; maxNewTokens?: number }; res: LearnCheck }
+  'learn:cancel': { req: { id: number }; res: LearnCheck }
+  /** Checks of one run, or of every run of a project; newest first. */
+  'learn:list': { req: { runId?: number; projectId?: number }; res: LearnCheck[] }
+  'learn:get': { req: { id: number }; res: LearnCheckDetail }
+  'learn:delete': { req: { id: number }; res: void }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1012,6 +1248,12 @@ export interface Events {
   /** A run was created, changed status, got a checkpoint, or was deleted (status null). */
   'runs:changed': { runId: number; projectId: number; status: RunStatus | null; reason: 'created' | 'status' | 'checkpoint' | 'resumeOffer' | 'deleted' }
   'engine:status': EngineStatus
+  'chat:stream': ChatStreamEvent
+  'chat:status': ChatStatusEvent
+  /** A chat was created, renamed, changed or deleted (deleted: true). */
+  'chats:changed': { chatId: number; projectId: number; deleted: boolean }
+  /** A check's progress: its state and the questions answered since the previous event. */
+  'learn:progress': { check: LearnCheck; items: LearnCheckItem[] }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1092,6 +1334,21 @@ const channelTable = {
   'runs:delete': true,
   'runs:compare': true,
   'engine:status': true,
+  'chat:options': true,
+  'chats:list': true,
+  'chats:get': true,
+  'chats:create': true,
+  'chats:update': true,
+  'chats:delete': true,
+  'chat:send': true,
+  'chat:edit': true,
+  'chat:regenerate': true,
+  'chat:stop': true,
+  'learn:start': true,
+  'learn:cancel': true,
+  'learn:list': true,
+  'learn:get': true,
+  'learn:delete': true,
 } as const satisfies Record<Channel, true>
 
 const eventTable = {
@@ -1103,6 +1360,10 @@ const eventTable = {
   'training:progress': true,
   'runs:changed': true,
   'engine:status': true,
+  'chat:stream': true,
+  'chat:status': true,
+  'chats:changed': true,
+  'learn:progress': true,
 } as const satisfies Record<EventName, true>
 
 export const CHANNELS = Object.keys(channelTable) as Channel[]
