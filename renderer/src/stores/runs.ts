@@ -57,8 +57,8 @@ export const useRunsStore = defineStore('runs', () => {
     if (!isActive(run.status)) delete stopping.value[run.id]
   }
 
-  /** Loads the project's runs; opens the active one when nothing is open. */
-  async function load(pid: number | null): Promise<void> {
+  /** Loads the project's runs; when nothing is open, opens `prefer` (a run of this project) or else the active one. */
+  async function load(pid: number | null, prefer: number | null = null): Promise<void> {
     if (pid !== projectId.value) {
       projectId.value = pid
       runs.value = []
@@ -79,8 +79,8 @@ export const useRunsStore = defineStore('runs', () => {
       compareIds.value = compareIds.value.filter((id) => list.some((r) => r.id === id))
       if (selectedId.value !== null && !list.some((r) => r.id === selectedId.value)) close()
       if (selectedId.value === null) {
-        const active = list.find((r) => isActive(r.status))
-        if (active) await open(active.id)
+        const wanted = list.find((r) => r.id === prefer) ?? list.find((r) => isActive(r.status))
+        if (wanted) await open(wanted.id)
       } else if (detail.value) {
         const fresh = list.find((r) => r.id === selectedId.value)
         if (fresh) detail.value = { ...detail.value, ...fresh }
