@@ -639,6 +639,7 @@ export const en: Messages = {
       resumeHintStart: 'There is no checkpoint yet: continuing starts from the beginning.',
       problemTitle: { failed: 'Training failed', interrupted: 'Training was interrupted' },
       resumes: 'resumed {n}×',
+      export: 'Export…',
       trainAgain: 'Train again with these settings',
       trainLonger: 'Train for more epochs',
       details: 'Details: output, checkpoints and settings',

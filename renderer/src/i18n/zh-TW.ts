@@ -637,6 +637,7 @@ export const zhTW = {
       resumeHintStart: '還沒有存檔點：繼續會從頭開始。',
       problemTitle: { failed: '訓練失敗', interrupted: '訓練被中斷' },
       resumes: '已續跑 {n} 次',
+      export: '匯出…',
       trainAgain: '用這組設定再訓練',
       trainLonger: '多訓練幾個 epoch',
       details: '詳細資料：輸出、存檔點與設定',
