@@ -152,6 +152,7 @@ test('kill -9 of the engine host mid-run: the run is interrupted with the reason
 
   await expect(panel).toHaveAttribute('data-status', 'interrupted', { timeout: 30_000 })
   await expect(page.getByTestId('run-error')).toContainText('訓練被中斷')
+  await expect(page.getByTestId('run-error-summary')).toContainText('訓練引擎的程序意外結束')
   await expect(page.getByTestId('run-error-message')).toContainText('engine process stopped unexpectedly')
   const interrupted = await runOf(server, runId)
   expect(interrupted.error?.message).toMatch(/SIGKILL|killed|signal/i)

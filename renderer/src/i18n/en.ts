@@ -640,6 +640,13 @@ export const en: Messages = {
       problemTitle: { failed: 'Training failed', interrupted: 'Training was interrupted' },
       resumes: 'resumed {n}×',
       export: 'Export…',
+      why: {
+        engineDied: 'The training engine’s process ended unexpectedly (killed, out of memory or a driver fault). The app was not affected; progress is kept at the last checkpoint.',
+        appClosed: 'The app was closed while training; progress is kept at the last checkpoint.',
+        outOfMemory: 'Out of memory: lower the rows per batch (or the tokens per batch) or the max length in the advanced settings, then start again.',
+        checkpoint: 'A checkpoint could not be written (disk full or no permission to write the folder). The previous checkpoint is intact; free some space or fix the permissions, then continue.',
+        other: 'Training stopped because of an error; the engine’s reason is below.',
+      },
       trainAgain: 'Train again with these settings',
       trainLonger: 'Train for more epochs',
       details: 'Details: output, checkpoints and settings',

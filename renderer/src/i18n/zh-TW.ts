@@ -638,6 +638,13 @@ export const zhTW = {
       problemTitle: { failed: '訓練失敗', interrupted: '訓練被中斷' },
       resumes: '已續跑 {n} 次',
       export: '匯出…',
+      why: {
+        engineDied: '訓練引擎的程序意外結束（被強制關閉、記憶體用盡或驅動程式錯誤）。App 沒有受影響，進度保留在最後的存檔點。',
+        appClosed: 'App 在訓練進行中被關閉，進度保留在最後的存檔點。',
+        outOfMemory: '記憶體不足：請在進階設定調低每批筆數（或每批 token 預算）或最大長度，再重新開始。',
+        checkpoint: '存檔點寫不進去（磁碟已滿或資料夾沒有寫入權限）。前一個存檔點仍完整；騰出空間或修正權限後即可繼續。',
+        other: '訓練因錯誤而停止，下面是引擎回報的原因。',
+      },
       trainAgain: '用這組設定再訓練',
       trainLonger: '多訓練幾個 epoch',
       details: '詳細資料：輸出、存檔點與設定',
