@@ -676,6 +676,8 @@ export const en: Messages = {
         best: 'The version with the lowest validation loss (step {step}) was kept as the exported adapter.',
         final: 'The adapter of the final step (step {step}) was exported.',
       },
+      sofar: 'So far: {kind}',
+      partial: 'Training stopped at step {step} of {total}; this reads the curves so far. Continue the run to finish the remaining steps.',
       tryChat: 'Try it in Chat',
     },
     history: {

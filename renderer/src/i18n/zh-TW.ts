@@ -674,6 +674,8 @@ export const zhTW = {
         best: '已保留驗證損失最低的版本（第 {step} 步）作為輸出的轉接器。',
         final: '已輸出最後一步（第 {step} 步）的轉接器。',
       },
+      sofar: '到目前為止：{kind}',
+      partial: '訓練在第 {step} / {total} 步停止，這是目前曲線的判讀。繼續訓練就能跑完剩下的步數。',
       tryChat: '到對話頁試試',
     },
     history: {
