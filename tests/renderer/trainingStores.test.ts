@@ -3,6 +3,7 @@
 // problems by field; the runs store opens the active run, keeps its curves live from progress events (also those
 // that arrive while the metrics load), marks stops until the run ends, resumes, deletes, compares, and offers
 // interrupted runs.
+import { mount } from '@vue/test-utils'
 import { createPinia, setActivePinia } from 'pinia'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import type {
@@ -53,6 +54,8 @@ vi.mock('../../renderer/src/api', () => {
 const { ApiError } = await import('../../renderer/src/api')
 const { useTrainingStore, ESTIMATE_DELAY_MS } = await import('../../renderer/src/stores/training')
 const { useRunsStore } = await import('../../renderer/src/stores/runs')
+const TrainingAdvancedPanel = (await import('../../renderer/src/components/TrainingAdvancedPanel.vue')).default
+const { i18n } = await import('../../renderer/src/i18n')
 
 const emit = (event: string, payload: unknown) => {
   for (const l of state.listeners.get(event) ?? []) l(payload)
@@ -316,5 +319,59 @@ describe('runs store', () => {
     emit('runs:changed', { runId: 1, projectId: 1, status: null, reason: 'deleted' })
     expect(store.runs).toHaveLength(0)
     expect(store.selectedId).toBeNull()
+  })
+})
+
+describe('advanced panel', () => {
+  const fields: TrainingPresets['fields'] = [
+    { key: 'lr', group: 'optimizer', kind: 'number', min: 0, max: 1, scale: 'log', label: { 'zh-TW': '學習率', en: 'Learning rate' }, explain: { 'zh-TW': '每一步改變多少', en: 'How much each step changes' } },
+    { key: 'batching', group: 'batching', kind: 'choice', options: [{ value: 'rows', label: { 'zh-TW': '固定筆數', en: 'Rows' } }, { value: 'tokens', label: { 'zh-TW': 'token 預算', en: 'Tokens' } }], label: { 'zh-TW': '分批方式', en: 'Batching' }, explain: { 'zh-TW': '分批', en: 'Batching' } },
+    { key: 'batchRows', group: 'batching', kind: 'integer', min: 1, max: 1024, when: { key: 'batching', equals: 'rows' }, label: { 'zh-TW': '每批筆數', en: 'Rows per batch' }, explain: { 'zh-TW': '每一步同時看幾筆', en: 'Rows per step' } },
+    { key: 'tokenBudget', group: 'batching', kind: 'integer', min: 64, max: 1 << 20, when: { key: 'batching', equals: 'tokens' }, label: { 'zh-TW': '每批 token 預算', en: 'Tokens per batch' }, explain: { 'zh-TW': 'token', en: 'tokens' } },
+  ]
+  const groups: TrainingPresets['groups'] = [
+    { id: 'optimizer', label: { 'zh-TW': '最佳化', en: 'Optimizer' } },
+    { id: 'batching', label: { 'zh-TW': '分批', en: 'Batching' } },
+  ]
+
+  it('shows each setting with its explanation, main\'s problem next to the field it concerns, and refuses out-of-range input', async () => {
+    state.handlers.set('training:presets', () => ({ ...PRESETS, fields, groups }))
+    state.handlers.set('training:estimate', (req) => estimateFor(req as TrainingRequest))
+    const store = useTrainingStore()
+    await store.setup(1)
+    const wontFit: SettingProblem = {
+      code: 'wontFit', severity: 'error', field: 'batchRows',
+      message: { 'zh-TW': '預估需要 14.2 GB，GPU 只有 8.0 GB 可用。請把每批筆數調到 2 以下。', en: 'Lower the rows per batch to 2 or fewer.' },
+    }
+    store.startProblems = [wontFit]
+    const wrapper = mount(TrainingAdvancedPanel, { global: { plugins: [i18n] } })
+    expect(wrapper.find('[data-testid="field-lr"]').text()).toContain('每一步改變多少')
+    // Only the setting that matters for the chosen batching is shown.
+    expect(wrapper.find('[data-testid="field-batchRows"]').exists()).toBe(true)
+    expect(wrapper.find('[data-testid="field-tokenBudget"]').exists()).toBe(false)
+    expect(wrapper.find('[data-testid="field-problem-batchRows"]').text()).toContain('請把每批筆數調到 2 以下')
+    expect(wrapper.find('[data-testid="field-batchRows"]').classes()).toContain('bad')
+
+    vi.useFakeTimers()
+    const rows = wrapper.find<HTMLInputElement>('[data-testid="setting-batchRows"]')
+    await rows.setValue('5000')
+    await rows.trigger('change')
+    expect(store.changes.batchRows).toBeUndefined()
+    expect(wrapper.find('[data-testid="field-batchRows"]').text()).toContain('1 到 1024')
+    await rows.setValue('2')
+    await rows.trigger('change')
+    expect(store.changes.batchRows).toBe(2)
+    // Changing a setting clears the refused start's problems (the estimate re-checks).
+    expect(store.startProblems).toBeNull()
+    const lr = wrapper.find<HTMLInputElement>('[data-testid="setting-lr"]')
+    expect(lr.element.value).toBe('3e-3')
+    await lr.setValue('2e-4')
+    await lr.trigger('change')
+    expect(store.changes.lr).toBe(2e-4)
+    await wrapper.find('[data-testid="setting-batching"]').setValue('tokens')
+    expect(store.changes.batching).toBe('tokens')
+    await wrapper.vm.$nextTick()
+    expect(wrapper.find('[data-testid="field-tokenBudget"]').exists()).toBe(true)
+    vi.useRealTimers()
   })
 })
