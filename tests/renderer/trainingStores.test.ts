@@ -53,7 +53,7 @@ vi.mock('../../renderer/src/api', () => {
 
 const { ApiError } = await import('../../renderer/src/api')
 const { useTrainingStore, ESTIMATE_DELAY_MS } = await import('../../renderer/src/stores/training')
-const { useRunsStore } = await import('../../renderer/src/stores/runs')
+const { useRunsStore, STALE_MS } = await import('../../renderer/src/stores/runs')
 const TrainingAdvancedPanel = (await import('../../renderer/src/components/TrainingAdvancedPanel.vue')).default
 const { i18n } = await import('../../renderer/src/i18n')
 
@@ -307,6 +307,45 @@ describe('runs store', () => {
     await store.dismissOffer(8)
     expect(store.offers).toHaveLength(0)
     expect(callsOf('runs:dismissResume')[0].arg).toEqual({ id: 8 })
+  })
+
+  it('an open active run that goes quiet is re-read: interrupted meanwhile -> curves reloaded and the offer shown; unreachable -> says so', async () => {
+    vi.useFakeTimers()
+    let status: Run['status'] = 'training'
+    state.handlers.set('runs:list', (a) => ((a as { projectId?: number }).projectId === undefined
+      ? [run({ id: 3, status, resumable: status === 'interrupted', summary: { ...run({}).summary, resumeOffered: status === 'interrupted' } })]
+      : [run({ id: 3, status, active: status === 'training' })]))
+    state.handlers.set('runs:get', () => ({ ...run({ id: 3, status, active: status === 'training', resumable: status === 'interrupted' }), checkpoints: [] }))
+    state.handlers.set('runs:metrics', () => ({ runId: 3, train: [mp(1), mp(2)], eval: [], totalTrainPoints: 2, downsampled: false, lastStep: 2 }))
+    const store = useRunsStore()
+    await store.load(1)
+    expect(store.selectedId).toBe(3)
+    const gets = callsOf('runs:get').length
+    // Progress keeps it fresh: no re-read.
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(STALE_MS / 3)
+      emit('training:progress', progress(3, 3 + i, [mp(3 + i)]))
+    }
+    expect(callsOf('runs:get')).toHaveLength(gets)
+    // Quiet: re-read; it was interrupted (the engine or the server died), so the curves and offers are reloaded.
+    status = 'interrupted'
+    await vi.advanceTimersByTimeAsync(STALE_MS + 5_000)
+    expect(callsOf('runs:get').length).toBeGreaterThan(gets)
+    await vi.waitFor(() => expect(store.detail?.status).toBe('interrupted'))
+    await vi.waitFor(() => expect(store.offers.map((r) => r.id)).toEqual([3]))
+    expect(store.connectionLost).toBe(false)
+
+    // Unreachable main while a run shows as active: the page says the connection is lost.
+    status = 'training'
+    await store.open(3)
+    state.handlers.set('runs:get', () => {
+      throw new ApiError({ code: 'NETWORK', message: 'Cannot reach the QA Tuner server.' })
+    })
+    await vi.advanceTimersByTimeAsync(STALE_MS + 5_000)
+    expect(store.connectionLost).toBe(true)
+    emit('training:progress', progress(3, 9, [mp(9)]))
+    expect(store.connectionLost).toBe(false)
+    vi.useRealTimers()
   })
 
   it('a deleted run (runs:changed with status null) leaves the list and closes', async () => {

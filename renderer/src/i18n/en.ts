@@ -647,6 +647,7 @@ export const en: Messages = {
         checkpoint: 'A checkpoint could not be written (disk full or no permission to write the folder). The previous checkpoint is intact; free some space or fix the permissions, then continue.',
         other: 'Training stopped because of an error; the engine’s reason is below.',
       },
+      connectionLost: 'The connection to QA Tuner was lost; the progress shown may be out of date. If the server was restarted, open the new URL it printed.',
       trainAgain: 'Train again with these settings',
       trainLonger: 'Train for more epochs',
       details: 'Details: output, checkpoints and settings',

@@ -645,6 +645,7 @@ export const zhTW = {
         checkpoint: '存檔點寫不進去（磁碟已滿或資料夾沒有寫入權限）。前一個存檔點仍完整；騰出空間或修正權限後即可繼續。',
         other: '訓練因錯誤而停止，下面是引擎回報的原因。',
       },
+      connectionLost: '與 QA Tuner 的連線中斷了，畫面上的進度可能不是最新的。若伺服器已重新啟動，請開啟它新印出的網址。',
       trainAgain: '用這組設定再訓練',
       trainLonger: '多訓練幾個 epoch',
       details: '詳細資料：輸出、存檔點與設定',

@@ -7,15 +7,18 @@
 // reloaded) in the middle of a run misses nothing. Series are markRaw: the charts read plain arrays and redraw on
 // `revision`.
 import { defineStore } from 'pinia'
-import { computed, markRaw, ref, shallowRef } from 'vue'
+import { computed, markRaw, ref, shallowRef, watch } from 'vue'
 import type { Events, Run, RunComparison, RunDetail, TrainingProgress } from '../../../preload/contract'
-import { api } from '../api'
+import { api, ApiError } from '../api'
 import { isActive } from '../composables/trainingText'
 import { RunSeries } from '../composables/metricSeries'
 
 /** Points per curve asked from runs:metrics (bucket means beyond that). */
 export const METRIC_POINTS = 1500
 const COMPARE_POINTS = 800
+/** An open active run with no progress for this long is re-read from main (a missed event, a restarted server). */
+export const STALE_MS = 12_000
+const WATCH_MS = 4_000
 
 export type LiveProgress = Omit<TrainingProgress, 'points' | 'evalPoints'>
 
@@ -42,6 +45,8 @@ export const useRunsStore = defineStore('runs', () => {
   const compareSeries = shallowRef<RunSeries[]>([])
   const comparing = ref(false)
 
+  /** main could not be reached when the open run was re-read (server gone or restarted). */
+  const connectionLost = ref(false)
   const selected = computed<Run | null>(() => runs.value.find((r) => r.id === selectedId.value) ?? detail.value ?? null)
   const activeRun = computed(() => runs.value.find((r) => isActive(r.status)) ?? null)
 
@@ -102,6 +107,7 @@ export const useRunsStore = defineStore('runs', () => {
       const [d, m] = await Promise.all([api['runs:get']({ id }), api['runs:metrics']({ runId: id, maxPoints: METRIC_POINTS })])
       if (selectedId.value !== id) return
       detail.value = d
+      upsert(d)
       s.load(m)
       for (const e of pending?.runId === id ? pending.events : []) s.append(e.points, e.evalPoints)
       revision.value++
@@ -227,10 +233,52 @@ export const useRunsStore = defineStore('runs', () => {
     }
   }
 
+  // ---- an active run that went quiet is re-read (missed events, an engine or server that died) ----
+
+  let lastHeard = Date.now()
+  let watchTimer: ReturnType<typeof setInterval> | null = null
+
+  async function resync(): Promise<void> {
+    const id = selectedId.value
+    if (id === null) return
+    try {
+      const d = await api['runs:get']({ id })
+      connectionLost.value = false
+      if (selectedId.value !== id) return
+      detail.value = d
+      upsert(d)
+      if (!isActive(d.status)) {
+        await open(id)
+        void loadOffers()
+      }
+    } catch (err) {
+      if (err instanceof ApiError && (err.code === 'NETWORK' || err.code === 'FORBIDDEN')) connectionLost.value = true
+    }
+  }
+
+  watch(
+    () => selected.value !== null && isActive(selected.value.status),
+    (on) => {
+      if (watchTimer) clearInterval(watchTimer)
+      watchTimer = null
+      if (!on) return
+      lastHeard = Date.now()
+      watchTimer = setInterval(() => {
+        if (Date.now() - lastHeard < STALE_MS) return
+        lastHeard = Date.now()
+        void resync()
+      }, WATCH_MS)
+    },
+  )
+
   // ---- push events ----
 
   function onProgress(p: TrainingProgress): void {
     const { points, evalPoints, ...rest } = p
+    if (p.runId === selectedId.value) {
+      lastHeard = Date.now()
+      connectionLost.value = false
+    }
     live.value = { ...live.value, [p.runId]: rest }
     if (pending?.runId === p.runId) pending.events.push(p)
     else if (series.value?.runId === p.runId && series.value.append(points, evalPoints)) revision.value++
@@ -272,8 +320,9 @@ export const useRunsStore = defineStore('runs', () => {
 
   return {
     projectId, runs, loaded, loadError, selectedId, detail, series, revision, seriesLoading, live, stopping, actionError, offers, compareIds, comparison,
-    compareSeries, comparing, selected, activeRun,
+    compareSeries, comparing, selected, activeRun, connectionLost,
     load, open, close, refreshDetail, started, stop, resume, remove, toggleCompare, compare, closeCompare, loadOffers, dismissOffer, onProgress, onChanged,
+    resync,
   }
 })
 
