@@ -78,8 +78,8 @@ test('one click starts a run; the chart grows live; stop, resume, reload mid-run
   test.setTimeout(240_000)
   server = await startServer()
   await openTrainingWithDemo(page, server)
-  await setSetting(page, 'epochs', '6')
-  await expect(page.getByTestId('estimate-steps')).toContainText('72')
+  await setSetting(page, 'epochs', '8')
+  await expect(page.getByTestId('estimate-steps')).toContainText('96')
   await page.screenshot({ path: 'test-results/training-setup.png' })
 
   await page.getByTestId('start-training').click()
@@ -137,7 +137,7 @@ test('kill -9 of the engine host mid-run: the run is interrupted with the reason
   test.setTimeout(240_000)
   server = await startServer()
   await openTrainingWithDemo(page, server)
-  await setSetting(page, 'epochs', '4')
+  await setSetting(page, 'epochs', '6')
   await page.getByTestId('start-training').click()
   const panel = page.getByTestId('run-panel')
   const runId = Number(await panel.getAttribute('data-run-id'))
@@ -180,7 +180,7 @@ test('SIGKILL of the whole server mid-run: after a restart the run is interrupte
   const dataDir = newDataDir()
   server = await startServer(dataDir)
   await openTrainingWithDemo(page, server)
-  await setSetting(page, 'epochs', '4')
+  await setSetting(page, 'epochs', '6')
   await page.getByTestId('start-training').click()
   const runId = Number(await page.getByTestId('run-panel').getAttribute('data-run-id'))
   // Past the first epoch's checkpoint, still running.
