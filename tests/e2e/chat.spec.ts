@@ -123,6 +123,22 @@ test('an answer streams in token by token, Stop keeps the partial text, and the 
   await expect(page.getByTestId('question-text').last()).toHaveText(question)
   await expect(lastAnswer(page)).toHaveAttribute('data-state', 'stopped')
   await expect(lastAnswer(page).getByTestId('answer-text')).toHaveText(partial)
+
+  // Rename it; a new conversation is listed above it; delete that one again.
+  const list = page.getByTestId('chat-list')
+  await list.locator('li').first().hover()
+  await list.getByTestId('rename-chat').first().click()
+  await page.getByTestId('chat-title-input').fill('請假規定（停止測試）')
+  await page.getByTestId('confirm-rename').click()
+  await expect(list.getByTestId('chat-title')).toHaveText(['請假規定（停止測試）'])
+  await page.getByTestId('new-chat').click()
+  await expect(page.getByTestId('chat-welcome')).toBeVisible()
+  await expect(list.getByTestId('chat-title')).toHaveText(['新對話', '請假規定（停止測試）'])
+  await list.locator('li').first().hover()
+  await list.getByTestId('delete-chat').first().click()
+  await page.getByTestId('confirm-delete').click()
+  await expect(list.getByTestId('chat-title')).toHaveText(['請假規定（停止測試）'])
+  await expect(lastAnswer(page).getByTestId('answer-text')).toHaveText(partial)
 })
 
 test('a finished run: busy while training, then chat with its adapter, side-by-side compare and the "Did it learn?" table', async ({ page }) => {

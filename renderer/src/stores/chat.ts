@@ -87,7 +87,6 @@ export const useChatStore = defineStore('chat', () => {
       trainingRunName.value = null
     }
   }
-  const adaptersOfModel = computed(() => (modelId: number | null) => (options.value?.adapters ?? []).filter((a) => a.modelId === modelId))
   const hasAdapters = computed(() => (options.value?.adapters.length ?? 0) > 0)
   const usableModels = computed(() => (options.value?.models ?? []).filter((m) => m.problem === null))
 
@@ -384,7 +383,7 @@ export const useChatStore = defineStore('chat', () => {
   api.on('learn:progress', (e) => onCheckProgress(e.check, e.items))
 
   return {
-    projectId, tab, options, loaded, loadError, chats, listed, current, generation, generating, lastError, engine, trainingHolder, trainingRunName, adaptersOfModel, hasAdapters,
+    projectId, tab, options, loaded, loadError, chats, listed, current, generation, generating, lastError, engine, trainingHolder, trainingRunName, hasAdapters,
     usableModels, adapterOption, checks, check, checkError, checkRunning,
     open, setTab, select, newChat, send, edit, regenerate, stop, update, remove, loadOptions, refreshList, loadChecks, openCheck, startCheck, cancelCheck, deleteCheck,
     onStream, onStatus,
