@@ -86,12 +86,14 @@ struct Backend {
   // q [B,Tq,NH,HS], k/v [B,Tk,NKV,HS]; query i sits at position Tk - Tq + i and sees keys j <= that position
   // with j < lengths[b] (lengths may be null = all). out [B,Tq,NH,HS]; lse [B,NH,Tq] = log-sum-exp of the
   // scaled scores (FlashAttention's statistic; backward recomputes the probabilities from it).
+  // `compute` is the model's GEMM operand type (Model::compute): F32 asks for fp32 math; BF16/F16 allow the
+  // products on bf16 operands with fp32 accumulation (CUDA's tensor-core path on sm_80+). The CPU ignores it.
   void (*attention_forward)(float* out, float* lse, const float* q, const float* k, const float* v,
-                            const int32_t* lengths, int B, int Tq, int Tk, int NH, int NKV, int HS);
+                            const int32_t* lengths, int B, int Tq, int Tk, int NH, int NKV, int HS, DType compute);
   // dq, dk, dv += ...
   void (*attention_backward)(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                              const float* v, const float* out, const float* lse, const int32_t* lengths, int B,
-                             int Tq, int Tk, int NH, int NKV, int HS);
+                             int Tq, int Tk, int NH, int NKV, int HS, DType compute);
 
   // ---- SwiGLU (cpu/swiglu.cpp): out = silu(gate) * up, elementwise over n -------------------------
   void (*swiglu_forward)(float* out, const float* gate, const float* up, size_t n);
@@ -132,6 +134,10 @@ struct Backend {
 
   // ---- elementwise and reductions (cpu/elementwise.cpp) -------------------------------------------
   void (*add)(float* out, const float* a, const float* b, size_t n);  // out = a + b (out may alias a or b)
+  // bf16 storage of fp32 values (the activation checkpoints of gradient checkpointing): out[i] = in[i] rounded to
+  // the nearest bf16 (ties to even, as dtype.h f32_to_bf16), and back (exact). out and in do not overlap.
+  void (*to_bf16)(uint16_t* out, const float* in, size_t n);
+  void (*from_bf16)(float* out, const uint16_t* in, size_t n);
   void (*scale)(float* x, float s, size_t n);                          // x *= s
   double (*sum_squares)(const float* x, size_t n);                     // sum x^2 (in double; synchronises)
 

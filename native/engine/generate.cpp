@@ -40,7 +40,9 @@ Decoder::Decoder(const std::shared_ptr<Model>& model, const Adapter* adapter, in
 const std::vector<float>& Decoder::feed(const int32_t* ids, int n, CancelToken* cancel) {
   const Model& m = *model_;
   QT_CHECK(n > 0 && pos_ + n <= kv_.capacity, ErrorCode::Internal, "Decoder: KV cache capacity exceeded");
-  if (acts_.capacity < n) alloc_activations(acts_, m, ActMode::Inference, n, adapter_ ? adapter_->config.r : 0);
+  if (acts_.capacity < n)
+    alloc_activations(acts_, m, ActMode::Inference, n, adapter_ ? adapter_->config.r : 0,
+                      adapter_ ? lora_max_in_features(m.config, adapter_->config) : 0);
   m.be->upload(acts_.ids, ids, static_cast<size_t>(n) * sizeof(int32_t));
   Pass p;
   p.B = 1;
@@ -69,7 +71,8 @@ std::vector<float> forward_logits(const std::shared_ptr<Model>& model, const Ada
   std::vector<float> out(static_cast<size_t>(n) * m.config.vocab_size);
   try {
     Activations a;
-    alloc_activations(a, m, ActMode::Inference, n, adapter ? adapter->config.r : 0);
+    alloc_activations(a, m, ActMode::Inference, n, adapter ? adapter->config.r : 0,
+                      adapter ? lora_max_in_features(m.config, adapter->config) : 0);
     m.be->upload(a.ids, ids.data(), ids.size() * sizeof(int32_t));
     Pass p;
     p.B = 1;

@@ -2,6 +2,8 @@
 // RAII device buffers, and the activation and KV-cache layouts, each one allocation sized from
 // (config, rows capacity, LoRA rank).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "model.h"
 
@@ -81,12 +83,37 @@ class Layout {
 
 }  // namespace
 
-void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank) {
+int lora_max_in_features(const ModelConfig& c, const LoraConfig& lc) {
+  int m = 0;
+  for (const auto& name : lc.targets) {
+    const int t = target_from_name(name);
+    if (t >= 0) m = std::max(m, target_in_features(c, t));
+  }
+  return m;
+}
+
+namespace {
+
+// bf16 layer-input checkpoints: QT_CKPT_BF16=1 / 0 forces them on / off; otherwise on for a GPU model computing
+// in bf16 or fp16 (its GEMMs round those inputs to 16 bits anyway). The forward pass itself stays fp32; only the
+// recomputation in backward starts from the rounded copy (relative error 2^-9 per value).
+bool want_bf16_checkpoints(const Model& m) {
+  if (const char* e = std::getenv("QT_CKPT_BF16")) {
+    if (std::strcmp(e, "1") == 0) return true;
+    if (std::strcmp(e, "0") == 0) return false;
+  }
+  return m.be != &cpu_backend() && m.compute != DType::F32;
+}
+
+}  // namespace
+
+void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in) {
   const ModelConfig& c = m.config;
   const size_t N = static_cast<size_t>(capacity);
   const size_t C = static_cast<size_t>(c.hidden_size), FF = static_cast<size_t>(c.intermediate_size);
   const size_t QD = static_cast<size_t>(c.num_heads * c.head_dim), KD = static_cast<size_t>(c.num_kv_heads * c.head_dim);
   const size_t V = static_cast<size_t>(c.vocab_size), R = static_cast<size_t>(lora_rank);
+  const size_t LIN = lora_max_in > 0 ? static_cast<size_t>(lora_max_in) : std::max(std::max(C, FF), QD);
   const int L = c.num_layers;
   const bool train = mode != ActMode::Inference;
 
@@ -94,13 +121,17 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   a.mode = mode;
   a.capacity = capacity;
   a.rank = lora_rank;
+  a.ckpt_bf16 = mode == ActMode::TrainCheckpointed && want_bf16_checkpoints(m);
+  a.dx = a.dxn = a.dh = a.dup = nullptr;
   // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary.
   a.logit_rows = static_cast<int>(std::max<size_t>(1, std::min(N, (size_t{32} << 20) / V)));
-  a.x.assign(train ? static_cast<size_t>(L + 1) : 2, nullptr);
+  a.x.assign(train && !a.ckpt_bf16 ? static_cast<size_t>(L + 1) : 2, nullptr);
+  a.xs.assign(a.ckpt_bf16 ? static_cast<size_t>(L) : 0, nullptr);
   a.layer.assign(mode == ActMode::Train ? static_cast<size_t>(L) : 1, LayerActs{});
 
   Layout lay;
   for (auto& x : a.x) lay.add(&x, N * C);
+  for (auto& x : a.xs) lay.add(&x, N * C);
   for (auto& la : a.layer) {
     lay.add(&la.xn1, N * C);
     lay.add(&la.rstd1, N);
@@ -122,24 +153,26 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   lay.add(&a.rstdf, N);
   lay.add(&a.logits, static_cast<size_t>(a.logit_rows) * V);
   lay.add(&a.losses, N);
-  lay.add(&a.proj, N * C);
-  lay.add(&a.lora_scratch, N * (std::max(std::max(C, FF), QD) + R));
+  lay.add(&a.lora_scratch, R > 0 ? N * (LIN + R) : 1);
   if (train) {
     lay.add(&a.dx, N * C);
     lay.add(&a.dxn, N * C);
-    lay.add(&a.dq, N * QD);
-    lay.add(&a.dk, N * KD);
-    lay.add(&a.dv, N * KD);
-    lay.add(&a.datt, N * QD);
-    lay.add(&a.dgate, N * FF);
-    lay.add(&a.dup, N * FF);
-    lay.add(&a.dh, N * FF);
+    lay.add(&a.dh, N * std::max(FF, 2 * QD));   // buffer 1: dh, later datt + dq
+    lay.add(&a.dup, N * std::max(FF, 2 * KD));  // buffer 2: dup, later dk + dv
   }
   lay.add(&a.ids, N);
   lay.add(&a.targets, N);
   lay.add(&a.lengths, N);
   a.mem = DeviceBuffer(m.be, &m.ledger, MemCategory::Activations, lay.bytes());
   lay.point(a.mem.get());
+  if (train) {
+    a.datt = a.dh;
+    a.dq = a.dh + N * QD;
+    a.dk = a.dup;
+    a.dv = a.dup + N * KD;
+  } else {
+    a.datt = a.dq = a.dk = a.dv = nullptr;
+  }
   m.be->zero(a.mem.get(), a.mem.size());
 }
 

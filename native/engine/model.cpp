@@ -59,8 +59,11 @@ void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pa
 
 const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_lengths ? a.lengths : nullptr; }
 
+// recompute: the backward pass's recomputation of a checkpointed layer. Backward needs the layer's internals, not
+// its output, so down_proj's product and the last residual add are skipped (only its LoRA intermediate u is kept:
+// lora_forward's delta lands in x_out, which nothing reads).
 void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs& la, const Pass& p, int l,
-                   const float* x, float* x_out) {
+                   const float* x, float* x_out, bool recompute = false) {
   const Backend& be = *m.be;
   const ModelConfig& c = m.config;
   const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
@@ -85,20 +88,28 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
     values = p.cache->v[static_cast<size_t>(l)];
     Tk = p.pos0 + p.T;
   }
-  be.attention_forward(la.att, la.lse, la.q, keys, values, lengths_of(a, p), p.B, p.T, Tk, NH, NKV, HS);
-  linear_forward(m, ad, a, p, l, TO, a.proj, la.att, la.u[TO]);
-  be.add(la.x_mid, x, a.proj, static_cast<size_t>(N) * C);
+  be.attention_forward(la.att, la.lse, la.q, keys, values, lengths_of(a, p), p.B, p.T, Tk, NH, NKV, HS, m.compute);
+  // x_mid = x + o(att): the product lands in x_mid, then the residual is added in place (a + b == b + a exactly)
+  linear_forward(m, ad, a, p, l, TO, la.x_mid, la.att, la.u[TO]);
+  be.add(la.x_mid, la.x_mid, x, static_cast<size_t>(N) * C);
 
   // MLP block
   be.rmsnorm_forward(la.xn2, la.rstd2, la.x_mid, lw.mlp_norm, N, C, c.rms_norm_eps);
   linear_forward(m, ad, a, p, l, TGATE, la.gate, la.xn2, la.u[TGATE]);
   linear_forward(m, ad, a, p, l, TUP, la.up, la.xn2, la.u[TUP]);
   be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
-  linear_forward(m, ad, a, p, l, TDOWN, a.proj, la.h, la.u[TDOWN]);
-  be.add(x_out, la.x_mid, a.proj, static_cast<size_t>(N) * C);
+  if (recompute) {
+    if (ad && ad->has(TDOWN))
+      be.lora_forward(x_out, la.u[TDOWN], a.lora_scratch, la.h, ad->A(l, TDOWN), ad->B(l, TDOWN), ad->scaling,
+                      p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, TDOWN), N, FF, C, ad->config.r);
+    return;
+  }
+  linear_forward(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);
+  be.add(x_out, x_out, la.x_mid, static_cast<size_t>(N) * C);
 }
 
-// On entry a.dx = d(layer output); on exit a.dx = d(layer input) (when need_dx).
+// On entry a.dx = d(layer output); on exit a.dx = d(layer input) (when need_dx). Buffers are reused once their
+// values are dead (memory.cpp): dgate goes into la.h, datt/dq into dh's buffer, dk/dv into dup's.
 void layer_backward(const Model& m, const Adapter* ad, Activations& a, const LayerActs& la, const Pass& p, int l,
                     const float* x, float* dparams, bool need_dx) {
   const Backend& be = *m.be;
@@ -112,22 +123,24 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
   // MLP block (reverse): x_out = x_mid + down(h), h = swiglu(gate(xn2), up(xn2)), xn2 = rmsnorm(x_mid)
   be.zero(a.dh, NF * sizeof(float));
   linear_backward(m, ad, a, p, l, TDOWN, a.dh, dparams, a.dx, la.h, la.u[TDOWN]);
-  be.zero(a.dgate, NF * sizeof(float));
+  float* dgate = la.h;  // h is dead from here on
+  be.zero(dgate, NF * sizeof(float));
   be.zero(a.dup, NF * sizeof(float));
-  be.swiglu_backward(a.dgate, a.dup, a.dh, la.gate, la.up, NF);
+  be.swiglu_backward(dgate, a.dup, a.dh, la.gate, la.up, NF);
   be.zero(a.dxn, NC * sizeof(float));
   linear_backward(m, ad, a, p, l, TUP, a.dxn, dparams, a.dup, la.xn2, la.u[TUP]);
-  linear_backward(m, ad, a, p, l, TGATE, a.dxn, dparams, a.dgate, la.xn2, la.u[TGATE]);
+  linear_backward(m, ad, a, p, l, TGATE, a.dxn, dparams, dgate, la.xn2, la.u[TGATE]);
   be.rmsnorm_backward(a.dx, nullptr, a.dxn, la.x_mid, lw.mlp_norm, la.rstd2, N, C);  // a.dx = d(x_mid)
 
   // attention block (reverse): x_mid = x + o(att), att = attention(rope(q), rope(k), v), q/k/v = linear(xn1)
+  // (dh and dup are dead: datt, dq, dk, dv live in their buffers)
   be.zero(a.datt, NQ * sizeof(float));
   linear_backward(m, ad, a, p, l, TO, a.datt, dparams, a.dx, la.att, la.u[TO]);
   be.zero(a.dq, NQ * sizeof(float));
   be.zero(a.dk, NK * sizeof(float));
   be.zero(a.dv, NK * sizeof(float));
   be.attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, lengths_of(a, p), p.B, p.T, p.T,
-                        NH, NKV, HS);
+                        NH, NKV, HS, m.compute);
   be.rope_backward(a.dk, a.dk, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
   be.rope_backward(a.dq, a.dq, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
   float* dxn = need_dx ? a.dxn : nullptr;
@@ -140,8 +153,11 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
 
 // The layer's saved activations in the forward pass (Train: its own set; otherwise the one shared set).
 LayerActs& acts_of(Activations& a, int l) { return a.mode == ActMode::Train ? a.layer[static_cast<size_t>(l)] : a.layer[0]; }
-// Residual buffers: layer l reads x_in(l) and writes x_in(l + 1) (inference ping-pongs between two).
-float* x_in(Activations& a, int l) { return a.mode == ActMode::Inference ? a.x[static_cast<size_t>(l % 2)] : a.x[static_cast<size_t>(l)]; }
+// Residual buffers: layer l reads x_in(l) and writes x_in(l + 1) (inference, and training with bf16 checkpoints,
+// use two fp32 buffers in turn).
+float* x_in(Activations& a, int l) {
+  return a.x.size() == 2 ? a.x[static_cast<size_t>(l % 2)] : a.x[static_cast<size_t>(l)];
+}
 
 }  // namespace
 
@@ -156,6 +172,7 @@ void model_forward(const Model& m, const Adapter* ad, Activations& a, const Pass
     be.neftune_forward(x_in(a, 0), a.lengths, p.neftune_alpha, neftune_seed(p), p.B, p.T, C);
   for (int l = 0; l < L; l++) {
     check_cancel(cancel);
+    if (a.ckpt_bf16) be.to_bf16(a.xs[static_cast<size_t>(l)], x_in(a, l), static_cast<size_t>(N) * C);
     layer_forward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), x_in(a, l + 1));
   }
   be.rmsnorm_forward(a.xf, a.rstdf, x_in(a, L), m.final_norm, N, C, c.rms_norm_eps);
@@ -192,8 +209,10 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
   be.rmsnorm_backward(a.dx, nullptr, a.dxn, x_in(a, L), m.final_norm, a.rstdf, N, C);
   for (int l = L - 1; l >= 0; l--) {
     check_cancel(cancel);
-    if (a.mode == ActMode::TrainCheckpointed)  // recompute this layer's activations from its saved input
-      layer_forward(m, ad, a, a.layer[0], p, l, x_in(a, l), x_in(a, l + 1));
+    if (a.mode == ActMode::TrainCheckpointed) {  // recompute this layer's activations from its saved input
+      if (a.ckpt_bf16) be.from_bf16(x_in(a, l), a.xs[static_cast<size_t>(l)], static_cast<size_t>(N) * C);
+      layer_forward(m, ad, a, a.layer[0], p, l, x_in(a, l), x_in(a, l + 1), /*recompute=*/true);
+    }
     layer_backward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), dparams, l > 0);
   }
   // The embeddings are frozen: no embedding backward.

@@ -136,32 +136,41 @@ struct Activations {
   int capacity = 0;            // rows N = B*T this set can hold
   int rank = 0;                // LoRA rank the u buffers were sized for (0: none)
   int logit_rows = 0;          // rows of the logits buffer (lm_head runs in chunks of this many rows)
-  std::vector<float*> x;       // residual stream [N, C]: L+1 layer inputs/outputs (train) or 2 (inference, ping-pong)
+  // Residual stream [N, C]: L+1 layer inputs/outputs (Train; TrainCheckpointed with fp32 checkpoints), or 2 fp32
+  // buffers used in turn (Inference; TrainCheckpointed with bf16 checkpoints, where the layer inputs are kept in xs).
+  std::vector<float*> x;
+  bool ckpt_bf16 = false;      // TrainCheckpointed: layer inputs saved as bf16 in xs (half the memory; see memory.cpp)
+  std::vector<uint16_t*> xs;   // [L] bf16 [N, C] layer inputs (ckpt_bf16 only)
   std::vector<LayerActs> layer;  // [L] (Train) or [1] (TrainCheckpointed: recomputed in backward; Inference)
   float* xf = nullptr;         // [N, C] final norm output
   float* rstdf = nullptr;      // [N]
   float* logits = nullptr;     // [logit_rows, V] (reused for dlogits)
   float* losses = nullptr;     // [N]
-  float* proj = nullptr;       // [N, C] o_proj / down_proj output before the residual add
-  float* lora_scratch = nullptr;  // [N * (max_in + R)]
-  // backward (train modes only), one layer's worth
+  float* lora_scratch = nullptr;  // [N * (max LoRA in-features + R)]
+  // backward (train modes only), one layer's worth. Buffers are shared by values whose lives do not overlap
+  // (model.cpp layer_backward): dgate is written into the layer's own h (dead once down_proj is differentiated),
+  // datt and dq reuse dh's buffer (dead after swiglu backward), dk and dv reuse dup's (dead after up_proj).
   float* dx = nullptr;         // [N, C] gradient of the residual stream
   float* dxn = nullptr;        // [N, C]
-  float* dq = nullptr;         // [N, NH*HS]
-  float* dk = nullptr;         // [N, NKV*HS]
-  float* dv = nullptr;         // [N, NKV*HS]
-  float* datt = nullptr;       // [N, NH*HS]
-  float* dgate = nullptr;      // [N, FF]
-  float* dup = nullptr;        // [N, FF]
-  float* dh = nullptr;         // [N, FF]
+  float* dh = nullptr;         // [N, FF]                      (buffer 1)
+  float* datt = nullptr;       // [N, NH*HS] = buffer 1        (after dh)
+  float* dq = nullptr;         // [N, NH*HS] = buffer 1 + N*NH*HS
+  float* dup = nullptr;        // [N, FF]                      (buffer 2)
+  float* dk = nullptr;         // [N, NKV*HS] = buffer 2       (after dup)
+  float* dv = nullptr;         // [N, NKV*HS] = buffer 2 + N*NKV*HS
   int32_t* ids = nullptr;      // [N]
   int32_t* targets = nullptr;  // [N]
   int32_t* lengths = nullptr;  // [N] (B <= N)
   DeviceBuffer mem;
 };
 
-/** Allocates one buffer for every activation of `mode` with `capacity` rows (category activations). */
-void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank);
+/** Allocates one buffer for every activation of `mode` with `capacity` rows (category activations).
+ *  lora_max_in: the largest in-features among the adapter's LoRA targets (sizes the LoRA scratch; 0 = any target).
+ *  TrainCheckpointed keeps its layer inputs in bf16 when the model computes in bf16/fp16 on a GPU; QT_CKPT_BF16=0
+ *  keeps them in fp32 (=1 forces bf16). */
+void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in = 0);
+/** The largest in-features among a LoRA config's targets (0 when it has none). */
+int lora_max_in_features(const ModelConfig& c, const LoraConfig& lc);
 
 // ---- KV cache (generation, one sequence) ----------------------------------------------------------------
 

@@ -178,7 +178,7 @@ std::unique_ptr<Trainer> create_trainer(const std::shared_ptr<Model>& model, con
     }
     if (cap > INT32_MAX) QT_FAIL(ErrorCode::OutOfMemory, "more than 2^31 token rows in one batch");
     alloc_activations(tr->acts, *model, tr->cfg.grad_checkpointing ? ActMode::TrainCheckpointed : ActMode::Train,
-                      static_cast<int>(cap), tr->cfg.lora.r);
+                      static_cast<int>(cap), tr->cfg.lora.r, lora_max_in_features(model->config, tr->cfg.lora));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::OutOfMemory) throw;
     out_of_memory(*model, tr->cfg, e, cap_rows, cap_len);
@@ -277,7 +277,8 @@ double trainer_evaluate(Trainer& tr, const std::string& set_path, CancelToken* c
   int cap_rows = 0, cap_len = 0;
   const int64_t cap = plan_capacity(plan, lengths, &cap_rows, &cap_len);
   try {
-    if (cap > tr.eval_acts.capacity) alloc_activations(tr.eval_acts, m, ActMode::Inference, static_cast<int>(cap), tr.cfg.lora.r);
+    if (cap > tr.eval_acts.capacity) alloc_activations(tr.eval_acts, m, ActMode::Inference, static_cast<int>(cap), tr.cfg.lora.r,
+                                                         lora_max_in_features(m.config, tr.cfg.lora));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::OutOfMemory) throw;
     out_of_memory(m, tr.cfg, e, cap_rows, cap_len);

@@ -216,11 +216,11 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
       const float* v = d.put(rnd(nk, 15));
       float* out = d.put(std::vector<float>(nq));
       float* lse = d.put(std::vector<float>(static_cast<size_t>(s.B) * s.NH * s.Tq));
-      d.be().attention_forward(out, lse, q, k, v, dl, s.B, s.Tq, s.Tk, s.NH, s.NKV, s.HS);
+      d.be().attention_forward(out, lse, q, k, v, dl, s.B, s.Tq, s.Tk, s.NH, s.NKV, s.HS, qt::DType::F32);
       float* dq = d.put(rnd(nq, 16));
       float* dk = d.put(rnd(nk, 17));
       float* dv = d.put(rnd(nk, 18));
-      d.be().attention_backward(dq, dk, dv, d.put(rnd(nq, 19)), q, k, v, out, lse, dl, s.B, s.Tq, s.Tk, s.NH, s.NKV, s.HS);
+      d.be().attention_backward(dq, dk, dv, d.put(rnd(nq, 19)), q, k, v, out, lse, dl, s.B, s.Tq, s.Tk, s.NH, s.NKV, s.HS, qt::DType::F32);
       return Outputs{d.get(out, nq), d.get(lse, static_cast<size_t>(s.B) * s.NH * s.Tq), d.get(dq, nq), d.get(dk, nk), d.get(dv, nk)};
     });
   }
@@ -303,6 +303,19 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
     d.be().scale(a, 0.37f, n);
     const double ss = d.be().sum_squares(a, n);
     return Outputs{d.get(a, n), {static_cast<float>(ss)}};
+  });
+  // bf16 storage of activations: round to nearest even and back (compared after the round trip, as floats)
+  run("to_bf16/from_bf16", [&](Dev& d) {
+    const size_t n = 2053;
+    auto x = rnd(n, 48, -300, 300);
+    x[0] = 1.00390625f;  // exactly between two bf16 values: ties to even
+    x[1] = 1.01171875f;
+    const float* dx = d.put(x);
+    uint16_t* h = d.put(std::vector<uint16_t>(n));
+    d.be().to_bf16(h, dx, n);
+    float* back = d.put(std::vector<float>(n));
+    d.be().from_bf16(back, h, n);
+    return Outputs{d.get(back, n)};
   });
   run("adamw", [&](Dev& d) {
     const size_t n = 3001;

@@ -2,6 +2,8 @@
 // NF4 bases, with and without gradient checkpointing, dropout and NEFTune on), padding invariance, and
 // KV-cached decoding against full recomputation.
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 
 #include "fixtures.h"
 #include "gradcheck.h"
@@ -151,6 +153,37 @@ TEST(model_grad_llama_checkpointing_identical) {
   std::vector<float> g2(g1.size(), 0.0f);
   run_loss(*t.model, t.adapter.get(), a, b, g2.data(), true);
   CHECK(g1 == g2);
+}
+
+TEST(model_bf16_checkpoints_keep_the_loss_and_close_gradients) {
+  // bf16 layer-input checkpoints (the GPU default for bf16 compute; QT_CKPT_BF16=1 forces them here): the forward
+  // pass is untouched (same loss, bit for bit), the recomputation starts from rounded inputs (gradients within
+  // bf16 rounding), and the checkpoints take half the memory.
+  TinySpec spec;
+  spec.layers = 4;  // L + 1 fp32 buffers against 2 fp32 + L bf16 ones
+  Tiny t(spec, qt::Quant::None, 0.1f);
+  Batch b(t.model->config.vocab_size);
+  qt::Activations a32, a16;
+  qt::alloc_activations(a32, *t.model, qt::ActMode::TrainCheckpointed, b.B * b.T, t.adapter->config.r);
+  setenv("QT_CKPT_BF16", "1", 1);
+  qt::alloc_activations(a16, *t.model, qt::ActMode::TrainCheckpointed, b.B * b.T, t.adapter->config.r);
+  unsetenv("QT_CKPT_BF16");
+  CHECK(!a32.ckpt_bf16 && a16.ckpt_bf16);
+  CHECK(a16.mem.size() < a32.mem.size());
+  std::vector<float> g32(t.adapter->layout.num_params, 0.0f), g16(g32.size(), 0.0f);
+  const double l32 = run_loss(*t.model, t.adapter.get(), a32, b, g32.data(), true);
+  const double l16 = run_loss(*t.model, t.adapter.get(), a16, b, g16.data(), true);
+  CHECK_EQ(l32, l16);
+  double dot = 0, n32 = 0, n16 = 0, diff = 0;
+  for (size_t i = 0; i < g32.size(); i++) {
+    dot += static_cast<double>(g32[i]) * g16[i];
+    n32 += static_cast<double>(g32[i]) * g32[i];
+    n16 += static_cast<double>(g16[i]) * g16[i];
+    diff += (static_cast<double>(g32[i]) - g16[i]) * (static_cast<double>(g32[i]) - g16[i]);
+  }
+  CHECK(diff > 0);  // the checkpoints really are rounded
+  CHECK_MSG(std::sqrt(diff / n32) < 2e-2, "gradient rel L2 " << std::sqrt(diff / n32));
+  CHECK_MSG(dot / std::sqrt(n32 * n16) > 0.999, "gradient cosine " << dot / std::sqrt(n32 * n16));
 }
 
 TEST(model_grad_qwen2_bias_nf4_base) {

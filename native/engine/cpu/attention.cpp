@@ -24,7 +24,7 @@ static inline float dot(const float* a, const float* b, int n) {
 static inline int visible_keys(int i, int Tq, int Tk, int length) { return std::min(Tk - Tq + i + 1, length); }
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
-                       int B, int Tq, int Tk, int NH, int NKV, int HS) {
+                       int B, int Tq, int Tk, int NH, int NKV, int HS, DType) {
   // out [B, Tq, NH, HS]; lse [B, NH, Tq]; q [B, Tq, NH, HS]; k, v [B, Tk, NKV, HS]; lengths [B] or null
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int group = NH / NKV;
@@ -67,7 +67,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, const int32_t* lengths, int B, int Tq,
-                        int Tk, int NH, int NKV, int HS) {
+                        int Tk, int NH, int NKV, int HS, DType) {
   // dq [B, Tq, NH, HS] +=; dk, dv [B, Tk, NKV, HS] +=; other shapes as in forward.
   // Threads over (b, kv head): every dk/dv row is written by one thread, in a fixed order.
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));

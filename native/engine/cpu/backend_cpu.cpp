@@ -79,6 +79,8 @@ const Backend kCpu = {
     cpu::cross_entropy_forward,
     cpu::cross_entropy_backward,
     cpu::add,
+    cpu::to_bf16,
+    cpu::from_bf16,
     cpu::scale,
     cpu::sum_squares,
     cpu::adamw_update,

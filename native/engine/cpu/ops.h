@@ -19,11 +19,12 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
 
+// `compute` is ignored: the CPU always computes in fp32.
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
-                       int B, int Tq, int Tk, int NH, int NKV, int HS);
+                       int B, int Tq, int Tk, int NH, int NKV, int HS, DType compute = DType::F32);
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, const int32_t* lengths, int B, int Tq,
-                        int Tk, int NH, int NKV, int HS);
+                        int Tk, int NH, int NKV, int HS, DType compute = DType::F32);
 
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
@@ -46,6 +47,8 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
 
 void add(float* out, const float* a, const float* b, size_t n);
+void to_bf16(uint16_t* out, const float* in, size_t n);
+void from_bf16(float* out, const uint16_t* in, size_t n);
 void scale(float* x, float s, size_t n);
 double sum_squares(const float* x, size_t n);
 

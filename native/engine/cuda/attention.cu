@@ -9,6 +9,10 @@
 // grid, each thread holding a 4 x (HS/16) slice of the output tile; head size up to 128.
 // Semantics (cpu/attention.cpp): query i sits at position Tk - Tq + i and sees keys j <= that position with
 // j < length; a row that sees nothing gets out 0 and lse -inf.
+// Run 2: the tensor-core kernels of attention_tc.h (bf16 operands on mma.sync, fp32 accumulation and softmax)
+// replace these for bf16/fp16 compute on sm_80+ when the head size is a multiple of 4 up to 128; the SIMT
+// kernels stay for fp32 compute (the exactness checks), older GPUs, other head sizes and QT_CUDA_ATTN=simt.
+#include "attention_tc.h"
 #include "ops.cuh"
 
 namespace qt::cuda {
@@ -410,13 +414,82 @@ void bwd_launch(cudaStream_t s, float* dq, float* dk, float* dv, const float* do
   QT_LAUNCH_CHECK();
 }
 
+// ---- tensor-core kernels (attention_tc.h) ----
+
+template <int HSP>
+__global__ void __launch_bounds__(kern::kAttnThreads) attn_fwd_tc_kernel(kern::AttnArgs a) {
+  kern::DevCtx c;
+  kern::attn_fwd_tc<HSP>(c, a);
+}
+
+template <int HSP>
+__global__ void __launch_bounds__(kern::kAttnThreads) attn_dq_tc_kernel(kern::AttnArgs a) {
+  kern::DevCtx c;
+  kern::attn_dq_tc<HSP>(c, a);
+}
+
+template <int HSP>
+__global__ void __launch_bounds__(kern::kAttnThreads) attn_dkv_tc_kernel(kern::AttnArgs a) {
+  kern::DevCtx c;
+  kern::attn_dkv_tc<HSP>(c, a);
+}
+
+bool use_tc(DeviceCtx& c, DType compute, int HS) {
+  return paths().attn_tc && compute != DType::F32 && c.prop.major >= 8 && HS > 0 && HS <= 128 && HS % 4 == 0;
+}
+
+kern::AttnArgs tc_args(int B, int Tq, int Tk, int NH, int NKV, int HS, const int32_t* lengths) {
+  kern::AttnArgs a;
+  a.B = B;
+  a.Tq = Tq;
+  a.Tk = Tk;
+  a.NH = NH;
+  a.NKV = NKV;
+  a.HS = HS;
+  a.lengths = lengths;
+  a.scale = 1.0f / sqrtf(static_cast<float>(HS));
+  return a;
+}
+
+template <int HSP>
+void tc_forward(cudaStream_t s, const kern::AttnArgs& a) {
+  const size_t smem = kern::attn_fwd_smem(HSP);
+  allow_smem(attn_fwd_tc_kernel<HSP>, smem);
+  attn_fwd_tc_kernel<HSP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, smem, s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
+template <int HSP>
+void tc_backward(cudaStream_t s, const kern::AttnArgs& a) {
+  const size_t s1 = kern::attn_dq_smem(HSP), s2 = kern::attn_dkv_smem(HSP);
+  allow_smem(attn_dq_tc_kernel<HSP>, s1);
+  allow_smem(attn_dkv_tc_kernel<HSP>, s2);
+  attn_dq_tc_kernel<HSP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, s1, s>>>(a);
+  QT_LAUNCH_CHECK();
+  attn_dkv_tc_kernel<HSP><<<dim3((a.Tk + kern::kAttnBK - 1) / kern::kAttnBK, a.NKV, a.B), kern::kAttnThreads, s2, s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
-                       int B, int Tq, int Tk, int NH, int NKV, int HS) {
+                       int B, int Tq, int Tk, int NH, int NKV, int HS, DType compute) {
   Op op("attention_forward");
   check_dims(NH, NKV, HS);
   if (B <= 0 || Tq <= 0) return;
+  if (use_tc(op.c, compute, HS)) {
+    Section sec(op.c, "attention.tc");
+    kern::AttnArgs a = tc_args(B, Tq, Tk, NH, NKV, HS, lengths);
+    a.out = out;
+    a.lse = lse;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    if (HS <= 32) tc_forward<32>(op.s, a);
+    else if (HS <= 64) tc_forward<64>(op.s, a);
+    else tc_forward<128>(op.s, a);
+    return;
+  }
   if (HS <= 16) fwd_launch<1>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
   else if (HS <= 32) fwd_launch<2>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
   else if (HS <= 64) fwd_launch<4>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
@@ -425,7 +498,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, const int32_t* lengths, int B, int Tq,
-                        int Tk, int NH, int NKV, int HS) {
+                        int Tk, int NH, int NKV, int HS, DType compute) {
   Op op("attention_backward");
   check_dims(NH, NKV, HS);
   if (B <= 0 || Tq <= 0 || Tk <= 0) return;
@@ -433,6 +506,23 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const size_t rows = static_cast<size_t>(B) * Tq * NH;
   attn_bwd_dot_kernel<<<grid_for(rows * 32, 256), 256, 0, op.s>>>(D, dout, out, B, Tq, NH, HS);
   QT_LAUNCH_CHECK();
+  if (use_tc(op.c, compute, HS)) {
+    Section sec(op.c, "attention.tc");
+    kern::AttnArgs a = tc_args(B, Tq, Tk, NH, NKV, HS, lengths);
+    a.dq = dq;
+    a.dk = dk;
+    a.dv = dv;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.dout = dout;
+    a.lse_in = lse;
+    a.D = D;
+    if (HS <= 32) tc_backward<32>(op.s, a);
+    else if (HS <= 64) tc_backward<64>(op.s, a);
+    else tc_backward<128>(op.s, a);
+    return;
+  }
   if (HS <= 16) bwd_launch<1>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
   else if (HS <= 32) bwd_launch<2>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
   else if (HS <= 64) bwd_launch<4>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);

@@ -38,6 +38,8 @@ const Backend kCuda = {
     cuda::cross_entropy_forward,
     cuda::cross_entropy_backward,
     cuda::add,
+    cuda::to_bf16,
+    cuda::from_bf16,
     cuda::scale,
     cuda::sum_squares,
     cuda::adamw_update,

@@ -3,6 +3,8 @@
 // selection and the device list. Errors: a failed allocation is qt::Error(OutOfMemory) with the sizes in
 // the message; any other CUDA error is qt::Error(Device) with CUDA's error string.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -119,6 +121,46 @@ void* workspace(DeviceCtx& c, size_t bytes) {
   c.ws = device_malloc(want, true);
   c.ws_bytes = want;
   return c.ws;
+}
+
+// ---- fast-path switches -------------------------------------------------------------------------------
+
+namespace {
+
+bool env_is(const char* name, const char* value) {
+  const char* e = std::getenv(name);
+  return e && std::strcmp(e, value) == 0;
+}
+
+Paths& mutable_paths() {
+  static Paths p = [] {
+    Paths d;
+    if (env_is("QT_CUDA_ATTN", "simt")) d.attn_tc = false;
+    if (env_is("QT_CUDA_GEMV", "0")) d.gemv = false;
+    if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant_vec = false;
+    return d;
+  }();
+  return p;
+}
+
+}  // namespace
+
+const Paths& paths() { return mutable_paths(); }
+
+bool set_path(const std::string& name, const std::string& value) {
+  Paths& p = mutable_paths();
+  if (name == "attn" && (value == "tc" || value == "simt")) p.attn_tc = value == "tc";
+  else if (name == "gemv" && (value == "1" || value == "0")) p.gemv = value == "1";
+  else if (name == "dequant" && (value == "vec" || value == "simple")) p.dequant_vec = value == "vec";
+  else return false;
+  return true;
+}
+
+std::string active_paths() {
+  const Paths& p = paths();
+  const char* ck = std::getenv("QT_CKPT_BF16");
+  return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + (p.gemv ? "1" : "0") +
+         " dequant=" + (p.dequant_vec ? "vec" : "simple") + " ckpt_bf16=" + (ck ? ck : "auto");
 }
 
 // ---- profiling ----------------------------------------------------------------------------------------

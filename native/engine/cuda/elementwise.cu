@@ -79,6 +79,17 @@ __global__ void add_kernel(float* out, const float* a, const float* b, size_t n)
   QT_GRID_STRIDE(i, n) out[i] = __fadd_rn(a[i], b[i]);
 }
 
+__global__ void to_bf16_kernel(uint16_t* out, const float* in, size_t n) {
+  QT_GRID_STRIDE(i, n) {
+    const __nv_bfloat16 h = __float2bfloat16_rn(in[i]);
+    out[i] = *reinterpret_cast<const uint16_t*>(&h);
+  }
+}
+
+__global__ void from_bf16_kernel(float* out, const uint16_t* in, size_t n) {
+  QT_GRID_STRIDE(i, n) out[i] = __uint_as_float(static_cast<uint32_t>(in[i]) << 16);
+}
+
 __global__ void scale_kernel(float* x, float s, size_t n) {
   QT_GRID_STRIDE(i, n) x[i] = __fmul_rn(x[i], s);
 }
@@ -185,6 +196,20 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 void add(float* out, const float* a, const float* b, size_t n) {
   Op op("add");
   add_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, a, b, n);
+  QT_LAUNCH_CHECK();
+}
+
+void to_bf16(uint16_t* out, const float* in, size_t n) {
+  if (!n) return;
+  Op op("to_bf16");
+  to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, in, n);
+  QT_LAUNCH_CHECK();
+}
+
+void from_bf16(float* out, const uint16_t* in, size_t n) {
+  if (!n) return;
+  Op op("from_bf16");
+  from_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, in, n);
   QT_LAUNCH_CHECK();
 }
 

@@ -4,6 +4,8 @@
 //   an fp32 result (bitsandbytes' QLoRA recipe: dequantize to bf16, then a normal GEMM). Compute dtype F32
 //   (compute_dtype "fp32") runs plain fp32 GEMMs (no TF32), for checks against the CPU.
 //   LoRA: fp32 GEMMs on fp32 A/B, as PEFT runs an fp32 adapter; the dropout mask is regenerated from its seed.
+//   Decode (N <= 4 rows, NF4 weight): nf4_gemv multiplies straight from the codes in exact fp32 (no scratch copy),
+//   whatever the compute dtype: at least as accurate as the bf16 GEMM (QT_CUDA_GEMV=0 turns it off).
 // Row-major helpers over column-major cuBLAS: a row-major X[M, K] is the column-major X^T with ld = K.
 // Deterministic: one handle per device on the device's stream, a fixed cuBLAS workspace, atomics not allowed
 // (cuBLAS's default), so the same inputs give the same bits.
@@ -83,6 +85,11 @@ void matmul_forward(float* out, const float* inp, const Weight& w, const float* 
   // out [N, OC]; inp [N, C]; w [OC, C]; bias [OC] or null
   Op op("matmul_forward");
   check_compute(w);
+  if (nf4_gemv_applies(w, inp, N, C, OC)) {  // decode: straight from the NF4 codes, exact fp32 products
+    Section sec(op.c, "matmul.gemv");
+    nf4_gemv(out, inp, w, bias, N, C, OC, op.s);
+    return;
+  }
   const DType t = w.compute;
   Carve k(op.c);
   const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));

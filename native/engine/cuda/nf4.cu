@@ -3,8 +3,13 @@
 // dense conversions. Every multiply/add that must match the CPU is an explicitly rounded intrinsic
 // (__fmul_rn, __fadd_rn): the compiler must not fuse them into an FMA, or the result would differ in the last bit.
 //   w = code[idx] * absmax_b,  absmax_b = map[q_b] * scale_{b/256} + offset  (double quant)
-// Simplification: one thread per byte of codes (2 weights); memory-bound and plenty fast for load and run 1.
+// Dequantization: one thread per byte of codes (2 weights; run 1's kernel, kept for odd sizes and
+// QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
+// Decode: nf4_gemv (nf4_kernels.h) multiplies straight from the codes for matmuls of <= 4 rows.
+#include <type_traits>
+
 #include "nf4.h"
+#include "nf4_kernels.h"
 #include "ops.cuh"
 
 namespace qt::cuda {
@@ -59,9 +64,60 @@ __global__ void dense_convert_kernel(T* out, const void* in, DType t, int64_t n)
 
 // Same-type copy of 16-bit values (bf16 -> bf16 etc. is a memcpy; handled by the caller).
 
+// ---- the vectorised kernels (nf4_kernels.h): the 16 codes and the dynamic map go to shared memory first ----
+
+__device__ __forceinline__ float* nf4_table_to_smem() {
+  kern::DevCtx c;
+  float* tab = reinterpret_cast<float*>(c.smem());
+  for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = i < 16 ? c_nf4[i] : c_dmap[i - 16];
+  __syncthreads();
+  return tab;
+}
+
+template <kern::DqOut OUT>
+__global__ void __launch_bounds__(256) nf4_dequant_vec_kernel(void* out, kern::Nf4Args w, int64_t nchunks) {
+  const float* tab = nf4_table_to_smem();
+  kern::DevCtx c;
+  kern::nf4_dequant_vec<OUT>(c, out, w, nchunks, tab);
+}
+
+template <int NR>
+__global__ void __launch_bounds__(kern::kGemvThreads) nf4_gemv_kernel(kern::GemvArgs a) {
+  const float* tab = nf4_table_to_smem();
+  kern::DevCtx c;
+  kern::nf4_gemv<NR>(c, a, tab);
+}
+
+kern::Nf4Args nf4_args(const Weight& w) {
+  kern::Nf4Args a;
+  a.codes = static_cast<const uint8_t*>(w.data);
+  a.absmax = w.absmax;
+  a.absmax_q = w.absmax_q;
+  a.absmax_scale = w.absmax_scale;
+  a.offset = w.absmax_offset;
+  a.dq = w.double_quant;
+  return a;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+template <class T>
+constexpr kern::DqOut dq_out() {
+  return std::is_same<T, float>::value ? kern::DqOut::F32 : std::is_same<T, __nv_bfloat16>::value ? kern::DqOut::BF16 : kern::DqOut::F16;
+}
+
 template <class T>
 void dequantize_typed(T* out, const Weight& w, cudaStream_t s) {
   const int64_t n = w.rows * w.cols;
+  if (w.dtype == DType::NF4 && paths().dequant_vec && n % 32 == 0 && n > 0 && aligned16(w.data) && aligned16(out)) {
+    const int64_t nchunks = n / 32;
+    const int64_t want = (nchunks + 255) / 256;
+    const int64_t cap = static_cast<int64_t>(device_ctx().prop.multiProcessorCount) * 8;
+    const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
+    nf4_dequant_vec_kernel<dq_out<T>()><<<blocks, 256, kern::kNf4TabSize * sizeof(float), s>>>(out, nf4_args(w), nchunks);
+    QT_LAUNCH_CHECK();
+    return;
+  }
   if (w.dtype == DType::NF4) {
     Nf4View v{static_cast<const uint8_t*>(w.data), w.absmax, w.absmax_q, w.absmax_scale, w.absmax_offset, w.double_quant};
     nf4_dequant_kernel<T><<<grid_for(static_cast<size_t>((n + 1) / 2), 256), 256, 0, s>>>(out, v, n);
@@ -132,6 +188,31 @@ void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s) {
   if (out_t == DType::F32) dequantize_typed(static_cast<float*>(out), w, s);
   else if (out_t == DType::BF16) dequantize_typed(static_cast<__nv_bfloat16*>(out), w, s);
   else dequantize_typed(static_cast<__half*>(out), w, s);
+}
+
+bool nf4_gemv_applies(const Weight& w, const float* inp, int N, int C, int OC) {
+  return paths().gemv && w.dtype == DType::NF4 && N >= 1 && N <= 4 && C % 32 == 0 && C > 0 && OC > 0 && aligned16(w.data) &&
+         aligned16(inp);
+}
+
+bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC, cudaStream_t s) {
+  if (!nf4_gemv_applies(w, inp, N, C, OC)) return false;
+  kern::GemvArgs a;
+  a.out = out;
+  a.x = inp;
+  a.bias = bias;
+  a.w = nf4_args(w);
+  a.N = N;
+  a.C = C;
+  a.OC = OC;
+  const unsigned blocks = static_cast<unsigned>((OC + kern::kGemvRowsPerBlock - 1) / kern::kGemvRowsPerBlock);
+  const size_t smem = kern::kNf4TabSize * sizeof(float);
+  if (N == 1) nf4_gemv_kernel<1><<<blocks, kern::kGemvThreads, smem, s>>>(a);
+  else if (N == 2) nf4_gemv_kernel<2><<<blocks, kern::kGemvThreads, smem, s>>>(a);
+  else if (N == 3) nf4_gemv_kernel<3><<<blocks, kern::kGemvThreads, smem, s>>>(a);
+  else nf4_gemv_kernel<4><<<blocks, kern::kGemvThreads, smem, s>>>(a);
+  QT_LAUNCH_CHECK();
+  return true;
 }
 
 void dequantize(float* out, const Weight& w) {

@@ -7,6 +7,14 @@
 
 namespace qt::cuda {
 
+// ---- fast-path switches (context.cu; tools.h set_path/active_paths; defaults from the environment) ----------
+struct Paths {
+  bool attn_tc = true;      // QT_CUDA_ATTN=tc|simt: tensor-core flash attention (bf16 compute, sm_80+)
+  bool gemv = true;         // QT_CUDA_GEMV=1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode)
+  bool dequant_vec = true;  // QT_CUDA_DEQUANT=vec|simple: 16-byte vectorised NF4 dequantization
+};
+const Paths& paths();
+
 // context.cu: device and memory
 void set_device(int index);
 void* alloc(size_t bytes);
@@ -32,10 +40,10 @@ void rope_forward(float* out, const float* inp, const float* inv_freq, int B, in
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
-                       int B, int Tq, int Tk, int NH, int NKV, int HS);
+                       int B, int Tq, int Tk, int NH, int NKV, int HS, DType compute);
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, const int32_t* lengths, int B, int Tq,
-                        int Tk, int NH, int NKV, int HS);
+                        int Tk, int NH, int NKV, int HS, DType compute);
 
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
@@ -58,6 +66,8 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
 
 void add(float* out, const float* a, const float* b, size_t n);
+void to_bf16(uint16_t* out, const float* in, size_t n);
+void from_bf16(float* out, const uint16_t* in, size_t n);
 void scale(float* x, float s, size_t n);
 double sum_squares(const float* x, size_t n);
 
@@ -70,6 +80,10 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
 void nf4_init_constants();
 /** out[n] (type out_t: F32 | BF16 | F16) = the weight's values (any Weight dtype), exactly as dequantize. */
 void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s);
+/** out[N, OC] = inp[N, C] @ w^T (+ bias) straight from the NF4 codes, for N <= 4 rows (decode); returns false
+ *  (nothing enqueued) when the weight or shape does not qualify or the GEMV path is switched off (nf4.cu). */
+bool nf4_gemv_applies(const Weight& w, const float* inp, int N, int C, int OC);
+bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC, cudaStream_t s);
 /** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
 void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
 /** out = (rng_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */

@@ -34,4 +34,15 @@ void synchronize();
 /** Frees the op scratch workspace of the current device (it grows again on demand). */
 void release_workspace();
 
+/** Run-time switches of the fast paths, process-wide (defaults from the environment, read once):
+ *    attn     tc | simt       QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+ (tc), or
+ *                                              the fp32 SIMT kernels (simt; always used for fp32 compute)
+ *    gemv     1 | 0           QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode)
+ *    dequant  vec | simple    QT_CUDA_DEQUANT  16-byte vectorised NF4 dequantization, or one byte per thread
+ *  (QT_CKPT_BF16=1|0, read by the engine at trainer creation, forces bf16 activation checkpoints on or off.)
+ *  set_path returns false for an unknown name or value. */
+bool set_path(const std::string& name, const std::string& value);
+/** "attn=tc gemv=1 dequant=vec ckpt_bf16=auto": what is active now. */
+std::string active_paths();
+
 }  // namespace qt::cuda

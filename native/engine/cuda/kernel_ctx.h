@@ -1,0 +1,188 @@
+// Portable kernel bodies: the tensor-core attention, the NF4 GEMV and the vectorised dequantization are written
+// once as templates over a context `Ctx` that supplies the thread/block indices, shared memory and the collective
+// operations (block barrier, warp shuffle, the bf16 mma.sync m16n8k16 tile product). On the GPU the context is
+// DevCtx below (each call is one intrinsic or one PTX instruction, inlined away); on the development machine,
+// which has no GPU, native/tests/warpsim.h runs the SAME bodies with a cooperative-fiber simulator of a thread
+// block, whose collectives follow the PTX ISA's definitions (fragment layouts included). So the kernels' index
+// arithmetic, tiling, masking and numerics are tested by the CPU test suite against the CPU ops.
+//
+// This header must compile as plain C++17 (g++, no CUDA headers) as well as under nvcc.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define QT_KFN __host__ __device__ __forceinline__
+#define QT_UNROLL _Pragma("unroll")
+#else
+#define QT_KFN inline
+#define QT_UNROLL
+#endif
+
+// The tensor-core paths need bf16 mma.sync (sm_80+). Bodies compiled for older targets are empty stubs; the
+// host side never launches them there (it checks the device's compute capability first).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define QT_NO_BF16_MMA 1
+#endif
+
+namespace qt::kern {
+
+// ---- scalar helpers (same results on host and device) ---------------------------------------------------------
+
+/** Round-to-nearest-even fp32 -> bf16 bits (as qt::f32_to_bf16 and __float2bfloat16_rn; inputs here are finite). */
+QT_KFN uint16_t bf16_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  __nv_bfloat16 h = __float2bfloat16_rn(f);
+  return *reinterpret_cast<uint16_t*>(&h);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+#endif
+}
+
+QT_KFN float bf16_value(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(static_cast<uint32_t>(h) << 16);
+#else
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+QT_KFN uint32_t f32_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+#endif
+}
+
+/** Two floats as a bf16 pair in one 32-bit register: `lo` in bits 0..15 (the lower-indexed element), `hi` above. */
+QT_KFN uint32_t pack_bf16(float lo, float hi) {
+  return static_cast<uint32_t>(bf16_bits(lo)) | (static_cast<uint32_t>(bf16_bits(hi)) << 16);
+}
+
+/** 32-bit load of two adjacent bf16 values from shared memory (4-byte aligned). */
+QT_KFN uint32_t lds32(const uint16_t* p) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const uint32_t*>(p);
+#else
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+#endif
+}
+
+QT_KFN void sts32(uint16_t* p, uint32_t v) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<uint32_t*>(p) = v;
+#else
+  std::memcpy(p, &v, 4);
+#endif
+}
+
+struct F4 {
+  float x, y, z, w;
+};
+struct U4 {
+  uint32_t x, y, z, w;
+};
+
+/** 16-byte loads and stores (p 16-byte aligned). */
+QT_KFN F4 ldg4(const float* p) {
+#if defined(__CUDA_ARCH__)
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  return F4{v.x, v.y, v.z, v.w};
+#else
+  F4 v;
+  std::memcpy(&v, p, 16);
+  return v;
+#endif
+}
+
+QT_KFN U4 ldg16(const void* p) {
+#if defined(__CUDA_ARCH__)
+  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  return U4{v.x, v.y, v.z, v.w};
+#else
+  U4 v;
+  std::memcpy(&v, p, 16);
+  return v;
+#endif
+}
+
+QT_KFN void stg16(void* p, U4 v) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<uint4*>(p) = make_uint4(v.x, v.y, v.z, v.w);
+#else
+  std::memcpy(p, &v, 16);
+#endif
+}
+
+/** x * y rounded once (no FMA contraction: the NF4 dequantization must match the CPU bit for bit). */
+QT_KFN float mul_rn(float x, float y) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(x, y);
+#else
+  volatile float r = x * y;
+  return r;
+#endif
+}
+
+QT_KFN float add_rn(float x, float y) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(x, y);
+#else
+  volatile float r = x + y;
+  return r;
+#endif
+}
+
+QT_KFN int imin(int a, int b) { return a < b ? a : b; }
+QT_KFN int imax(int a, int b) { return a > b ? a : b; }
+QT_KFN float fmax2(float a, float b) { return a > b ? a : b; }  // no NaN inputs here
+
+#if defined(__CUDACC__)
+// ---- the device context: one intrinsic / instruction per operation ---------------------------------------------
+
+struct DevCtx {
+  __device__ __forceinline__ int tid() const { return static_cast<int>(threadIdx.x); }
+  __device__ __forceinline__ int nthreads() const { return static_cast<int>(blockDim.x); }
+  __device__ __forceinline__ int bx() const { return static_cast<int>(blockIdx.x); }
+  __device__ __forceinline__ int by() const { return static_cast<int>(blockIdx.y); }
+  __device__ __forceinline__ int bz() const { return static_cast<int>(blockIdx.z); }
+  __device__ __forceinline__ int nbx() const { return static_cast<int>(gridDim.x); }
+  __device__ __forceinline__ char* smem() const {
+    extern __shared__ __align__(16) char qt_dyn_smem[];
+    return qt_dyn_smem;
+  }
+  __device__ __forceinline__ void sync() const { __syncthreads(); }
+  __device__ __forceinline__ float shfl_xor(float v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
+  /** d += A (16x16 bf16, row) x B (16x8 bf16, col), fp32 accumulate; fragments as in the PTX ISA (m16n8k16). */
+  __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) const {
+#ifndef QT_NO_BF16_MMA
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    (void)d;
+    (void)a;
+    (void)b;
+    __trap();
+#endif
+  }
+};
+#endif
+
+}  // namespace qt::kern

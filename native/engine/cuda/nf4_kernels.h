@@ -1,0 +1,204 @@
+// NF4 kernels that read the 4-bit codes 16 bytes (32 weights) at a time (ENGINE_FACTS §4 layout: blocks of 64
+// weights with one absmax, two codes per byte, the even element in the HIGH nibble):
+//   nf4_dequant_vec  the weight's values into fp32 / bf16 / fp16 scratch (one thread per 32 weights per step of a
+//                    grid-stride loop, 16-byte stores), bit-identical to the one-byte-per-thread kernel;
+//   nf4_gemv         out[n, o] = sum_c x[n, c] w[o, c] (+ bias) for a few rows n (decode), straight from the codes:
+//                    no dequantized copy is ever written. A warp owns 4 output features; lane l reads the codes of
+//                    chunks l, l + 32, ... (16 bytes of each of the 4 rows: coalesced 512 bytes per row) and the
+//                    matching 32 values of x (fp32, cached), then the warp sums its lanes. Exact fp32 products of
+//                    the dequantized weights: w = code * absmax, sum_c code_c x_c per chunk, times absmax.
+// Both take the 16 NF4 code values and bnb's 256-entry dynamic map in shared memory (`tab`, 272 floats, filled by
+// the caller): the codes index them per lane, which constant memory would serialise.
+// Templates over the kernel context (kernel_ctx.h): nf4.cu launches them, native/tests simulates them.
+#pragma once
+
+#include "kernel_ctx.h"
+
+namespace qt::kern {
+
+struct Nf4Args {
+  const uint8_t* codes = nullptr;
+  const float* absmax = nullptr;        // without double quantization
+  const uint8_t* absmax_q = nullptr;    // with double quantization
+  const float* absmax_scale = nullptr;  // [ceil(nblocks / 256)]
+  float offset = 0;
+  bool dq = false;
+};
+
+constexpr int kNf4TabSize = 16 + 256;  // codes, then the dynamic map
+
+/** The block's absmax (double quant: map[q] * scale + offset, each op rounded once, as the CPU computes it). */
+QT_KFN float nf4_block_absmax(const Nf4Args& w, const float* tab, int64_t blk) {
+  if (!w.dq) return w.absmax[blk];
+  return add_rn(mul_rn(tab[16 + w.absmax_q[blk]], w.absmax_scale[blk / 256]), w.offset);
+}
+
+QT_KFN uint32_t u4_word(const U4& v, int q) { return q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w; }
+
+enum class DqOut { F32 = 0, BF16 = 1, F16 = 2 };
+
+/** Bits of an fp16 value, round to nearest even (finite inputs). */
+QT_KFN uint16_t f16_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  __half h = __float2half_rn(f);
+  return *reinterpret_cast<uint16_t*>(&h);
+#else
+  // IEEE half from float, round to nearest even (subnormals included)
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) return static_cast<uint16_t>(sign | (x > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (x >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
+  if (x < 0x38800000u) {                                               // subnormal half (or zero)
+    if (x < 0x33000000u) return static_cast<uint16_t>(sign);
+    const uint32_t e = x >> 23, m = (x & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126u - e;  // 14 .. 24
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (r & 1u))) r++;
+    return static_cast<uint16_t>(sign | r);
+  }
+  uint32_t r = x - 0x38000000u;  // rebias exponent 127 -> 15
+  const uint32_t rem = r & 0x1fffu;
+  r >>= 13;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+  return static_cast<uint16_t>(sign | r);
+#endif
+}
+
+/** out[i] = value of weight element i for the n = 32 * nchunks elements (n % 32 == 0); grid-stride over chunks. */
+template <DqOut OUT, class Ctx>
+QT_KFN void nf4_dequant_vec(Ctx& c, void* out, const Nf4Args& w, int64_t nchunks, const float* tab) {
+  const int64_t stride = static_cast<int64_t>(c.nbx()) * c.nthreads();
+  for (int64_t ch = static_cast<int64_t>(c.bx()) * c.nthreads() + c.tid(); ch < nchunks; ch += stride) {
+    const U4 cw = ldg16(w.codes + ch * 16);
+    const float am = nf4_block_absmax(w, tab, ch / 2);  // 32 | 64: a chunk lies in one block
+    float v[32];
+    QT_UNROLL
+    for (int q = 0; q < 4; q++) {
+      const uint32_t word = u4_word(cw, q);
+      QT_UNROLL
+      for (int k = 0; k < 4; k++) {
+        const uint32_t byte = (word >> (8 * k)) & 0xffu;  // little endian: byte 4q + k of the chunk
+        v[8 * q + 2 * k] = mul_rn(tab[byte >> 4], am);
+        v[8 * q + 2 * k + 1] = mul_rn(tab[byte & 15u], am);
+      }
+    }
+    if (OUT == DqOut::F32) {
+      float* o = static_cast<float*>(out) + ch * 32;
+      QT_UNROLL
+      for (int s = 0; s < 8; s++) stg16(o + 4 * s, U4{f32_bits(v[4 * s]), f32_bits(v[4 * s + 1]), f32_bits(v[4 * s + 2]), f32_bits(v[4 * s + 3])});
+    } else {
+      uint16_t* o = static_cast<uint16_t*>(out) + ch * 32;
+      QT_UNROLL
+      for (int s = 0; s < 4; s++) {
+        uint32_t p[4];
+        QT_UNROLL
+        for (int e = 0; e < 4; e++) {
+          const float lo = v[8 * s + 2 * e], hi = v[8 * s + 2 * e + 1];
+          p[e] = OUT == DqOut::BF16 ? pack_bf16(lo, hi)
+                                    : static_cast<uint32_t>(f16_bits(lo)) | (static_cast<uint32_t>(f16_bits(hi)) << 16);
+        }
+        stg16(o + 8 * s, U4{p[0], p[1], p[2], p[3]});
+      }
+    }
+  }
+}
+
+struct GemvArgs {
+  float* out = nullptr;        // [N, OC]
+  const float* x = nullptr;    // [N, C]
+  const float* bias = nullptr; // [OC] or null
+  Nf4Args w;                   // [OC, C]
+  int N = 0, C = 0, OC = 0;    // C % 32 == 0
+};
+
+constexpr int kGemvThreads = 128;
+constexpr int kGemvRowsPerWarp = 4;
+constexpr int kGemvRowsPerBlock = kGemvRowsPerWarp * kGemvThreads / 32;
+
+/** NR = N (1..4). grid ceil(OC / 16) blocks of 128 threads. */
+template <int NR, class Ctx>
+QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
+  constexpr int RW = kGemvRowsPerWarp;
+  const int warp = c.tid() / 32, lane = c.tid() % 32;
+  const int o0 = (c.bx() * (c.nthreads() / 32) + warp) * RW;
+  if (o0 >= p.OC) return;  // no barrier follows
+  const int chunks = p.C / 32;
+  const int64_t row_bytes = p.C / 2;
+  float acc[RW][NR];
+  QT_UNROLL
+  for (int r = 0; r < RW; r++) {
+    QT_UNROLL
+    for (int n = 0; n < NR; n++) acc[r][n] = 0.0f;
+  }
+  for (int ch = lane; ch < chunks; ch += 32) {
+    U4 cw[RW];
+    float am[RW];
+    QT_UNROLL
+    for (int r = 0; r < RW; r++) {
+      const int o = o0 + r;
+      if (o < p.OC) {
+        cw[r] = ldg16(p.w.codes + static_cast<int64_t>(o) * row_bytes + static_cast<int64_t>(ch) * 16);
+        am[r] = nf4_block_absmax(p.w, tab, (static_cast<int64_t>(o) * p.C + static_cast<int64_t>(ch) * 32) / 64);
+      } else {
+        cw[r] = U4{0, 0, 0, 0};
+        am[r] = 0.0f;
+      }
+    }
+    QT_UNROLL
+    for (int n = 0; n < NR; n++) {
+      const float* xr = p.x + static_cast<int64_t>(n) * p.C + static_cast<int64_t>(ch) * 32;
+      float xv[32];
+      QT_UNROLL
+      for (int s = 0; s < 8; s++) {
+        const F4 f = ldg4(xr + 4 * s);
+        xv[4 * s] = f.x;
+        xv[4 * s + 1] = f.y;
+        xv[4 * s + 2] = f.z;
+        xv[4 * s + 3] = f.w;
+      }
+      QT_UNROLL
+      for (int r = 0; r < RW; r++) {
+        float s = 0.0f;
+        QT_UNROLL
+        for (int q = 0; q < 4; q++) {
+          const uint32_t word = u4_word(cw[r], q);
+          QT_UNROLL
+          for (int k = 0; k < 4; k++) {
+            const uint32_t byte = (word >> (8 * k)) & 0xffu;
+            s += tab[byte >> 4] * xv[8 * q + 2 * k];
+            s += tab[byte & 15u] * xv[8 * q + 2 * k + 1];
+          }
+        }
+        acc[r][n] += s * am[r];
+      }
+    }
+  }
+  QT_UNROLL
+  for (int r = 0; r < RW; r++) {
+    QT_UNROLL
+    for (int n = 0; n < NR; n++) {
+      float v = acc[r][n];
+      v += c.shfl_xor(v, 16);
+      v += c.shfl_xor(v, 8);
+      v += c.shfl_xor(v, 4);
+      v += c.shfl_xor(v, 2);
+      v += c.shfl_xor(v, 1);
+      acc[r][n] = v;
+    }
+  }
+  if (lane == 0) {
+    QT_UNROLL
+    for (int r = 0; r < RW; r++) {
+      const int o = o0 + r;
+      if (o >= p.OC) continue;
+      const float bo = p.bias ? p.bias[o] : 0.0f;
+      QT_UNROLL
+      for (int n = 0; n < NR; n++) p.out[static_cast<int64_t>(n) * p.OC + o] = acc[r][n] + bo;
+    }
+  }
+}
+
+}  // namespace qt::kern

@@ -1,0 +1,336 @@
+// The CUDA backend's fast kernels, run here without a GPU: their portable bodies (engine/cuda/attention_tc.h,
+// nf4_kernels.h) execute in the warp simulator (warpsim.h) and are compared with the CPU reference ops on fresh
+// random inputs. This checks their tiling, masking, fragment layouts and numerics; gpu_check repeats the
+// comparison on the GPU itself (native/gpu/gpu_check.cpp, both the new and the old path of each op).
+//   tensor-core attention: bf16 operands, fp32 accumulation: rel. L2 vs the fp32 CPU op within bf16 tolerance
+//                          (the bounds below are about 3x what these shapes give), lse exact to ~1e-3;
+//   NF4 vectorised dequantization: bit-identical to the CPU (fp32) and to its rounding (bf16, fp16);
+//   NF4 GEMV: within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5).
+// QT_SIM_BIG=1 adds a Llama-sized attention case (head size 128, GQA 8/2, T = 200; about a minute).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cpu/ops.h"
+#include "cuda/attention_tc.h"
+#include "cuda/nf4_kernels.h"
+#include "dtype.h"
+#include "harness.h"
+#include "nf4.h"
+#include "rng.h"
+#include "warpsim.h"
+
+namespace {
+
+std::vector<float> rnd(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * qt::rng_uniform(seed, i);
+  return v;
+}
+
+double rel_l2(const std::vector<float>& ref, const std::vector<float>& x) {
+  if (ref.size() != x.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); i++) {
+    if (!std::isfinite(x[i]) && !(std::isinf(ref[i]) && ref[i] == x[i])) return std::numeric_limits<double>::infinity();
+    if (std::isinf(ref[i])) continue;
+    const double d = static_cast<double>(ref[i]) - x[i];
+    num += d * d;
+    den += static_cast<double>(ref[i]) * ref[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+std::vector<float> minus(const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<float> r(a.size());
+  for (size_t i = 0; i < a.size(); i++) r[i] = a[i] - b[i];
+  return r;
+}
+
+// ---- attention -------------------------------------------------------------------------------------------------
+
+struct AttnCase {
+  const char* name;
+  int B, Tq, Tk, NH, NKV, HS;
+  std::vector<int32_t> lengths;  // empty: none
+};
+
+template <int HSP>
+void run_tc(const qt::kern::AttnArgs& a, bool backward) {
+  using namespace qt::kern;
+  warpsim::Dim3 gq{(a.Tq + kAttnBQ - 1) / kAttnBQ, a.NH, a.B};
+  if (!backward) {
+    warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP>(c, a); });
+    return;
+  }
+  warpsim::launch(gq, kAttnThreads, attn_dq_smem(HSP), [&](warpsim::Ctx& c) { attn_dq_tc<HSP>(c, a); });
+  warpsim::Dim3 gk{(a.Tk + kAttnBK - 1) / kAttnBK, a.NKV, a.B};
+  warpsim::launch(gk, kAttnThreads, attn_dkv_smem(HSP), [&](warpsim::Ctx& c) { attn_dkv_tc<HSP>(c, a); });
+}
+
+void run_tc_any(const qt::kern::AttnArgs& a, bool backward) {
+  if (a.HS <= 32) run_tc<32>(a, backward);
+  else if (a.HS <= 64) run_tc<64>(a, backward);
+  else run_tc<128>(a, backward);
+}
+
+struct AttnErrors {
+  double out, lse, dq, dk, dv;
+};
+
+AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
+  const size_t nq = static_cast<size_t>(k.B) * k.Tq * k.NH * k.HS, nk = static_cast<size_t>(k.B) * k.Tk * k.NKV * k.HS;
+  const size_t nl = static_cast<size_t>(k.B) * k.NH * k.Tq;
+  auto q = rnd(nq, seed + 1, -2, 2), kk = rnd(nk, seed + 2, -2, 2), v = rnd(nk, seed + 3);
+  const int32_t* len = k.lengths.empty() ? nullptr : k.lengths.data();
+  std::vector<float> out_c(nq), lse_c(nl);
+  qt::cpu::attention_forward(out_c.data(), lse_c.data(), q.data(), kk.data(), v.data(), len, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
+
+  qt::kern::AttnArgs a;
+  a.B = k.B;
+  a.Tq = k.Tq;
+  a.Tk = k.Tk;
+  a.NH = k.NH;
+  a.NKV = k.NKV;
+  a.HS = k.HS;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(k.HS));
+  a.q = q.data();
+  a.k = kk.data();
+  a.v = v.data();
+  a.lengths = len;
+  std::vector<float> out_t(nq, std::nanf("")), lse_t(nl, std::nanf(""));  // poisoned: every element must be written
+  a.out = out_t.data();
+  a.lse = lse_t.data();
+  run_tc_any(a, false);
+  AttnErrors e{};
+  e.out = rel_l2(out_c, out_t);
+  e.lse = rel_l2(lse_c, lse_t);
+  for (size_t i = 0; i < nl; i++)  // -inf exactly where the CPU has it (rows that see nothing)
+    if (std::isinf(lse_c[i]) != std::isinf(lse_t[i])) e.lse = std::numeric_limits<double>::infinity();
+
+  // backward from the CPU forward's out/lse (as the GPU check does), accumulating into random gradients
+  auto dout = rnd(nq, seed + 4), gq0 = rnd(nq, seed + 5), gk0 = rnd(nk, seed + 6), gv0 = rnd(nk, seed + 7);
+  std::vector<float> gq = gq0, gk = gk0, gv = gv0;
+  qt::cpu::attention_backward(gq.data(), gk.data(), gv.data(), dout.data(), q.data(), kk.data(), v.data(), out_c.data(), lse_c.data(),
+                              len, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
+  std::vector<float> D(nl);
+  for (int b = 0; b < k.B; b++)
+    for (int i = 0; i < k.Tq; i++)
+      for (int h = 0; h < k.NH; h++) {
+        const size_t row = ((static_cast<size_t>(b) * k.Tq + i) * k.NH + h) * k.HS;
+        float s = 0;
+        for (int d = 0; d < k.HS; d++) s += dout[row + d] * out_c[row + d];
+        D[(static_cast<size_t>(b) * k.NH + h) * k.Tq + i] = s;
+      }
+  std::vector<float> tq = gq0, tk = gk0, tv = gv0;
+  a.out = nullptr;
+  a.lse = nullptr;
+  a.dout = dout.data();
+  a.lse_in = lse_c.data();
+  a.D = D.data();
+  a.dq = tq.data();
+  a.dk = tk.data();
+  a.dv = tv.data();
+  run_tc_any(a, true);
+  e.dq = rel_l2(minus(gq, gq0), minus(tq, gq0));
+  e.dk = rel_l2(minus(gk, gk0), minus(tk, gk0));
+  e.dv = rel_l2(minus(gv, gv0), minus(tv, gv0));
+  return e;
+}
+
+void check_attention(const AttnCase& k, uint64_t seed, double tol_out, double tol_grad) {
+  const AttnErrors e = attention_case(k, seed);
+  std::printf("    tc attention %-40s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n", k.name, e.out, e.lse, e.dq, e.dk, e.dv);
+  CHECK_MSG(e.out <= tol_out, k.name << ": out rel L2 " << e.out);
+  CHECK_MSG(e.lse <= 2e-3, k.name << ": lse rel L2 " << e.lse);
+  CHECK_MSG(e.dq <= tol_grad, k.name << ": dq rel L2 " << e.dq);
+  CHECK_MSG(e.dk <= tol_grad, k.name << ": dk rel L2 " << e.dk);
+  CHECK_MSG(e.dv <= tol_grad, k.name << ": dv rel L2 " << e.dv);
+}
+
+// ---- NF4 -------------------------------------------------------------------------------------------------------
+
+struct Nf4Pair {
+  qt::Nf4Host q;
+  qt::Weight w;  // host pointers into q
+};
+
+Nf4Pair make_nf4(int rows, int cols, bool dq, uint64_t seed) {
+  auto v = rnd(static_cast<size_t>(rows) * cols, seed, -0.08f, 0.08f);
+  for (size_t i = 0; i < v.size(); i += 331) v[i] *= 7.0f;  // outliers: the block absmax varies
+  Nf4Pair p;
+  p.q = qt::nf4_quantize(v.data(), rows, cols, dq);
+  p.w.dtype = qt::DType::NF4;
+  p.w.rows = rows;
+  p.w.cols = cols;
+  p.w.data = p.q.codes.data();
+  p.w.double_quant = dq;
+  if (dq) {
+    p.w.absmax_q = p.q.absmax_q.data();
+    p.w.absmax_scale = p.q.absmax_scale.data();
+    p.w.absmax_offset = p.q.absmax_offset;
+  } else {
+    p.w.absmax = p.q.absmax.data();
+  }
+  return p;
+}
+
+qt::kern::Nf4Args nf4_args(const qt::Weight& w) {
+  qt::kern::Nf4Args a;
+  a.codes = static_cast<const uint8_t*>(w.data);
+  a.absmax = w.absmax;
+  a.absmax_q = w.absmax_q;
+  a.absmax_scale = w.absmax_scale;
+  a.offset = w.absmax_offset;
+  a.dq = w.double_quant;
+  return a;
+}
+
+// the shared-memory table every NF4 kernel starts from (the launcher fills it from constant memory on the GPU)
+void fill_tab(warpsim::Ctx& c) {
+  float* tab = reinterpret_cast<float*>(c.smem());
+  for (int i = c.tid(); i < qt::kern::kNf4TabSize; i += c.nthreads()) tab[i] = i < 16 ? qt::kNf4Codes[i] : qt::dynamic_map()[i - 16];
+  c.sync();
+}
+
+template <qt::kern::DqOut OUT>
+void run_dequant(void* out, const qt::Weight& w, int blocks) {
+  const int64_t n = w.rows * w.cols;
+  const qt::kern::Nf4Args a = nf4_args(w);
+  warpsim::launch({blocks, 1, 1}, 64, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
+    fill_tab(c);
+    qt::kern::nf4_dequant_vec<OUT>(c, out, a, n / 32, reinterpret_cast<float*>(c.smem()));
+  });
+}
+
+}  // namespace
+
+TEST(sim_warpsim_mma_and_shuffle_follow_the_ptx_layouts) {
+  // One warp: A = rows of distinct values, B = identity-like; check D = A B + C elementwise against a plain product,
+  // with the fragments built from the documented layout (independently of attention_tc.h's helpers).
+  float A[16][16], Bm[16][8], Cm[16][8];
+  for (int r = 0; r < 16; r++)
+    for (int k = 0; k < 16; k++) A[r][k] = qt::bf16_to_f32(qt::f32_to_bf16(0.25f * (r - 7) + 0.0625f * k));
+  for (int k = 0; k < 16; k++)
+    for (int n = 0; n < 8; n++) Bm[k][n] = qt::bf16_to_f32(qt::f32_to_bf16(((k * 3 + n * 5) % 7) * 0.5f - 1.0f));
+  for (int r = 0; r < 16; r++)
+    for (int n = 0; n < 8; n++) Cm[r][n] = static_cast<float>(r * 8 + n);
+  std::vector<float> D(16 * 8, std::nanf(""));
+  std::vector<float> xor_seen(32);
+  warpsim::launch({1, 1, 1}, 32, 0, [&](warpsim::Ctx& c) {
+    const int lane = c.tid(), g = lane / 4, t = lane % 4;
+    auto pk = [](float lo, float hi) { return qt::kern::pack_bf16(lo, hi); };
+    const uint32_t a[4] = {pk(A[g][2 * t], A[g][2 * t + 1]), pk(A[g + 8][2 * t], A[g + 8][2 * t + 1]),
+                           pk(A[g][2 * t + 8], A[g][2 * t + 9]), pk(A[g + 8][2 * t + 8], A[g + 8][2 * t + 9])};
+    const uint32_t b[2] = {pk(Bm[2 * t][g], Bm[2 * t + 1][g]), pk(Bm[2 * t + 8][g], Bm[2 * t + 9][g])};
+    float d[4] = {Cm[g][2 * t], Cm[g][2 * t + 1], Cm[g + 8][2 * t], Cm[g + 8][2 * t + 1]};
+    c.mma_bf16(d, a, b);
+    D[g * 8 + 2 * t] = d[0];
+    D[g * 8 + 2 * t + 1] = d[1];
+    D[(g + 8) * 8 + 2 * t] = d[2];
+    D[(g + 8) * 8 + 2 * t + 1] = d[3];
+    xor_seen[static_cast<size_t>(lane)] = c.shfl_xor(static_cast<float>(lane), 5);
+  });
+  for (int r = 0; r < 16; r++)
+    for (int n = 0; n < 8; n++) {
+      double s = Cm[r][n];
+      for (int k = 0; k < 16; k++) s += static_cast<double>(A[r][k]) * Bm[k][n];
+      CHECK_NEAR(D[static_cast<size_t>(r * 8 + n)], s, 1e-4);
+    }
+  for (int l = 0; l < 32; l++) CHECK_EQ(xor_seen[static_cast<size_t>(l)], static_cast<float>(l ^ 5));
+  // a barrier some threads skip is reported, not hung
+  bool threw = false;
+  try {
+    warpsim::launch({1, 1, 1}, 64, 0, [&](warpsim::Ctx& c) {
+      if (c.tid() < 32) c.sync();
+    });
+  } catch (const std::runtime_error&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
+TEST(sim_tc_attention_matches_cpu) {
+  // bf16 operands: out/dv errors ~ 2^-9 per product averaged over keys; dq/dk carry the rounding of q and k too
+  check_attention({"GQA 4/2 HS=32, padded 70/45", 2, 70, 70, 4, 2, 32, {70, 45}}, 100, 1.5e-2, 3e-2);
+  check_attention({"cached queries Tq=5 Tk=40, HS=64, MQA", 1, 5, 40, 2, 1, 64, {}}, 200, 1.5e-2, 3e-2);
+  check_attention({"HS=8 (padded to 32), an empty row", 2, 33, 33, 2, 2, 8, {0, 33}}, 300, 1.5e-2, 3e-2);
+  check_attention({"decode Tq=1 Tk=130, HS=128, GQA 4/2", 1, 1, 130, 4, 2, 128, {}}, 400, 1.5e-2, 3e-2);
+  check_attention({"two query tiles, keys past the padding", 1, 129, 129, 2, 1, 16, {100}}, 500, 1.5e-2, 3e-2);
+  if (const char* big = std::getenv("QT_SIM_BIG"); big && std::string(big) == "1")
+    check_attention({"Llama-sized GQA 8/2 HS=128 T=200, padded", 2, 200, 200, 8, 2, 128, {200, 137}}, 600, 1.5e-2, 3e-2);
+}
+
+TEST(sim_nf4_vectorised_dequant_is_bit_identical) {
+  for (bool dq : {true, false}) {
+    Nf4Pair p = make_nf4(40, 448, dq, dq ? 11 : 12);  // 17920 weights = 560 chunks of 32 (> threads: grid-stride)
+    const size_t n = static_cast<size_t>(p.w.rows * p.w.cols);
+    std::vector<float> ref(n);
+    qt::cpu::dequantize(ref.data(), p.w);
+    std::vector<float> f(n, std::nanf(""));
+    run_dequant<qt::kern::DqOut::F32>(f.data(), p.w, 3);
+    CHECK(std::memcmp(f.data(), ref.data(), n * 4) == 0);
+    std::vector<uint16_t> bf(n, 0xffff), hf(n, 0xffff);
+    run_dequant<qt::kern::DqOut::BF16>(bf.data(), p.w, 2);
+    run_dequant<qt::kern::DqOut::F16>(hf.data(), p.w, 5);
+    for (size_t i = 0; i < n; i++) {
+      CHECK_EQ(bf[i], qt::f32_to_bf16(ref[i]));
+      CHECK_EQ(hf[i], qt::f32_to_f16(ref[i]));
+    }
+  }
+  // the host fp16 rounding used by the simulated kernel agrees with the engine's converter on awkward values
+  for (float x : {0.0f, -0.0f, 1e-8f, 6.1e-5f, 5.96e-8f, 2.98e-8f, 65504.0f, 65519.0f, 65520.0f, -3.14159f, 1.0009765625f})
+    CHECK_EQ(qt::kern::f16_bits(x), qt::f32_to_f16(x));
+}
+
+TEST(sim_nf4_gemv_matches_cpu_matmul) {
+  for (bool dq : {true, false})
+    for (int N : {1, 2, 3, 4}) {
+      const int OC = 37, C = 320;  // a partial last warp and block; 10 chunks per row (< 32 lanes)
+      Nf4Pair p = make_nf4(OC, C, dq, 20 + N);
+      auto x = rnd(static_cast<size_t>(N) * C, 30 + N, -2, 2), bias = rnd(OC, 40 + N);
+      for (bool with_bias : {false, true}) {
+        std::vector<float> ref(static_cast<size_t>(N) * OC), got(ref.size(), std::nanf(""));
+        qt::cpu::matmul_forward(ref.data(), x.data(), p.w, with_bias ? bias.data() : nullptr, N, C, OC);
+        qt::kern::GemvArgs a;
+        a.out = got.data();
+        a.x = x.data();
+        a.bias = with_bias ? bias.data() : nullptr;
+        a.w = nf4_args(p.w);
+        a.N = N;
+        a.C = C;
+        a.OC = OC;
+        const int blocks = (OC + qt::kern::kGemvRowsPerBlock - 1) / qt::kern::kGemvRowsPerBlock;
+        warpsim::launch({blocks, 1, 1}, qt::kern::kGemvThreads, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
+          fill_tab(c);
+          const float* tab = reinterpret_cast<const float*>(c.smem());
+          if (N == 1) qt::kern::nf4_gemv<1>(c, a, tab);
+          else if (N == 2) qt::kern::nf4_gemv<2>(c, a, tab);
+          else if (N == 3) qt::kern::nf4_gemv<3>(c, a, tab);
+          else qt::kern::nf4_gemv<4>(c, a, tab);
+        });
+        const double e = rel_l2(ref, got);
+        CHECK_MSG(e <= 1e-5, "N=" << N << " dq=" << dq << " bias=" << with_bias << ": rel L2 " << e);
+      }
+    }
+  // a long row (many chunks per lane)
+  Nf4Pair p = make_nf4(16, 14336, true, 77);
+  auto x = rnd(14336, 78, -2, 2);
+  std::vector<float> ref(16), got(16, std::nanf(""));
+  qt::cpu::matmul_forward(ref.data(), x.data(), p.w, nullptr, 1, 14336, 16);
+  qt::kern::GemvArgs a;
+  a.out = got.data();
+  a.x = x.data();
+  a.w = nf4_args(p.w);
+  a.N = 1;
+  a.C = 14336;
+  a.OC = 16;
+  warpsim::launch({1, 1, 1}, qt::kern::kGemvThreads, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
+    fill_tab(c);
+    qt::kern::nf4_gemv<1>(c, a, reinterpret_cast<const float*>(c.smem()));
+  });
+  CHECK_MSG(rel_l2(ref, got) <= 1e-5, "C=14336: rel L2 " << rel_l2(ref, got));
+}
