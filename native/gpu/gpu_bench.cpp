@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
     if (d.backend == "cuda" && device_name.empty()) device_name = d.name;
   out.set("device", Value::from_string(device_name));
   out.set("engine_version", Value::from_string(qt::engine_version()));
+  out.set("paths", Value::from_string(qt::cuda::active_paths()));
+  std::printf("fast paths: %s\n", qt::cuda::active_paths().c_str());
 
   // ---- load + quantize ----
   std::shared_ptr<qt::Model> m;
@@ -219,6 +221,24 @@ int main(int argc, char** argv) {
       const double tps = static_cast<double>(r.tokens.size()) / r.decode_seconds;
       std::printf("decode: %zu tokens in %.3f s = %.1f tokens/s (prefill of 64 tokens %.1f ms), peak %.2f GiB\n", r.tokens.size(),
                   r.decode_seconds, tps, r.prompt_seconds * 1e3, gib(qt::cuda::memory_stats(0).peak));
+      {  // where a decode step's time goes: 16 tokens under the profiler (per token below)
+        s.max_new_tokens = 17;
+        qt::cuda::synchronize();
+        qt::cuda::profile_begin();
+        const auto tp = Clock::now();
+        auto rp = qt::generate(m, nullptr, prompt, s, nullptr, nullptr);
+        const double wall = seconds_since(tp) - rp.prompt_seconds;
+        auto prof = qt::cuda::profile_end();
+        Value arr = Value::new_array();
+        for (const auto& e : prof) arr.push(Value::new_object().set("op", Value::from_string(e.name)).set("ms", Value::from_double(e.ms)).set("calls", Value::from_int(e.calls)));
+        std::printf("    decode per-op GPU time over %zu tokens incl. a 64-token prefill (decode wall %.1f ms):\n", rp.tokens.size(), wall * 1e3);
+        int shown = 0;
+        for (const auto& e : prof) {
+          if (shown++ >= 12) break;
+          std::printf("      %-26s %9.2f ms %6d calls\n", e.name.c_str(), e.ms, e.calls);
+        }
+        out.set("decode_profile", std::move(arr));
+      }
       out.set("decode", Value::new_object()
                             .set("tokens", Value::from_int(static_cast<int64_t>(r.tokens.size())))
                             .set("tokens_per_s", Value::from_double(tps))

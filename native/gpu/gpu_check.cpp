@@ -11,6 +11,7 @@
 //           OutOfMemory with a plain message, after which the engine still works and no memory leaked.
 // Usage: gpu_check [--json PATH] [--only ops,nf4,model,train,errors]. Exit status: number of failures (max 255).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -35,6 +36,35 @@ const qt::Backend* GPUP = nullptr;
 #define GPU (*GPUP)
 
 std::vector<float> nans(size_t n) { return std::vector<float>(n, std::nanf("")); }
+
+// The fast-path switches as the environment set them (tools.h set_path): checks flip them, then restore these.
+const char* default_attn() {
+  const char* e = std::getenv("QT_CUDA_ATTN");
+  return e && std::strcmp(e, "simt") == 0 ? "simt" : "tc";
+}
+const char* default_gemv() {
+  const char* e = std::getenv("QT_CUDA_GEMV");
+  return e && std::strcmp(e, "0") == 0 ? "0" : "1";
+}
+const char* default_dequant() {
+  const char* e = std::getenv("QT_CUDA_DEQUANT");
+  return e && std::strcmp(e, "simple") == 0 ? "simple" : "vec";
+}
+void restore_paths() {
+  qt::cuda::set_path("attn", default_attn());
+  qt::cuda::set_path("gemv", default_gemv());
+  qt::cuda::set_path("dequant", default_dequant());
+}
+
+// Runs fn with the profiler on and says whether a mark (op or section) of that name was recorded: proves which path ran.
+template <class F>
+bool ran_section(const char* name, F&& fn) {
+  qt::cuda::profile_begin();
+  fn();
+  bool seen = false;
+  for (const auto& e : qt::cuda::profile_end()) seen = seen || e.name == name;
+  return seen;
+}
 
 void cmp(Report& R, const std::string& g, const std::string& name, const std::vector<float>& ref, const std::vector<float>& got,
          double tol) {
@@ -203,6 +233,9 @@ void check_rope(Report& R) {
   }
 }
 
+// Both attention paths against the CPU: fp32 compute runs the fp32 SIMT kernels (tight tolerances); bf16 compute runs
+// the tensor-core kernels (attention_tc.h: bf16 operands, fp32 accumulation; tolerances ~3x what the warp simulator
+// measured for these shapes in native/tests/test_cuda_kernels.cpp), and with QT_CUDA_ATTN=simt the SIMT ones again.
 void check_attention(Report& R) {
   struct Case {
     const char* name;
@@ -215,7 +248,17 @@ void check_attention(Report& R) {
       {"decode Tq=1 Tk=130 HS=128", 1, 1, 130, 8, 2, 128, {}},
       {"prefill on a cache Tq=5 Tk=40 HS=16", 1, 5, 40, 4, 2, 16, {}},
       {"tiny heads HS=8, an empty row", 2, 33, 33, 4, 2, 8, {0, 33}},
+      {"Llama-3-8B heads 32/8 HS=128, B=2 T=333 padded", 2, 333, 333, 32, 8, 128, {333, 200}},
   };
+  struct Path {
+    const char* tag;
+    DType compute;
+    const char* attn;
+    double tol_out, tol_lse, tol_grad;
+  };
+  const Path path_list[] = {{"fp32 simt", DType::F32, "tc", 1e-5, 1e-6, 5e-5},
+                            {"bf16 tc", DType::BF16, "tc", 1.5e-2, 2e-3, 3e-2},
+                            {"bf16 with QT_CUDA_ATTN=simt", DType::BF16, "simt", 1e-5, 1e-6, 5e-5}};
   uint64_t seed = 100;
   for (const Case& k : cases) {
     const size_t nq = static_cast<size_t>(k.B) * k.Tq * k.NH * k.HS, nk = static_cast<size_t>(k.B) * k.Tk * k.NKV * k.HS;
@@ -226,22 +269,42 @@ void check_attention(Report& R) {
     DevBuf dq_(GPU, q), dk_(GPU, kk), dv_(GPU, v), dlen(GPU, lens);
     const int32_t* len_g = k.lengths.empty() ? nullptr : dlen.as<int32_t>();
     std::vector<float> out_c = nans(nq), lse_c = nans(nl);
-    DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));
-    CPU.attention_forward(out_c.data(), lse_c.data(), q.data(), kk.data(), v.data(), len_c, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
-    GPU.attention_forward(out_g.f(), lse_g.f(), dq_.f(), dk_.f(), dv_.f(), len_g, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
-    const std::string tag = std::string(" ") + k.name;
-    cmp(R, "ops", "attention_forward out" + tag, out_c, out_g.get(), 1e-5);
-    cmp_lse(R, "ops", "attention_forward lse" + tag, lse_c, lse_g.get(), 1e-6);
+    CPU.attention_forward(out_c.data(), lse_c.data(), q.data(), kk.data(), v.data(), len_c, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS, DType::F32);
     auto dout = rand_vec(nq, ++seed), gq0 = rand_vec(nq, ++seed), gk0 = rand_vec(nk, ++seed), gv0 = rand_vec(nk, ++seed);
     std::vector<float> gq = gq0, gk = gk0, gv = gv0;
-    DevBuf ddout(GPU, dout), gq_g(GPU, gq0), gk_g(GPU, gk0), gv_g(GPU, gv0), dout_o(GPU, out_c), dlse(GPU, lse_c);
     CPU.attention_backward(gq.data(), gk.data(), gv.data(), dout.data(), q.data(), kk.data(), v.data(), out_c.data(), lse_c.data(),
-                           len_c, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS);
-    GPU.attention_backward(gq_g.f(), gk_g.f(), gv_g.f(), ddout.f(), dq_.f(), dk_.f(), dv_.f(), dout_o.f(), dlse.f(), len_g, k.B, k.Tq,
-                           k.Tk, k.NH, k.NKV, k.HS);
-    cmp(R, "ops", "attention_backward dq (+=)" + tag, gq, gq_g.get(), 5e-5);
-    cmp(R, "ops", "attention_backward dk (+=)" + tag, gk, gk_g.get(), 5e-5);
-    cmp(R, "ops", "attention_backward dv (+=)" + tag, gv, gv_g.get(), 5e-5);
+                           len_c, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS, DType::F32);
+    DevBuf ddout(GPU, dout), dout_o(GPU, out_c), dlse(GPU, lse_c);
+    auto inc = [](const std::vector<float>& a, const std::vector<float>& a0) {
+      std::vector<float> r(a.size());
+      for (size_t i = 0; i < a.size(); i++) r[i] = a[i] - a0[i];
+      return r;
+    };
+    for (const Path& pth : path_list) {
+      qt::cuda::set_path("attn", pth.attn);
+      const std::string tag = std::string(" [") + pth.tag + "] " + k.name;
+      DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));
+      GPU.attention_forward(out_g.f(), lse_g.f(), dq_.f(), dk_.f(), dv_.f(), len_g, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS, pth.compute);
+      cmp(R, "ops", "attention_forward out" + tag, out_c, out_g.get(), pth.tol_out);
+      cmp_lse(R, "ops", "attention_forward lse" + tag, lse_c, lse_g.get(), pth.tol_lse);
+      // backward from the CPU's out and lse (the op's inputs), accumulating into random gradients: compare increments
+      DevBuf gq_g(GPU, gq0), gk_g(GPU, gk0), gv_g(GPU, gv0);
+      GPU.attention_backward(gq_g.f(), gk_g.f(), gv_g.f(), ddout.f(), dq_.f(), dk_.f(), dv_.f(), dout_o.f(), dlse.f(), len_g, k.B, k.Tq,
+                             k.Tk, k.NH, k.NKV, k.HS, pth.compute);
+      const auto rq = gq_g.get(), rk = gk_g.get(), rv = gv_g.get();
+      cmp(R, "ops", "attention_backward dq increment" + tag, inc(gq, gq0), inc(rq, gq0), pth.tol_grad);
+      cmp(R, "ops", "attention_backward dk increment" + tag, inc(gk, gk0), inc(rk, gk0), pth.tol_grad);
+      cmp(R, "ops", "attention_backward dv increment" + tag, inc(gv, gv0), inc(rv, gv0), pth.tol_grad);
+      if (pth.compute == DType::BF16 && std::string(pth.attn) == "tc") {  // no atomics: the same bits every run
+        DevBuf gq2(GPU, gq0), gk2(GPU, gk0), gv2(GPU, gv0), out2(GPU, nans(nq)), lse2(GPU, nans(nl));
+        GPU.attention_forward(out2.f(), lse2.f(), dq_.f(), dk_.f(), dv_.f(), len_g, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS, pth.compute);
+        GPU.attention_backward(gq2.f(), gk2.f(), gv2.f(), ddout.f(), dq_.f(), dk_.f(), dv_.f(), dout_o.f(), dlse.f(), len_g, k.B, k.Tq,
+                               k.Tk, k.NH, k.NKV, k.HS, pth.compute);
+        R.check("ops", "attention tc deterministic (fwd + bwd bit-identical on a rerun)" + tag,
+                bit_equal(out_g.get(), out2.get()) && bit_equal(rq, gq2.get()) && bit_equal(rk, gk2.get()) && bit_equal(rv, gv2.get()));
+      }
+    }
+    restore_paths();
   }
 }
 
@@ -305,6 +368,101 @@ void check_matmul(Report& R) {
       if (wc.t == DType::F32) cmp(R, "ops", "matmul_backward dweight (+=)" + tag, dw_c, dw_g.get(), 1e-5);
     }
   }
+}
+
+// The fused NF4 GEMV (decode: N <= 4 rows, straight from the codes, exact fp32 products whatever the compute
+// dtype) against the CPU, and the dequantize + GEMM path it replaces (QT_CUDA_GEMV=0) for the same inputs.
+void check_gemv(Report& R) {
+  const int C = 1536, OC = 773;  // a partial last block of 16 rows
+  auto w = rand_vec(static_cast<size_t>(OC) * C, 161, -0.05f, 0.05f);
+  for (bool dq : {true, false}) {
+    WeightPair wp(w, OC, C, DType::NF4, dq);
+    for (int N : {1, 2, 3, 4}) {
+      auto x = rand_vec(static_cast<size_t>(N) * C, 170 + N, -2, 2), bias = rand_vec(OC, 180 + N);
+      DevBuf xg(GPU, x), bg(GPU, bias);
+      std::vector<float> ref = nans(static_cast<size_t>(N) * OC);
+      CPU.matmul_forward(ref.data(), x.data(), wp.cpu, bias.data(), N, C, OC);
+      for (DType compute : {DType::F32, DType::BF16}) {
+        qt::Weight wg = wp.gpu;
+        wg.compute = compute;
+        const std::string tag = std::string(dq ? " NF4+DQ" : " NF4") + " N=" + std::to_string(N) + " compute=" + dtype_label(compute);
+        qt::cuda::set_path("gemv", "1");
+        DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC));
+        const bool used = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_g.f(), xg.f(), wg, bg.f(), N, C, OC); });
+        R.check("ops", "matmul_forward takes the GEMV path" + tag, used);
+        cmp(R, "ops", "matmul_forward [gemv]" + tag, ref, out_g.get(), 1e-5);
+        qt::cuda::set_path("gemv", "0");
+        DevBuf out_o(GPU, nans(static_cast<size_t>(N) * OC));
+        const bool used0 = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_o.f(), xg.f(), wg, bg.f(), N, C, OC); });
+        R.check("ops", "QT_CUDA_GEMV=0 turns the GEMV path off" + tag, !used0);
+        cmp(R, "ops", "matmul_forward [dequant + GEMM]" + tag, ref, out_o.get(), compute == DType::F32 ? 1e-5 : 1e-2);
+      }
+    }
+  }
+  restore_paths();
+}
+
+// The vectorised NF4 dequantization (QT_CUDA_DEQUANT=vec) and the one-byte-per-thread kernel (simple): both equal the
+// CPU bit for bit (fp32), and the bf16 / fp16 copies they feed the GEMMs are the same (same GEMM outputs, bit for bit).
+void check_dequant_paths(Report& R) {
+  struct Shape {
+    int rows, cols;
+  };
+  for (Shape sh : {Shape{333, 1088}, Shape{1024, 4096}, Shape{7, 65}}) {
+    const size_t n = static_cast<size_t>(sh.rows) * sh.cols;
+    auto w = rand_vec(n, 190 + sh.rows, -0.08f, 0.08f);
+    for (size_t i = 0; i < n; i += 613) w[i] *= 8.0f;
+    for (bool dq : {true, false}) {
+      WeightPair wp(w, sh.rows, sh.cols, DType::NF4, dq);
+      std::vector<float> ref(n);
+      CPU.dequantize(ref.data(), wp.cpu);
+      const std::string tag = std::string(dq ? " NF4+DQ " : " NF4 ") + std::to_string(sh.rows) + "x" + std::to_string(sh.cols) +
+                              (n % 32 ? " (n % 32 != 0: simple kernel either way)" : "");
+      std::vector<std::vector<float>> outs;
+      for (const char* mode : {"vec", "simple"}) {
+        qt::cuda::set_path("dequant", mode);
+        DevBuf d(GPU, nans(n));
+        GPU.dequantize(d.f(), wp.gpu);
+        exact(R, "nf4", std::string("dequantize [") + mode + "] == CPU" + tag, ref, d.get());
+        // through a bf16 / fp16 GEMM (the scratch copy matmul multiplies): 5 rows of x
+        if (n % 32) continue;
+        const int N = 5;
+        auto x = rand_vec(static_cast<size_t>(N) * sh.cols, 199, -1, 1);
+        DevBuf xg(GPU, x);
+        std::vector<float> both;
+        for (DType t : {DType::BF16, DType::F16}) {
+          qt::Weight wg = wp.gpu;
+          wg.compute = t;
+          DevBuf o(GPU, nans(static_cast<size_t>(N) * sh.rows));
+          GPU.matmul_forward(o.f(), xg.f(), wg, nullptr, N, sh.cols, sh.rows);
+          auto v = o.get();
+          both.insert(both.end(), v.begin(), v.end());
+        }
+        outs.push_back(both);
+      }
+      if (outs.size() == 2) exact(R, "nf4", "bf16/fp16 GEMMs on the vec and simple dequantized copies" + tag, outs[0], outs[1]);
+    }
+  }
+  restore_paths();
+}
+
+void check_bf16_storage(Report& R) {
+  const size_t n = (size_t{1} << 20) + 7;
+  auto x = rand_vec(n, 201, -1000, 1000);
+  x[0] = 1.00390625f;  // ties go to even
+  x[1] = 1.01171875f;
+  x[2] = 0.0f;
+  x[3] = -1e-30f;
+  std::vector<uint16_t> hc(n);
+  CPU.to_bf16(hc.data(), x.data(), n);
+  DevBuf xg(GPU, x), hg(GPU, n * 2), back(GPU, nans(n));
+  GPU.to_bf16(hg.as<uint16_t>(), xg.f(), n);
+  const auto hgv = hg.get<uint16_t>();
+  R.check("ops", "to_bf16 == CPU (round to nearest even), 2^20 + 7 values", hgv == hc);
+  std::vector<float> bc(n);
+  CPU.from_bf16(bc.data(), hc.data(), n);
+  GPU.from_bf16(back.f(), hg.as<uint16_t>(), n);
+  exact(R, "ops", "from_bf16 == CPU", bc, back.get());
 }
 
 void check_lora(Report& R) {
@@ -543,6 +701,23 @@ void check_model(Report& R, const std::string& tmp) {
       auto lc = qt::forward_logits(mc_, ac.get(), ids);
       cmp(R, "model", "forward_logits fp32 compute, LoRA" + tag, lc, qt::forward_logits(mg, ag.get(), ids), 1e-4);
       cmp(R, "model", "forward_logits bf16 compute, LoRA" + tag, lc, qt::forward_logits(mb, ab.get(), ids), 2e-2);
+      qt::cuda::set_path("attn", "simt");
+      cmp(R, "model", "forward_logits bf16 compute, LoRA, QT_CUDA_ATTN=simt" + tag, lc, qt::forward_logits(mb, ab.get(), ids), 2e-2);
+      restore_paths();
+      {  // bf16 compute: decode steps (GEMV, exact fp32 products) against the bf16 full forward
+        auto fullb = qt::forward_logits(mb, ab.get(), ids);
+        qt::Decoder decb(mb, ab.get(), static_cast<int>(ids.size()));
+        const int Vb = mc.spec.vocab;
+        double worstb = 0;
+        auto rowb = [&](const std::vector<float>& got, int pos) {
+          std::vector<float> ref(fullb.begin() + static_cast<long>(pos) * Vb, fullb.begin() + static_cast<long>(pos + 1) * Vb);
+          worstb = std::max(worstb, rel_l2(ref, got));
+        };
+        rowb(decb.feed(ids.data(), 30, nullptr), 29);
+        for (int i = 30; i < static_cast<int>(ids.size()); i++) rowb(decb.feed(&ids[static_cast<size_t>(i)], 1, nullptr), i);
+        R.add("model", "KV-cached decode ~ full forward (GPU, bf16 compute: GEMV + tc attention)" + tag, "rel_l2", worstb, 2e-2,
+              worstb <= 2e-2);
+      }
       // KV cache on the GPU against full recomputation on the GPU
       auto full = qt::forward_logits(mg, ag.get(), ids);
       const int V = mc.spec.vocab;
@@ -825,6 +1000,7 @@ int main(int argc, char** argv) {
     std::printf("FAIL cannot use cuda:0: %s\n", e.what());
     return 1;
   }
+  std::printf("fast paths (defaults from the environment): %s\n", qt::cuda::active_paths().c_str());
   const auto t0 = Clock::now();
   auto section = [&](const char* name, auto fn) {
     if (!want(name)) return;
@@ -842,11 +1018,16 @@ int main(int argc, char** argv) {
     R.guard("ops", "attention", [&] { check_attention(R); });
     R.guard("ops", "swiglu", [&] { check_swiglu(R); });
     R.guard("ops", "matmul", [&] { check_matmul(R); });
+    R.guard("ops", "gemv", [&] { check_gemv(R); });
+    R.guard("ops", "bf16 storage", [&] { check_bf16_storage(R); });
     R.guard("ops", "lora", [&] { check_lora(R); });
     R.guard("ops", "cross_entropy", [&] { check_cross_entropy(R); });
     R.guard("ops", "elementwise", [&] { check_elementwise(R); });
   });
-  section("nf4", [&] { R.guard("nf4", "nf4", [&] { check_nf4(R); }); });
+  section("nf4", [&] {
+    R.guard("nf4", "nf4", [&] { check_nf4(R); });
+    R.guard("nf4", "dequant paths", [&] { check_dequant_paths(R); });
+  });
   section("model", [&] { R.guard("model", "model", [&] { check_model(R, tmp); }); });
   section("train", [&] { R.guard("train", "train", [&] { check_train(R, tmp); }); });
   section("errors", [&] { R.guard("errors", "errors", [&] { check_errors(R, tmp); }); });
@@ -855,6 +1036,7 @@ int main(int argc, char** argv) {
   std::printf("gpu_check took %.1f s\n", seconds_since(t0));
   auto devs = qt::list_devices();
   qt::json::Value extra = qt::json::Value::new_object();
+  extra.set("paths", qt::json::Value::from_string(qt::cuda::active_paths()));
   for (const auto& d : devs)
     if (d.backend == "cuda") {
       extra.set("device", qt::json::Value::from_string(d.name));

@@ -5,13 +5,17 @@
 // trainer's own forward/backward, no dropout, no NEFTune) as ours_<mode>.json + ours_<mode>_grads.safetensors
 // (PEFT key names). For nf4 it also writes DIR/model_nf4deq: the same checkpoint with every decoder linear
 // replaced by our dequantized NF4 values (fp32), so transformers can run the exact base our engine uses.
+// Mode bf16ref repeats bf16 on run 1's paths (QT_CUDA_ATTN=simt, QT_CKPT_BF16=0) for comparison.
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include "files.h"
 #include "gpu_common.h"
 #include "model.h"
 #include "peft.h"
 #include "safetensors.h"
+#include "tools.h"
 
 using namespace qg;
 namespace fs = std::filesystem;
@@ -143,8 +147,19 @@ int main(int argc, char** argv) {
     qt::Quant quant;
     const char* compute;
   };
-  for (Mode md : {Mode{"bf16", qt::Quant::None, "bf16"}, Mode{"fp32", qt::Quant::None, "fp32"}, Mode{"nf4", qt::Quant::NF4, "bf16"}}) {
+  // bf16ref: the bf16 mode on run 1's paths (fp32 SIMT attention, fp32 activation checkpoints), so a difference the
+  // fast paths make against transformers shows up beside it.
+  for (Mode md : {Mode{"bf16", qt::Quant::None, "bf16"}, Mode{"fp32", qt::Quant::None, "fp32"}, Mode{"nf4", qt::Quant::NF4, "bf16"},
+                  Mode{"bf16ref", qt::Quant::None, "bf16"}}) {
     const auto t0 = Clock::now();
+    const bool ref_paths = std::string(md.name) == "bf16ref";
+    const char* attn_env = std::getenv("QT_CUDA_ATTN");
+    const char* ckpt_env = std::getenv("QT_CKPT_BF16");
+    const std::string saved_ckpt = ckpt_env ? ckpt_env : "";
+    if (ref_paths) {
+      qt::cuda::set_path("attn", "simt");
+      setenv("QT_CKPT_BF16", "0", 1);
+    }
     try {
       qt::LoadOptions o;
       o.folder = dir + "/model";
@@ -168,6 +183,11 @@ int main(int argc, char** argv) {
     } catch (const qt::Error& e) {
       std::printf("gpu_hf %-5s FAILED: %s: %s\n", md.name, qt::error_code_name(e.code()), e.what());
       failures++;
+    }
+    if (ref_paths) {
+      qt::cuda::set_path("attn", attn_env && std::string(attn_env) == "simt" ? "simt" : "tc");
+      if (ckpt_env) setenv("QT_CKPT_BF16", saved_ckpt.c_str(), 1);
+      else unsetenv("QT_CKPT_BF16");
     }
     std::fflush(stdout);
   }

@@ -19,8 +19,11 @@
 # Other settings: OUT (results folder; the device run sets it), QT_BUILD_DIR (default native/build/gpu, kept
 # between calls on a warm machine), QT_DEADLINE (seconds; stages that would not fit are skipped and listed,
 # default 560), QT_BENCH_MODEL (default /tmp/qt-bench/llama3-8b), QT_BENCH_SIZES, QT_BENCH_STEPS, QT_CUDA_ARCHS.
-# Results under $OUT (at most 8 files): run_all.log, build.log, gpu_check.json, hf_compare.json, bench.json,
+# Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
+# Fast paths (issue 6), each switchable without rebuilding (defaults on): QT_CUDA_ATTN=tc|simt, QT_CUDA_GEMV=1|0,
+# QT_CUDA_DEQUANT=vec|simple, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute). gpu_check tests the
+# old and the new path of each op itself; the bench prints which paths were active.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -123,7 +126,28 @@ s_build() {
   grep -ciE "warning" "$OUT/build.log" | sed 's/^/compiler warnings: /'
   ls -la "$BUILD/gpu/gpu_check" "$BUILD/gpu/gpu_bench" "$BUILD/gpu/gpu_hf" "$BUILD/tests/engine_tests" 2>&1
   ls "$BUILD"/addon/*.node 2>/dev/null
+  sass_report
   return 0
+}
+
+# The fast kernels' machine code (no GPU time): HMMA (tensor-core) instructions in the attention kernels, 16-byte
+# global loads/stores in the NF4 kernels, and any local-memory traffic (spills) in them. Written to sass.txt.
+sass_report() {
+  command -v cuobjdump >/dev/null 2>&1 || { echo "no cuobjdump: SASS report skipped"; return 0; }
+  local lib
+  lib=$(find "$BUILD" -name "libqt_engine.a" | head -1)
+  [ -n "$lib" ] || return 0
+  cuobjdump -sass "$lib" 2>/dev/null | awk '
+    /Function : / { f = $3 }
+    f ~ /tc_kernel|nf4_gemv|nf4_dequant_vec/ {
+      if ($0 ~ /HMMA/) h[f]++
+      if ($0 ~ /LDG\.E\.128|STG\.E\.128|LDG\.E\.ENL2\.128|LDG\.E\.128\.CONSTANT/) v[f]++
+      if ($0 ~ /[^A-Z](LDL|STL)[^A-Z]/) l[f]++
+      seen[f] = 1
+    }
+    END { for (k in seen) printf "%-90s HMMA %4d  16B-global %4d  local %d\n", substr(k, 1, 90), h[k], v[k], l[k] }' | sort >"$OUT/sass.txt"
+  echo "SASS of the fast kernels (sass.txt):"
+  cat "$OUT/sass.txt"
 }
 
 ensure_built() { [ -x "$BUILD/gpu/gpu_check" ] || { echo "no build at $BUILD: building first"; s_build; }; }
