@@ -11,7 +11,7 @@ import type { AppContext } from '../context'
 import { engineOf } from '../engine/host/engineForContext'
 import { AppError, toErrorInfo } from '../errors'
 import { engineHostAnswers } from './engineReference'
-import { runExportInWorker } from './exportWorkerProtocol'
+import { removePartialFolders, runExportInWorker } from './exportWorkerProtocol'
 import { resolveExport } from './resolveExport'
 import { checkFreeSpace, defaultFreeSpace, diskMargin, prepareExport, runExport, type ExportProgress, type ExportSpec } from './runExport'
 
@@ -95,6 +95,8 @@ export class ExportService {
     const totalBytes = prep.totalBytes
     await prep.close()
     await checkFreeSpace(spec.destDir, totalBytes, (p) => this.freeSpace(p))
+    // A temporary folder of an earlier export of this name that was cut off (power loss): ours, and never kept.
+    await removePartialFolders(spec.destDir, spec.name)
 
     const controller = new AbortController()
     const job: ExportJob = {

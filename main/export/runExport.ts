@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { copyFile, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { ExportFile, ExportResult, ExportSelfTestReport, ExportStage, GgufType } from '../../preload/contract'
 import { AppError } from '../errors'
@@ -20,6 +21,7 @@ import { chatFormatFor, type ChatFormat, type TemplateChoice } from '../tokenize
 import { loadTokenizer } from '../tokenizer/loadTokenizer'
 import type { ModelTokenizer } from '../tokenizer/ModelTokenizer'
 import { adapterReadme, ggufReadme, mergedReadme, selfTestMarkdown, type ExportFacts } from './exportReadme'
+import { QuantPool } from './gguf/QuantPool'
 import { planGguf, writeGguf, type GgufPlan } from './gguf/writeGguf'
 import { MergedWeights, readPeftConfig } from './merge/MergedWeights'
 import { planMergedModel, TOKENIZER_FILES, writeHfSideFiles, writeMergedWeights, type MergedModelPlan } from './merge/writeMergedModel'
@@ -51,6 +53,8 @@ export interface ExportSpec {
   training: [string, string][]
   outputs: { adapter: boolean; merged: boolean; gguf: GgufType | null }
   maxShardBytes?: number
+  /** Helper processes for Q4_K_M (default: one per core when there are several; 0 = encode in this process). */
+  quantHelpers?: number
   selfTest: ExportSelfTestSpec | null
 }
 
@@ -392,13 +396,20 @@ export async function runExport(spec: ExportSpec, hooks: ExportHooks = {}): Prom
       await mkdir(dir)
       const ggufPath = join(dir, prep.ggufFile)
       const before = bytesDone
-      await writeGguf(ggufPath, prep.ggufPlan, prep.merged, {
-        signal,
-        onProgress: (p) => {
-          bytesDone = before + p.bytes
-          emit('gguf', `gguf/${prep.ggufFile} ${p.tensor}`)
-        },
-      })
+      const helpers = spec.outputs.gguf === 'Q4_K_M' ? (spec.quantHelpers ?? (availableParallelism() > 1 ? Math.min(16, availableParallelism()) : 0)) : 0
+      const pool = helpers > 0 ? QuantPool.create(helpers) : null
+      try {
+        await writeGguf(ggufPath, prep.ggufPlan, prep.merged, {
+          signal,
+          pool,
+          onProgress: (p) => {
+            bytesDone = before + p.bytes
+            emit('gguf', `gguf/${prep.ggufFile} ${p.tensor}`)
+          },
+        })
+      } finally {
+        pool?.close()
+      }
       const hasModelfile = ollamaFormatOf(format.template) !== null
       if (hasModelfile) {
         await writeFile(join(dir, 'Modelfile'), buildModelfile({ ggufFile: prep.ggufFile, chatTemplate: format.template, systemPrompt: modelfileSystem(format, systemPrompt), stopStrings: prep.stopTokens.map((s) => s.text) }))

@@ -7,7 +7,7 @@
 //   Q4_K  per 256 values: f16 d, f16 dmin, u8 scales[12], u8 qs[128] 8 sub-blocks of 32 with 6-bit scale sc and min m:
 //         x = d*sc * q - dmin*m, q in 0..15; sub-blocks 2k and 2k+1 share qs[32k..32k+31] (low / high nibble)
 //   Q6_K  per 256 values: u8 ql[128], u8 qh[64], i8 scales[16], f16 d 16 sub-blocks of 16: x = d*scale * (q - 32)
-import { f16ToF32, f32ToBf16, f32ToF16 } from '../../models/safetensors'
+import { f16ToF32, f32ToF16 } from '../../models/safetensors'
 import { GGML_BLOCK, type GgmlType } from './ggufFormat'
 
 const fr = Math.fround
@@ -17,10 +17,6 @@ function nearestInt(x: number): number {
   return fr(fr(x) + 12582912) - 12582912
 }
 
-/** C roundf: half away from zero. */
-function roundAway(x: number): number {
-  return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5)
-}
 
 // ---- F32 / F16 / BF16 ----------------------------------------------------------------------------
 
@@ -28,15 +24,46 @@ function encodeF32(x: Float32Array): Buffer {
   return Buffer.from(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) // a copy; ggml files are little-endian like the host
 }
 
+/** fp32 bits -> IEEE half bits, round to nearest even (overflow to infinity, subnormals kept, NaN stays NaN). */
+function halfBits(bits: number): number {
+  const sign = (bits >>> 16) & 0x8000
+  const exp = (bits >>> 23) & 0xff
+  const mant = bits & 0x7fffff
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0)
+  const e = exp - 112 // rebias 127 -> 15
+  if (e >= 31) return sign | 0x7c00
+  if (e <= 0) {
+    if (e < -10) return sign
+    const m = mant | 0x800000
+    const shift = 14 - e
+    let half = m >>> shift
+    const rest = m & ((1 << shift) - 1)
+    const mid = 1 << (shift - 1)
+    if (rest > mid || (rest === mid && half & 1)) half++
+    return sign | half
+  }
+  let half = (e << 10) | (mant >>> 13)
+  const rest = mant & 0x1fff
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++ // a carry into the exponent rounds up to the next power (or to infinity)
+  return sign | half
+}
+
 function encodeF16(x: Float32Array): Buffer {
-  const out = Buffer.allocUnsafe(x.length * 2)
-  for (let i = 0; i < x.length; i++) out.writeUInt16LE(f32ToF16(x[i]), 2 * i)
+  const out = Buffer.allocUnsafeSlow(x.length * 2)
+  const o = new Uint16Array(out.buffer, out.byteOffset, x.length)
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length)
+  for (let i = 0; i < x.length; i++) o[i] = halfBits(u[i])
   return out
 }
 
 function encodeBf16(x: Float32Array): Buffer {
-  const out = Buffer.allocUnsafe(x.length * 2)
-  for (let i = 0; i < x.length; i++) out.writeUInt16LE(f32ToBf16(x[i]), 2 * i)
+  const out = Buffer.allocUnsafeSlow(x.length * 2)
+  const o = new Uint16Array(out.buffer, out.byteOffset, x.length)
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length)
+  for (let i = 0; i < x.length; i++) {
+    const bits = u[i]
+    o[i] = (bits & 0x7fffffff) > 0x7f800000 ? (bits >>> 16) | 0x40 : (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16
+  }
   return out
 }
 
@@ -44,16 +71,28 @@ function encodeBf16(x: Float32Array): Buffer {
 
 function encodeQ8_0(x: Float32Array): Buffer {
   const nb = x.length / 32
-  const out = Buffer.allocUnsafe(nb * 34)
+  const out = Buffer.allocUnsafeSlow(nb * 34)
+  const q = new Int8Array(out.buffer, out.byteOffset, out.length)
+  const f = new Float32Array(1)
+  const fu = new Uint32Array(f.buffer)
   for (let b = 0; b < nb; b++) {
     const o = b * 32
     let amax = 0
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]))
+    for (let j = 0; j < 32; j++) {
+      const a = Math.abs(x[o + j])
+      if (a > amax) amax = a
+    }
     const d = fr(amax / 127)
     const id = d ? fr(1 / d) : 0
     const p = b * 34
-    out.writeUInt16LE(f32ToF16(d), p)
-    for (let j = 0; j < 32; j++) out.writeInt8(roundAway(fr(x[o + j] * id)), p + 2 + j)
+    f[0] = d
+    const h = halfBits(fu[0])
+    out[p] = h & 0xff
+    out[p + 1] = h >>> 8
+    for (let j = 0; j < 32; j++) {
+      const v = fr(x[o + j] * id)
+      q[p + 2 + j] = v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5)
+    }
   }
   return out
 }
@@ -69,15 +108,22 @@ function decodeQ8_0(buf: Buffer, n: number): Float32Array {
 
 // ---- Q4_K ----------------------------------------------------------------------------------------
 
-/** ggml make_qkx2_quants: a scale and a min for n values to levels 0..nmax, refined by a small search. */
-function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, w: Float32Array, L: Uint8Array, lo: number, laux: Uint8Array,
+// Scratch for makeQkx2Quants (one sub-block at a time).
+const XM = new Float32Array(32)
+
+/**
+ * ggml make_qkx2_quants for a sub-block xs[0..n): a scale and a min mapping it to levels 0..nmax (in L[lo..]),
+ * refined by trying nstep + 1 scales around nmax / (max - min) and keeping the least weighted squared error.
+ * x - min is computed once (it does not change between the tries).
+ */
+function makeQkx2Quants(n: number, nmax: number, xs: Float32Array, w: Float32Array, L: Uint8Array, lo: number, laux: Uint8Array,
   rmin: number, rdelta: number, nstep: number): { scale: number; min: number } {
-  let min = x[xo]
-  let max = x[xo]
+  let min = xs[0]
+  let max = xs[0]
   let sumW = w[0]
-  let sumX = fr(sumW * x[xo])
+  let sumX = fr(sumW * xs[0])
   for (let i = 1; i < n; i++) {
-    const v = x[xo + i]
+    const v = xs[i]
     if (v < min) min = v
     if (v > max) max = v
     sumW = fr(sumW + w[i])
@@ -88,14 +134,17 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, w:
     for (let i = 0; i < n; i++) L[lo + i] = 0
     return { scale: 0, min: -min }
   }
+  const xm = XM
+  for (let i = 0; i < n; i++) xm[i] = xs[i] - min // stored as float: fr(x - min)
   const range = fr(max - min)
   let iscale = fr(nmax / range)
   let scale = fr(1 / iscale)
   let bestError = 0
   for (let i = 0; i < n; i++) {
-    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[xo + i] - min)))))
+    let l = fr(fr(iscale * xm[i]) + 12582912) - 12582912
+    l = l < 0 ? 0 : l > nmax ? nmax : l
     L[lo + i] = l
-    const diff = fr(fr(fr(scale * l) + min) - x[xo + i])
+    const diff = fr(fr(fr(scale * l) + min) - xs[i])
     bestError = fr(bestError + fr(w[i] * fr(diff * diff)))
   }
   for (let is = 0; is <= nstep; is++) {
@@ -104,12 +153,13 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, w:
     let sumL2 = 0
     let sumXL = 0
     for (let i = 0; i < n; i++) {
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[xo + i] - min)))))
+      let l = fr(fr(iscale * xm[i]) + 12582912) - 12582912
+      l = l < 0 ? 0 : l > nmax ? nmax : l
       laux[i] = l
       const wl = fr(w[i] * l)
       sumL = fr(sumL + wl)
       sumL2 = fr(sumL2 + fr(wl * l))
-      sumXL = fr(sumXL + fr(wl * x[xo + i]))
+      sumXL = fr(sumXL + fr(wl * xs[i]))
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL))
     if (D > 0) {
@@ -121,7 +171,7 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, w:
       }
       let cur = 0
       for (let i = 0; i < n; i++) {
-        const diff = fr(fr(fr(thisScale * laux[i]) + thisMin) - x[xo + i])
+        const diff = fr(fr(fr(thisScale * laux[i]) + thisMin) - xs[i])
         cur = fr(cur + fr(w[i] * fr(diff * diff)))
       }
       if (cur < bestError) {
@@ -147,6 +197,7 @@ function encodeQ4_K(x: Float32Array): Buffer {
   const L = new Uint8Array(256)
   const laux = new Uint8Array(32)
   const weights = new Float32Array(32)
+  const xs = new Float32Array(32)
   const scales = new Float32Array(8)
   const mins = new Float32Array(8)
   for (let b = 0; b < nb; b++) {
@@ -156,10 +207,14 @@ function encodeQ4_K(x: Float32Array): Buffer {
     let maxMin = 0
     for (let j = 0; j < 8; j++) {
       let sumX2 = 0
-      for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[xo + 32 * j + l] * x[xo + 32 * j + l]))
+      for (let l = 0; l < 32; l++) {
+        const v = x[xo + 32 * j + l]
+        xs[l] = v
+        sumX2 = fr(sumX2 + fr(v * v))
+      }
       const avX = fr(Math.sqrt(fr(sumX2 / 32)))
-      for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(x[xo + 32 * j + l]))
-      const r = makeQkx2Quants(32, 15, x, xo + 32 * j, weights, L, 32 * j, laux, -1, fr(0.1), 20)
+      for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(xs[l]))
+      const r = makeQkx2Quants(32, 15, xs, weights, L, 32 * j, laux, -1, fr(0.1), 20)
       scales[j] = r.scale
       mins[j] = r.min
       if (r.scale > maxScale) maxScale = r.scale

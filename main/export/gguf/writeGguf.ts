@@ -15,6 +15,7 @@ import { open } from 'node:fs/promises'
 import { AppError } from '../../errors'
 import type { MergedWeights } from '../merge/MergedWeights'
 import { encodeGgml } from './ggmlQuant'
+import type { QuantPool } from './QuantPool'
 import { GGML_BLOCK, GGML_QUANT_VERSION, kv, layoutGguf, type GgmlType, type GgufLayout, type GgufMetadata, type GgufTensorInfo } from './ggufFormat'
 import { addTokenizerMetadata, type GgufTokenizerSummary } from './ggufTokenizer'
 
@@ -266,7 +267,14 @@ export interface WriteProgress {
 const CHUNK_VALUES = 1 << 22 // ~4M values (16 MB as fp32) per block of rows
 
 /** Writes the planned GGUF to `path` (the caller renames it into place). */
-export async function writeGguf(path: string, plan: GgufPlan, merged: MergedWeights, opts: { onProgress?: (p: WriteProgress) => void; signal?: AbortSignal } = {}): Promise<void> {
+export async function writeGguf(
+  path: string,
+  plan: GgufPlan,
+  merged: MergedWeights,
+  opts: { onProgress?: (p: WriteProgress) => void; signal?: AbortSignal; pool?: QuantPool | null } = {},
+): Promise<void> {
+  const encode = (type: GgmlType, x: Float32Array, rowLength: number): Promise<Buffer> | Buffer =>
+    opts.pool && (type === 'Q4_K' || type === 'Q6_K') ? opts.pool.encode(type, x, rowLength) : encodeGgml(type, x, rowLength)
   const fh = await open(path, 'w')
   try {
     let pos = 0
@@ -296,7 +304,7 @@ export async function writeGguf(path: string, plan: GgufPlan, merged: MergedWeig
           const r1 = Math.min(t.rows, r0 + step)
           let x = await merged.rows(t.hfName!, r0, r1)
           if (t.permuteHeadRows) x = permuteHeads(x, t.rowLength, t.permuteHeadRows)
-          await write(encodeGgml(t.type, x, t.rowLength))
+          await write(await encode(t.type, x, t.rowLength))
           opts.onProgress?.({ bytes: pos, tensor: t.name })
         }
       }

@@ -12,6 +12,7 @@ import type { Model } from '../../../main/engine/Model'
 import type { Adapter } from '../../../main/engine/Adapter'
 import { decodeGgml, encodeGgml } from '../../../main/export/gguf/ggmlQuant'
 import { metadataValue, readGgufHeader } from '../../../main/export/gguf/ggufFormat'
+import { QuantPool } from '../../../main/export/gguf/QuantPool'
 import { planGguf, writeGguf, type GgufFileType } from '../../../main/export/gguf/writeGguf'
 import { MergedWeights } from '../../../main/export/merge/MergedWeights'
 import { templateStartsWithBos } from '../../../main/export/runExport'
@@ -32,7 +33,7 @@ afterAll(async () => {
   s.cleanup()
 })
 
-async function exportGguf(modelDir: string, adapterDir: string | null, fileType: GgufFileType, out: string, wrap?: (m: MergedWeights) => MergedWeights) {
+async function exportGguf(modelDir: string, adapterDir: string | null, fileType: GgufFileType, out: string, wrap?: (m: MergedWeights) => MergedWeights, pool?: QuantPool) {
   const merged = await MergedWeights.open(modelDir, adapterDir)
   try {
     const tok = await loadTokenizer(modelDir)
@@ -42,7 +43,7 @@ async function exportGguf(modelDir: string, adapterDir: string | null, fileType:
       merged, config: await json('config.json'), tokenizerJson: await json('tokenizer.json'), tokenizerConfig: await json('tokenizer_config.json'),
       chatTemplate: format.template, endOfTurnId: format.endOfTurnId, addBos: templateStartsWithBos(format, tok), fileType, name: 'tiny test',
     })
-    await writeGguf(out, plan, wrap ? wrap(merged) : merged)
+    await writeGguf(out, plan, wrap ? wrap(merged) : merged, { pool })
     return { plan, format }
   } finally {
     await merged.close()
@@ -193,6 +194,14 @@ describe('Q4_K_M (a 256-wide tiny model, so every row splits into 256-value supe
     expect(typeOf.get('blk.1.ffn_down.weight')).toBe('Q6_K')
     expect(typeOf.get('blk.0.attn_norm.weight')).toBe('F32')
     expect(metadataValue(await readGgufHeader(q4), 'general.file_type')).toBe(15)
+    // Encoded by two helper processes (what an export does on a multi-core machine): the same bytes.
+    const pool = QuantPool.create(2)
+    try {
+      await exportGguf(dir, null, 'Q4_K_M', s.path('wide-Q4_K_M-pool.gguf'), undefined, pool)
+    } finally {
+      pool.close()
+    }
+    expect((await readFile(s.path('wide-Q4_K_M-pool.gguf'))).equals(await readFile(q4))).toBe(true)
 
     // The same model with every quantized tensor replaced by OUR decoding of its blocks, stored as F32.
     const deq = s.path('wide-dequantized.gguf')
