@@ -54,6 +54,8 @@ void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   qt::cuda::set_path("gemv", default_gemv());
   qt::cuda::set_path("dequant", default_dequant());
+  const char* e = std::getenv("QT_CUDA_LORA");
+  qt::cuda::set_path("lora", e && std::strcmp(e, "cublas") == 0 ? "cublas" : "fused");
 }
 
 // Runs fn with the profiler on and says whether a mark (op or section) of that name was recorded: proves which path ran.
@@ -465,31 +467,51 @@ void check_bf16_storage(Report& R) {
   exact(R, "ops", "from_bf16 == CPU", bc, back.get());
 }
 
+// LoRA on both paths (fused kernels with the dropout mask inside, lora_kernels.h; and run 1's masked copy + cuBLAS),
+// against the CPU; the backward compares increments (the accumulated-into values would hide small errors).
 void check_lora(Report& R) {
-  const int N = 50, C = 256, OC = 192, Rk = 8;
-  const float scale = 2.0f;
-  auto x = rand_vec(static_cast<size_t>(N) * C, 71), A = rand_vec(static_cast<size_t>(Rk) * C, 72, -0.1f, 0.1f);
-  auto Bw = rand_vec(static_cast<size_t>(OC) * Rk, 73, -0.1f, 0.1f), out0 = rand_vec(static_cast<size_t>(N) * OC, 74);
-  auto dout = rand_vec(static_cast<size_t>(N) * OC, 75);
-  DevBuf xg(GPU, x), Ag(GPU, A), Bg(GPU, Bw), doutg(GPU, dout), scratch(GPU, static_cast<size_t>(N) * (C + Rk) * 4);
-  for (float p : {0.0f, 0.1f}) {
-    std::vector<float> out_c = out0, u_c = nans(static_cast<size_t>(N) * Rk), scr(static_cast<size_t>(N) * (C + Rk));
-    DevBuf out_g(GPU, out0), u_g(GPU, nans(static_cast<size_t>(N) * Rk));
-    CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk);
-    GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
-    const std::string tag = " dropout=" + fmt(p);
-    cmp(R, "ops", "lora_forward out (+=)" + tag, out_c, out_g.get(), 1e-5);
-    cmp(R, "ops", "lora_forward u" + tag, u_c, u_g.get(), 1e-5);
-    auto dx0 = rand_vec(static_cast<size_t>(N) * C, 76), dA0 = rand_vec(A.size(), 77), dB0 = rand_vec(Bw.size(), 78);
-    std::vector<float> dx = dx0, dA = dA0, dB = dB0;
-    DevBuf dx_g(GPU, dx0), dA_g(GPU, dA0), dB_g(GPU, dB0), ug(GPU, u_c);
-    CPU.lora_backward(dx.data(), dA.data(), dB.data(), scr.data(), dout.data(), x.data(), u_c.data(), A.data(), Bw.data(), scale, p, 99,
-                      N, C, OC, Rk);
-    GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
-    cmp(R, "ops", "lora_backward dinp (+=)" + tag, dx, dx_g.get(), 1e-5);
-    cmp(R, "ops", "lora_backward dA (+=)" + tag, dA, dA_g.get(), 1e-5);
-    cmp(R, "ops", "lora_backward dB (+=)" + tag, dB, dB_g.get(), 1e-5);
+  struct Shape {
+    int N, C, OC, Rk;
+  };
+  for (Shape sh : {Shape{50, 256, 192, 8}, Shape{300, 4096, 1024, 32}, Shape{7, 96, 64, 64}}) {
+    const int N = sh.N, C = sh.C, OC = sh.OC, Rk = sh.Rk;
+    const float scale = 2.0f;
+    auto x = rand_vec(static_cast<size_t>(N) * C, 71), A = rand_vec(static_cast<size_t>(Rk) * C, 72, -0.1f, 0.1f);
+    auto Bw = rand_vec(static_cast<size_t>(OC) * Rk, 73, -0.1f, 0.1f), out0 = rand_vec(static_cast<size_t>(N) * OC, 74);
+    auto dout = rand_vec(static_cast<size_t>(N) * OC, 75);
+    DevBuf xg(GPU, x), Ag(GPU, A), Bg(GPU, Bw), doutg(GPU, dout), scratch(GPU, static_cast<size_t>(N) * (C + Rk) * 4);
+    auto inc = [](const std::vector<float>& a, const std::vector<float>& a0) {
+      std::vector<float> r(a.size());
+      for (size_t i = 0; i < a.size(); i++) r[i] = a[i] - a0[i];
+      return r;
+    };
+    for (float p : {0.0f, 0.1f}) {
+      std::vector<float> out_c = out0, u_c = nans(static_cast<size_t>(N) * Rk), scr(static_cast<size_t>(N) * (C + Rk));
+      CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk);
+      auto dx0 = rand_vec(static_cast<size_t>(N) * C, 76), dA0 = rand_vec(A.size(), 77), dB0 = rand_vec(Bw.size(), 78);
+      std::vector<float> dx = dx0, dA = dA0, dB = dB0;
+      CPU.lora_backward(dx.data(), dA.data(), dB.data(), scr.data(), dout.data(), x.data(), u_c.data(), A.data(), Bw.data(), scale, p,
+                        99, N, C, OC, Rk);
+      for (const char* mode : {"fused", "cublas"}) {
+        qt::cuda::set_path("lora", mode);
+        const std::string tag = std::string(" [") + mode + "] N=" + std::to_string(N) + " C=" + std::to_string(C) + " r=" +
+                                std::to_string(Rk) + " dropout=" + fmt(p);
+        DevBuf out_g(GPU, out0), u_g(GPU, nans(static_cast<size_t>(N) * Rk));
+        GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+        cmp(R, "ops", "lora_forward out increment" + tag, inc(out_c, out0), inc(out_g.get(), out0), 1e-5);
+        cmp(R, "ops", "lora_forward u" + tag, u_c, u_g.get(), 1e-5);
+        DevBuf dx_g(GPU, dx0), dA_g(GPU, dA0), dB_g(GPU, dB0), ug(GPU, u_c);
+        GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+        cmp(R, "ops", "lora_backward dinp increment" + tag, inc(dx, dx0), inc(dx_g.get(), dx0), 1e-5);
+        cmp(R, "ops", "lora_backward dA increment" + tag, inc(dA, dA0), inc(dA_g.get(), dA0), 1e-5);
+        cmp(R, "ops", "lora_backward dB increment" + tag, inc(dB, dB0), inc(dB_g.get(), dB0), 1e-5);
+        DevBuf dx_n(GPU, dx0), dA_n(GPU, dA0), dB_n(GPU, dB0);  // dinp null (the first layer's q/k/v)
+        GPU.lora_backward(nullptr, dA_n.f(), dB_n.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+        cmp(R, "ops", "lora_backward without dinp: dA increment" + tag, inc(dA, dA0), inc(dA_n.get(), dA0), 1e-5);
+      }
+    }
   }
+  restore_paths();
 }
 
 void check_cross_entropy(Report& R) {

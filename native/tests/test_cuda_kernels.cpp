@@ -5,8 +5,10 @@
 //   tensor-core attention: bf16 operands, fp32 accumulation: rel. L2 vs the fp32 CPU op within bf16 tolerance
 //                          (the bounds below are about 3x what these shapes give), lse exact to ~1e-3;
 //   NF4 vectorised dequantization: bit-identical to the CPU (fp32) and to its rounding (bf16, fp16);
-//   NF4 GEMV: within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5).
+//   NF4 GEMV: within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5);
+//   fused LoRA kernels (dropout mask inside): u, dA and dinp within fp32 rounding of cpu/lora.cpp (rel. L2 <= 1e-5).
 // QT_SIM_BIG=1 adds a Llama-sized attention case (head size 128, GQA 8/2, T = 200; about a minute).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +18,7 @@
 
 #include "cpu/ops.h"
 #include "cuda/attention_tc.h"
+#include "cuda/lora_kernels.h"
 #include "cuda/nf4_kernels.h"
 #include "dtype.h"
 #include "harness.h"
@@ -333,4 +336,76 @@ TEST(sim_nf4_gemv_matches_cpu_matmul) {
     qt::kern::nf4_gemv<1>(c, a, reinterpret_cast<const float*>(c.smem()));
   });
   CHECK_MSG(rel_l2(ref, got) <= 1e-5, "C=14336: rel L2 " << rel_l2(ref, got));
+}
+
+namespace {
+
+template <int RT>
+void run_lora_backward_sim(const qt::kern::LoraArgs& a) {
+  using namespace qt::kern;
+  warpsim::launch({(a.C + kLoraDaThreads - 1) / kLoraDaThreads, a.S, 1}, kLoraDaThreads, lora_da_smem<RT>(),
+                  [&](warpsim::Ctx& c) { lora_da_part<RT>(c, a); });
+  warpsim::launch({3, 1, 1}, 64, 0, [&](warpsim::Ctx& c) { lora_da_sum(c, a); });
+  if (a.dinp)
+    warpsim::launch({(a.C + kLoraDxThreads - 1) / kLoraDxThreads, (a.N + kLoraDxRows - 1) / kLoraDxRows, 1}, kLoraDxThreads,
+                    lora_dx_smem<RT>(), [&](warpsim::Ctx& c) { lora_dx<RT>(c, a); });
+}
+
+}  // namespace
+
+TEST(sim_lora_fused_kernels_match_cpu) {
+  struct Shape {
+    int N, C, R;
+  };
+  for (float p : {0.0f, 0.1f})
+    for (Shape sh : {Shape{10, 48, 8}, Shape{77, 200, 32}, Shape{300, 96, 64}, Shape{5, 40, 16}, Shape{513, 64, 33}}) {
+      const int N = sh.N, C = sh.C, R = sh.R, OC = 24;
+      const float scale = 0.25f;
+      const uint64_t seed = 99 + static_cast<uint64_t>(N);
+      auto x = rnd(static_cast<size_t>(N) * C, 1 + N), A = rnd(static_cast<size_t>(R) * C, 2 + N, -0.2f, 0.2f);
+      auto Bw = rnd(static_cast<size_t>(OC) * R, 3 + N, -0.2f, 0.2f), dout = rnd(static_cast<size_t>(N) * OC, 4 + N);
+      auto out0 = rnd(static_cast<size_t>(N) * OC, 5 + N), dx0 = rnd(static_cast<size_t>(N) * C, 6 + N);
+      auto dA0 = rnd(static_cast<size_t>(R) * C, 7 + N), dB0 = rnd(static_cast<size_t>(OC) * R, 8 + N);
+      std::vector<float> out = out0, u_c(static_cast<size_t>(N) * R), scratch(static_cast<size_t>(N) * (C + R));
+      qt::cpu::lora_forward(out.data(), u_c.data(), scratch.data(), x.data(), A.data(), Bw.data(), scale, p, seed, N, C, OC, R);
+      std::vector<float> dx_c = dx0, dA_c = dA0, dB_c = dB0;
+      qt::cpu::lora_backward(dx_c.data(), dA_c.data(), dB_c.data(), scratch.data(), dout.data(), x.data(), u_c.data(), A.data(),
+                             Bw.data(), scale, p, seed, N, C, OC, R);
+      // du = scale * dout B, as the cuBLAS GEMM before the fused kernels computes it
+      std::vector<float> du(static_cast<size_t>(N) * R);
+      for (int n = 0; n < N; n++)
+        for (int r = 0; r < R; r++) {
+          double sum = 0;
+          for (int o = 0; o < OC; o++) sum += static_cast<double>(dout[static_cast<size_t>(n) * OC + o]) * Bw[static_cast<size_t>(o) * R + r];
+          du[static_cast<size_t>(n) * R + r] = static_cast<float>(scale * sum);
+        }
+      qt::kern::LoraArgs a;
+      a.x = x.data();
+      a.A = A.data();
+      a.du = du.data();
+      a.p = p;
+      a.keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+      a.seed = seed;
+      a.N = N;
+      a.C = C;
+      a.R = R;
+      a.S = std::min(64, std::max(1, (N + 255) / 256));
+      std::vector<float> u_s(u_c.size(), std::nanf("")), part(static_cast<size_t>(a.S) * R * C, std::nanf(""));
+      std::vector<float> dA_s = dA0, dx_s = dx0;
+      a.u = u_s.data();
+      a.part = part.data();
+      a.dA = dA_s.data();
+      a.dinp = dx_s.data();
+      warpsim::launch({(N + 63) / 64, (R + 31) / 32, 1}, qt::kern::kLoraThreads, qt::kern::kLoraXaSmem,
+                      [&](warpsim::Ctx& c) { qt::kern::lora_xa(c, a); });
+      if (R <= 8) run_lora_backward_sim<8>(a);
+      else if (R <= 16) run_lora_backward_sim<16>(a);
+      else if (R <= 32) run_lora_backward_sim<32>(a);
+      else run_lora_backward_sim<64>(a);
+      const std::string tag = "N=" + std::to_string(N) + " C=" + std::to_string(C) + " R=" + std::to_string(R) + " p=" + std::to_string(p);
+      CHECK_MSG(rel_l2(u_c, u_s) <= 1e-5, tag << ": u rel L2 " << rel_l2(u_c, u_s));
+      const double e_da = rel_l2(minus(dA_c, dA0), minus(dA_s, dA0)), e_dx = rel_l2(minus(dx_c, dx0), minus(dx_s, dx0));
+      CHECK_MSG(e_da <= 1e-5, tag << ": dA increment rel L2 " << e_da);
+      CHECK_MSG(e_dx <= 1e-5, tag << ": dinp increment rel L2 " << e_dx);
+    }
 }

@@ -12,6 +12,10 @@
 // Run 2: the tensor-core kernels of attention_tc.h (bf16 operands on mma.sync, fp32 accumulation and softmax)
 // replace these for bf16/fp16 compute on sm_80+ when the head size is a multiple of 4 up to 128; the SIMT
 // kernels stay for fp32 compute (the exactness checks), older GPUs, other head sizes and QT_CUDA_ATTN=simt.
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include "attention_tc.h"
 #include "ops.cuh"
 
@@ -380,9 +384,19 @@ size_t dkv_smem(int HS) {
 }
 
 // Kernels that need more than the default 48 KB of dynamic shared memory must say so (per device).
+// Remembered per (kernel, device), so a decode step's launches do not pay for the attribute call every time.
 template <class K>
 void allow_smem(K kernel, size_t bytes) {
-  if (bytes > 48 * 1024) QT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  if (bytes <= 48 * 1024) return;
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, size_t> raised;
+  int dev = 0;
+  QT_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lk(mu);
+  size_t& cur = raised[{reinterpret_cast<const void*>(kernel), dev}];
+  if (cur >= bytes) return;
+  QT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  cur = bytes;
 }
 
 void check_dims(int NH, int NKV, int HS) {

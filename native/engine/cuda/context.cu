@@ -138,6 +138,7 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_ATTN", "simt")) d.attn_tc = false;
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = false;
     if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant_vec = false;
+    if (env_is("QT_CUDA_LORA", "cublas")) d.lora_fused = false;
     return d;
   }();
   return p;
@@ -152,6 +153,7 @@ bool set_path(const std::string& name, const std::string& value) {
   if (name == "attn" && (value == "tc" || value == "simt")) p.attn_tc = value == "tc";
   else if (name == "gemv" && (value == "1" || value == "0")) p.gemv = value == "1";
   else if (name == "dequant" && (value == "vec" || value == "simple")) p.dequant_vec = value == "vec";
+  else if (name == "lora" && (value == "fused" || value == "cublas")) p.lora_fused = value == "fused";
   else return false;
   return true;
 }
@@ -160,7 +162,8 @@ std::string active_paths() {
   const Paths& p = paths();
   const char* ck = std::getenv("QT_CKPT_BF16");
   return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + (p.gemv ? "1" : "0") +
-         " dequant=" + (p.dequant_vec ? "vec" : "simple") + " ckpt_bf16=" + (ck ? ck : "auto");
+         " dequant=" + (p.dequant_vec ? "vec" : "simple") + " lora=" + (p.lora_fused ? "fused" : "cublas") +
+         " ckpt_bf16=" + (ck ? ck : "auto");
 }
 
 // ---- profiling ----------------------------------------------------------------------------------------

@@ -16,10 +16,13 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define QT_KFN __host__ __device__ __forceinline__
-#define QT_UNROLL _Pragma("unroll")
 #else
 #define QT_KFN inline
-#define QT_UNROLL
+#endif
+#if defined(__CUDA_ARCH__)
+#define QT_UNROLL _Pragma("unroll")
+#else
+#define QT_UNROLL  // the host compiler (simulator, nvcc's host pass) gets no unroll pragma
 #endif
 
 // The tensor-core paths need bf16 mma.sync (sm_80+). Bodies compiled for older targets are empty stubs; the

@@ -138,6 +138,21 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
                   float dropout, uint64_t seed, int N, int C, int OC, int R) {
   // out [N, OC] +=; u [N, R]; scratch [N, C]; inp [N, C]; A [R, C]; Bw [OC, R]
   Op op("lora_forward");
+  if (lora_fused_applies(N, C, R)) {  // u = dropout(x) A^T in one kernel (no masked copy), then out += scale u B^T
+    kern::LoraArgs a;
+    a.x = inp;
+    a.A = A;
+    a.u = u;
+    a.p = dropout;
+    a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
+    a.seed = seed;
+    a.N = N;
+    a.C = C;
+    a.R = R;
+    lora_xa_launch(a, op.s);
+    gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f);
+    return;
+  }
   float* xd = scratch;
   dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
   gemm_nt(op.c, u, xd, A, DType::F32, N, R, C, 1.0f, 0.0f);      // u = xd A^T
@@ -153,6 +168,24 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   float* du = scratch + static_cast<size_t>(N) * C;
   gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f);  // dB += scale dout^T u
   gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f); // du = scale dout B
+  if (lora_fused_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
+    kern::LoraArgs a;
+    a.x = inp;
+    a.A = A;
+    a.du = du;
+    a.dA = dA;
+    a.dinp = dinp;
+    a.p = dropout;
+    a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
+    a.seed = seed;
+    a.N = N;
+    a.C = C;
+    a.R = R;
+    a.S = lora_da_slices(N);
+    a.part = static_cast<float*>(workspace(op.c, static_cast<size_t>(a.S) * R * C * sizeof(float)));
+    lora_da_dx_launch(a, dinp != nullptr, op.s);
+    return;
+  }
   dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
   gemm_tn(op.c, dA, du, xd, DType::F32, R, C, N, 1.0f, 1.0f);     // dA += du^T xd
   if (!dinp) return;

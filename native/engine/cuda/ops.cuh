@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "common.cuh"
+#include "lora_kernels.h"
 
 namespace qt::cuda {
 
@@ -12,6 +13,7 @@ struct Paths {
   bool attn_tc = true;      // QT_CUDA_ATTN=tc|simt: tensor-core flash attention (bf16 compute, sm_80+)
   bool gemv = true;         // QT_CUDA_GEMV=1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode)
   bool dequant_vec = true;  // QT_CUDA_DEQUANT=vec|simple: 16-byte vectorised NF4 dequantization
+  bool lora_fused = true;   // QT_CUDA_LORA=fused|cublas: dropout mask inside the LoRA kernels (lora_kernels.h)
 };
 const Paths& paths();
 
@@ -84,6 +86,13 @@ void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s);
  *  (nothing enqueued) when the weight or shape does not qualify or the GEMV path is switched off (nf4.cu). */
 bool nf4_gemv_applies(const Weight& w, const float* inp, int N, int C, int OC);
 bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC, cudaStream_t s);
+/** The fused LoRA kernels (lora.cu): whether they apply (switch on, 1 <= R <= 64), the dA row slices for N rows,
+ *  u = dropout(x) A^T, and dA += du^T dropout(x) (partials into a.part [S, R, C], then summed) with, when dx,
+ *  dinp += dropout'(du A). */
+bool lora_fused_applies(int N, int C, int R);
+int lora_da_slices(int N);
+void lora_xa_launch(const kern::LoraArgs& a, cudaStream_t s);
+void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s);
 /** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
 void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
 /** out = (rng_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */

@@ -39,10 +39,12 @@ void release_workspace();
  *                                              the fp32 SIMT kernels (simt; always used for fp32 compute)
  *    gemv     1 | 0           QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode)
  *    dequant  vec | simple    QT_CUDA_DEQUANT  16-byte vectorised NF4 dequantization, or one byte per thread
+ *    lora     fused | cublas  QT_CUDA_LORA     LoRA dropout inside fused kernels (ranks <= 64), or run 1's masked
+ *                                              copy + cuBLAS fp32 GEMMs
  *  (QT_CKPT_BF16=1|0, read by the engine at trainer creation, forces bf16 activation checkpoints on or off.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
-/** "attn=tc gemv=1 dequant=vec ckpt_bf16=auto": what is active now. */
+/** "attn=tc gemv=1 dequant=vec lora=fused ckpt_bf16=auto": what is active now. */
 std::string active_paths();
 
 }  // namespace qt::cuda
