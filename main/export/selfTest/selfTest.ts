@@ -59,8 +59,9 @@ export function promptMessages(systemPrompt: string, question: string): ChatMess
 export async function runLlamaCpp(ggufPath: string, prompts: SelfTestPrompt[], opts: { maxNewTokens: number; endOfTurnId: number; exactKvCache?: boolean; signal?: AbortSignal }): Promise<LlamaCppRun> {
   const nlc = await import('node-llama-cpp')
   // One thread per available core: node-llama-cpp's CPU default is at least 4, and more threads than cores make
-  // llama.cpp's spinning workers crawl (40x slower on a 2-core machine).
-  const threads = Math.max(1, availableParallelism())
+  // llama.cpp's spinning workers crawl (40x slower on a 2-core machine). QT_LLAMA_THREADS overrides it (the tests
+  // use 1: test files run side by side).
+  const threads = Math.max(1, Number(process.env.QT_LLAMA_THREADS) || availableParallelism())
   const llama = await nlc.getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error, maxThreads: threads })
   try {
     const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 })

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ExportEstimate, ExportJob, ExportRequest, Run, TrainingSettings } from '../../../preload/contract'
 import { ExportService } from '../../../main/export/ExportService'
 import { trainingApp, type TrainingApp } from '../training/helpers'
+import './helpers' // llama.cpp in one thread (QT_LLAMA_THREADS) for the export worker too
 
 // Enough training for the tiny model to answer its questions and stop (every linear, 40 epochs).
 const SETTINGS: Partial<TrainingSettings> = {

@@ -26,7 +26,7 @@ import { ROWS, scratchDir, SYSTEM, trainedTinyModel, type TrainedFixture } from 
 const s = scratchDir('qt-gguf-')
 let llama: Llama
 beforeAll(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: 2 })
+  llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: 1 })
 })
 afterAll(async () => {
   await llama?.dispose()
@@ -66,7 +66,7 @@ async function engineGreedy(model: Model, adapter: Adapter | undefined, ps: Self
 /** llama.cpp's next-token distribution after `ids`. */
 async function nextTokenProbs(path: string, ids: number[], vocab: number, exactKv = true): Promise<Float64Array> {
   const model = await llama.loadModel({ modelPath: path })
-  const ctx = await model.createContext({ contextSize: 256, sequences: 1, threads: 2, flashAttention: false, ...(exactKv ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {}) })
+  const ctx = await model.createContext({ contextSize: 256, sequences: 1, threads: 1, flashAttention: false, ...(exactKv ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {}) })
   try {
     const it = ctx.getSequence().evaluateWithMetadata(ids as never[], { probabilities: true }, { temperature: 0 })
     const first = (await it.next()).value!

@@ -7,6 +7,10 @@ import { compileDataset } from '../../../main/datasets/compiler/compileDataset'
 import { loadModel } from '../../../main/engine/Engine'
 import { writeTinyChatModel, type TinyChatModelOptions } from '../../../main/models/tiny/writeTinyChatModel'
 
+// llama.cpp in one thread: test files run side by side on 2 cores, and llama.cpp's spinning threads crawl when the
+// cores are oversubscribed. Export workers started by the tests inherit it.
+process.env.QT_LLAMA_THREADS ??= '1'
+
 export const SYSTEM = '你是一個zh-tw版本的聊天機器人'
 
 export const ROWS = [
