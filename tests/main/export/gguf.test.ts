@@ -278,3 +278,33 @@ describe('the real Llama 3 tokenizer in a GGUF', () => {
     expect(metadataValue(file, 'tokenizer.chat_template')).toBe(format.template)
   })
 })
+
+describe('Llama 3.1-style rope scaling', () => {
+  it('writes rope_freqs like convert_hf_to_gguf, and llama.cpp then predicts what the engine predicts', async () => {
+    // original_max_position_embeddings 64 (not 8192) so that most of this tiny model's frequencies are rescaled.
+    const dir = s.path('rope-llama3')
+    await writeTinyChatModel(dir, { flavour: 'llama3', initStd: 0.2, ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 64 } })
+    const path = s.path('rope-llama3.gguf')
+    const { plan, format } = await exportGguf(dir, null, 'F32', path)
+    const freqs = plan.tensors.find((t) => t.name === 'rope_freqs.weight')!
+    expect(freqs.ne).toEqual([8]) // head_dim / 2
+    const f = Array.from(freqs.values!)
+    expect(f[0]).toBe(1) // short wavelengths keep their frequency
+    expect(f.at(-1)).toBe(8) // long ones are divided by the factor
+    expect(f.some((v) => v > 1 && v < 8)).toBe(true) // and the band between is smoothed
+    const model = await loadModel({ folder: dir, quant: 'none' })
+    try {
+      const ids = format.encode(promptMessages(SYSTEM, ROWS[2].question), { addGenerationPrompt: true }).ids
+      expect(ids.length).toBeGreaterThan(40) // positions far enough for the scaled frequencies to matter
+      const vocab = model.config.vocabSize
+      const logits = await model.forwardLogits(ids)
+      const ref = softmax(logits.subarray((ids.length - 1) * vocab, ids.length * vocab))
+      const got = await nextTokenProbs(path, ids, vocab)
+      const d = kl(ref, got)
+      // ~1e-6 (llama.cpp's probabilities are fp32); leaving rope_freqs out gives about 1.3 here
+      expect(Math.abs(d)).toBeLessThan(1e-4)
+    } finally {
+      await model.close()
+    }
+  })
+})
