@@ -149,7 +149,9 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
     if (R > 0)
       for (int t = 0; t < NUM_TARGETS; t++) lay.add(&la.u[t], N * R);
   }
-  lay.add(&a.xf, N * C);
+  // xf (final norm output) is read only by the lm_head loop, before backward recomputes any layer: outside Train
+  // mode it shares the one layer set's xn1 (dead by then: backward recomputes it, inference has no later layer).
+  if (mode == ActMode::Train) lay.add(&a.xf, N * C);
   lay.add(&a.rstdf, N);
   lay.add(&a.logits, static_cast<size_t>(a.logit_rows) * V);
   lay.add(&a.losses, N);
@@ -165,6 +167,7 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   lay.add(&a.lengths, N);
   a.mem = DeviceBuffer(m.be, &m.ledger, MemCategory::Activations, lay.bytes());
   lay.point(a.mem.get());
+  if (mode != ActMode::Train) a.xf = a.layer[0].xn1;
   if (train) {
     a.datt = a.dh;
     a.dq = a.dh + N * QD;

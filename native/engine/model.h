@@ -142,7 +142,7 @@ struct Activations {
   bool ckpt_bf16 = false;      // TrainCheckpointed: layer inputs saved as bf16 in xs (half the memory; see memory.cpp)
   std::vector<uint16_t*> xs;   // [L] bf16 [N, C] layer inputs (ckpt_bf16 only)
   std::vector<LayerActs> layer;  // [L] (Train) or [1] (TrainCheckpointed: recomputed in backward; Inference)
-  float* xf = nullptr;         // [N, C] final norm output
+  float* xf = nullptr;         // [N, C] final norm output (outside Train mode: the same memory as layer[0].xn1)
   float* rstdf = nullptr;      // [N]
   float* logits = nullptr;     // [logit_rows, V] (reused for dlogits)
   float* losses = nullptr;     // [N]

@@ -22,8 +22,10 @@
 # Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
 # Fast paths (issue 6), each switchable without rebuilding (defaults on): QT_CUDA_ATTN=tc|simt, QT_CUDA_GEMV=1|0,
-# QT_CUDA_DEQUANT=vec|simple, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute). gpu_check tests the
-# old and the new path of each op itself; the bench prints which paths were active.
+# QT_CUDA_DEQUANT=vec|simple, QT_CUDA_LORA=fused|cublas, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16
+# compute). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off for
+# the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by every check stage;
+# QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -181,7 +183,39 @@ s_check() {
   limited "$BUILD/gpu/gpu_check" --json "$OUT/gpu_check.json"
   local rc=$?
   NOTE=$(python3 -c "import json; d=json.load(open('$OUT/gpu_check.json')); print(f\"{d['passed']} passed, {d['failed']} failed\")" 2>/dev/null)
+  fast_path_fallback
   return $rc
+}
+
+# A fast path whose own gpu_check comparisons failed is switched off for the later stages (and the next call on this
+# machine: $BUILD/fallback.env), so the benchmark measures only paths that passed; it says so. The first check that
+# hit a CUDA error names the culprit (later checks in that process fail after a sticky error and are not counted).
+fast_path_fallback() {
+  [ -f "$OUT/gpu_check.json" ] || return 0
+  python3 - "$OUT/gpu_check.json" >"$BUILD/fallback.env" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+tags = [("QT_CUDA_ATTN=simt", ("[bf16 tc]", "attention tc")), ("QT_CUDA_GEMV=0", ("[gemv]", "GEMV path")),
+        ("QT_CUDA_DEQUANT=simple", ("[vec]",)), ("QT_CUDA_LORA=cublas", ("[fused]",))]
+off, sticky = set(), False
+for r in d.get("results", []):
+    if r["pass"]:
+        continue
+    cuda_err = "CUDA error" in r.get("detail", "")
+    if sticky:
+        continue
+    for env, keys in tags:
+        if any(k in r["name"] for k in keys):
+            off.add(env)
+    sticky = sticky or cuda_err
+for env in sorted(off):
+    print(f"export {env}")
+PYEOF
+  if [ -s "$BUILD/fallback.env" ]; then
+    echo "FAST PATHS SWITCHED OFF after failed checks (also for the next call on this machine): $(grep -o 'QT_[A-Z_]*=[a-z0-9]*' "$BUILD/fallback.env" | tr '\n' ' ')"
+    . "$BUILD/fallback.env"
+    NOTE="$NOTE; switched off: $(grep -o 'QT_[A-Z_]*=[a-z0-9]*' "$BUILD/fallback.env" | tr '\n' ' ')"
+  fi
 }
 
 s_hf() {
@@ -211,6 +245,10 @@ s_tok() {
 
 s_bench() {
   ensure_built || return 1
+  if [ -s "$BUILD/fallback.env" ] && [ "${QT_NO_FALLBACK:-0}" != 1 ]; then
+    . "$BUILD/fallback.env"
+    echo "bench with fast paths switched off by the last check: $(grep -o 'QT_[A-Z_]*=[a-z0-9]*' "$BUILD/fallback.env" | tr '\n' ' ')"
+  fi
   local sizes=${QT_BENCH_SIZES:-4x128,4x512,8x1024} steps=${QT_BENCH_STEPS:-5}
   limited python3 native/gpu/bench_torch.py --model-dir "$BENCH_MODEL" --lengths "$WORK/lengths.json" --json "$WORK/torch.json" \
     --sizes "$sizes" --steps "$steps" --warmup 2
