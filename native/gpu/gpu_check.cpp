@@ -56,6 +56,8 @@ void restore_paths() {
   qt::cuda::set_path("dequant", default_dequant());
   const char* e = std::getenv("QT_CUDA_LORA");
   qt::cuda::set_path("lora", e && std::strcmp(e, "cublas") == 0 ? "cublas" : "fused");
+  const char* x = std::getenv("QT_CUDA_XCACHE");
+  qt::cuda::set_path("xcache", x && std::strcmp(x, "0") == 0 ? "0" : "1");
 }
 
 // Runs fn with the profiler on and says whether a mark (op or section) of that name was recorded: proves which path ran.
@@ -446,6 +448,53 @@ void check_dequant_paths(Report& R) {
     }
   }
   restore_paths();
+}
+
+// Consecutive matmuls on one input convert it to bf16 once (QT_CUDA_XCACHE): the same bits as converting every time,
+// a LoRA op in between keeps the copy, any other op (here an add that rewrites the input) makes the next matmul convert again.
+void check_xcache(Report& R) {
+  const int N = 64, C = 1536, O1 = 768, O2 = 512, Rk = 8;
+  auto x = rand_vec(static_cast<size_t>(N) * C, 211, -2, 2), y = rand_vec(static_cast<size_t>(N) * C, 212);
+  WeightPair w1(rand_vec(static_cast<size_t>(O1) * C, 213, -0.05f, 0.05f), O1, C, DType::NF4, true);
+  WeightPair w2(rand_vec(static_cast<size_t>(O2) * C, 214, -0.05f, 0.05f), O2, C, DType::NF4, true);
+  qt::Weight g1 = w1.gpu, g2 = w2.gpu;
+  g1.compute = g2.compute = DType::BF16;
+  auto A = rand_vec(static_cast<size_t>(Rk) * C, 215, -0.1f, 0.1f), Bw = rand_vec(static_cast<size_t>(O1) * Rk, 216, -0.1f, 0.1f);
+  DevBuf yg(GPU, y), Ag(GPU, A), Bg(GPU, Bw), ug(GPU, static_cast<size_t>(N) * Rk * 4), scr(GPU, static_cast<size_t>(N) * (C + Rk) * 4);
+  auto converts = [](const std::vector<qt::cuda::ProfileEntry>& prof) {
+    int n = 0;
+    for (const auto& e : prof)
+      if (e.name == "matmul.convert") n += e.calls;
+    return n;
+  };
+  std::vector<std::vector<float>> res[2];
+  int conv_pair[2] = {0, 0}, conv_lora[2] = {0, 0}, conv_after_add[2] = {0, 0};
+  for (int on = 0; on < 2; on++) {
+    qt::cuda::set_path("xcache", on ? "1" : "0");
+    DevBuf xg(GPU, x), o1(GPU, nans(static_cast<size_t>(N) * O1)), o2(GPU, nans(static_cast<size_t>(N) * O2));
+    DevBuf o3(GPU, nans(static_cast<size_t>(N) * O2)), o4(GPU, nans(static_cast<size_t>(N) * O2));
+    GPU.zero(scr.ptr(), 4);  // any op first: nothing cached from before counts
+    qt::cuda::profile_begin();
+    GPU.matmul_forward(o1.f(), xg.f(), g1, nullptr, N, C, O1);
+    GPU.matmul_forward(o2.f(), xg.f(), g2, nullptr, N, C, O2);
+    conv_pair[on] = converts(qt::cuda::profile_end());
+    qt::cuda::profile_begin();
+    GPU.lora_forward(o1.f(), ug.f(), scr.f(), xg.f(), Ag.f(), Bg.f(), 0.5f, 0.1f, 7, N, C, O1, Rk);
+    GPU.matmul_forward(o3.f(), xg.f(), g2, nullptr, N, C, O2);
+    conv_lora[on] = converts(qt::cuda::profile_end());
+    GPU.add(xg.f(), xg.f(), yg.f(), static_cast<size_t>(N) * C);  // rewrites the input
+    qt::cuda::profile_begin();
+    GPU.matmul_forward(o4.f(), xg.f(), g2, nullptr, N, C, O2);
+    conv_after_add[on] = converts(qt::cuda::profile_end());
+    res[on] = {o1.get(), o2.get(), o3.get(), o4.get()};
+  }
+  restore_paths();
+  R.check("ops", "xcache: two matmuls on one input convert it once (off: twice)", conv_pair[1] == 1 && conv_pair[0] == 2,
+          std::to_string(conv_pair[1]) + " vs " + std::to_string(conv_pair[0]));
+  R.check("ops", "xcache: a LoRA op in between keeps the copy", conv_lora[1] == 0 && conv_lora[0] == 1);
+  R.check("ops", "xcache: an op that rewrites the input makes the next matmul convert again", conv_after_add[1] == 1);
+  const char* what[4] = {"first matmul (+ LoRA)", "second matmul", "matmul after LoRA", "matmul after the input changed"};
+  for (int i = 0; i < 4; i++) exact(R, "ops", std::string("xcache on == off: ") + what[i], res[0][static_cast<size_t>(i)], res[1][static_cast<size_t>(i)]);
 }
 
 void check_bf16_storage(Report& R) {
@@ -1042,6 +1091,7 @@ int main(int argc, char** argv) {
     R.guard("ops", "matmul", [&] { check_matmul(R); });
     R.guard("ops", "gemv", [&] { check_gemv(R); });
     R.guard("ops", "bf16 storage", [&] { check_bf16_storage(R); });
+    R.guard("ops", "xcache", [&] { check_xcache(R); });
     R.guard("ops", "lora", [&] { check_lora(R); });
     R.guard("ops", "cross_entropy", [&] { check_cross_entropy(R); });
     R.guard("ops", "elementwise", [&] { check_elementwise(R); });

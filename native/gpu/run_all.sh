@@ -22,7 +22,7 @@
 # Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
 # Fast paths (issue 6), each switchable without rebuilding (defaults on): QT_CUDA_ATTN=tc|simt, QT_CUDA_GEMV=1|0,
-# QT_CUDA_DEQUANT=vec|simple, QT_CUDA_LORA=fused|cublas, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16
+# QT_CUDA_DEQUANT=vec|simple, QT_CUDA_LORA=fused|cublas, QT_CUDA_XCACHE=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16
 # compute). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off for
 # the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by every check stage;
 # QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.
@@ -196,7 +196,7 @@ fast_path_fallback() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 tags = [("QT_CUDA_ATTN=simt", ("[bf16 tc]", "attention tc")), ("QT_CUDA_GEMV=0", ("[gemv]", "GEMV path")),
-        ("QT_CUDA_DEQUANT=simple", ("[vec]",)), ("QT_CUDA_LORA=cublas", ("[fused]",))]
+        ("QT_CUDA_DEQUANT=simple", ("[vec]",)), ("QT_CUDA_LORA=cublas", ("[fused]",)), ("QT_CUDA_XCACHE=0", ("xcache",))]
 off, sticky = set(), False
 for r in d.get("results", []):
     if r["pass"]:

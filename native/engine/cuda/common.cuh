@@ -50,6 +50,15 @@ struct DeviceCtx {
   std::vector<ProfileMark> marks;   // this profile's marks
   std::vector<cudaEvent_t> event_pool;
   size_t events_used = 0;
+  // matmul_forward's bf16/fp16 copy of its fp32 input sits at the start of the workspace (matmul_cublas.cu); the
+  // next matmul_forward on the same input (q/k/v share xn1, gate/up share xn2) reuses it while no other op has run
+  // since (op_seq unchanged: every Op but matmul_forward / lora_forward bumps it), no write of those two touched
+  // the source, and the workspace was not replaced. QT_CUDA_XCACHE=0 turns it off.
+  uint64_t op_seq = 0;
+  const void* xconv_src = nullptr;
+  size_t xconv_n = 0;
+  DType xconv_t = DType::F32;
+  uint64_t xconv_seq = 0;
 };
 
 /** The calling thread's current device's context (created on first use). */
@@ -79,7 +88,9 @@ class Carve {
  *  a pair of events around it. */
 class Op {
  public:
-  explicit Op(const char* name);
+  /** keeps_inputs: the op writes only its named outputs (matmul_forward, lora_forward), which it reports with
+   *  note_write; every other op may write anything and invalidates the cached input copy. */
+  explicit Op(const char* name, bool keeps_inputs = false);
   ~Op();
   Op(const Op&) = delete;
   Op& operator=(const Op&) = delete;
@@ -101,6 +112,9 @@ class Section {
   DeviceCtx& c_;
   int mark_ = -1;
 };
+
+/** An op that keeps its inputs wrote [p, p + bytes): drops the cached input copy if that was its source. */
+void note_write(DeviceCtx& c, const void* p, size_t bytes);
 
 int profile_mark_begin(DeviceCtx& c, const char* name);
 void profile_mark_end(DeviceCtx& c, int mark);

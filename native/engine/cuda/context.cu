@@ -118,6 +118,7 @@ void* workspace(DeviceCtx& c, size_t bytes) {
   device_free(c.ws, true);
   c.ws = nullptr;
   c.ws_bytes = 0;
+  c.xconv_src = nullptr;  // the cached input copy lived there
   c.ws = device_malloc(want, true);
   c.ws_bytes = want;
   return c.ws;
@@ -139,6 +140,7 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = false;
     if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant_vec = false;
     if (env_is("QT_CUDA_LORA", "cublas")) d.lora_fused = false;
+    if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
     return d;
   }();
   return p;
@@ -154,6 +156,7 @@ bool set_path(const std::string& name, const std::string& value) {
   else if (name == "gemv" && (value == "1" || value == "0")) p.gemv = value == "1";
   else if (name == "dequant" && (value == "vec" || value == "simple")) p.dequant_vec = value == "vec";
   else if (name == "lora" && (value == "fused" || value == "cublas")) p.lora_fused = value == "fused";
+  else if (name == "xcache" && (value == "1" || value == "0")) p.xcache = value == "1";
   else return false;
   return true;
 }
@@ -163,7 +166,7 @@ std::string active_paths() {
   const char* ck = std::getenv("QT_CKPT_BF16");
   return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + (p.gemv ? "1" : "0") +
          " dequant=" + (p.dequant_vec ? "vec" : "simple") + " lora=" + (p.lora_fused ? "fused" : "cublas") +
-         " ckpt_bf16=" + (ck ? ck : "auto");
+         " xcache=" + (p.xcache ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto");
 }
 
 // ---- profiling ----------------------------------------------------------------------------------------
@@ -188,7 +191,17 @@ void profile_mark_end(DeviceCtx& c, int mark) {
   if (mark >= 0) cudaEventRecord(c.marks[static_cast<size_t>(mark)].stop, c.stream);
 }
 
-Op::Op(const char* name) : c(device_ctx()), s(c.stream), lock_(c.mu) { mark_ = profile_mark_begin(c, name); }
+Op::Op(const char* name, bool keeps_inputs) : c(device_ctx()), s(c.stream), lock_(c.mu) {
+  if (!keeps_inputs) c.op_seq++;
+  mark_ = profile_mark_begin(c, name);
+}
+
+void note_write(DeviceCtx& c, const void* p, size_t bytes) {
+  if (!c.xconv_src || !p) return;
+  const char* a = static_cast<const char*>(p);
+  const char* src = static_cast<const char*>(c.xconv_src);
+  if (a < src + c.xconv_n * sizeof(float) && src < a + bytes) c.xconv_src = nullptr;
+}
 Op::~Op() { profile_mark_end(c, mark_); }
 
 Section::Section(DeviceCtx& c, const char* name) : c_(c) { mark_ = profile_mark_begin(c, name); }
@@ -235,6 +248,7 @@ void release_workspace() {
   device_free(c.ws, true);
   c.ws = nullptr;
   c.ws_bytes = 0;
+  c.xconv_src = nullptr;
 }
 
 MemoryStats memory_stats(int device) {

@@ -83,23 +83,34 @@ void check_compute(const Weight& w) {
 
 void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC) {
   // out [N, OC]; inp [N, C]; w [OC, C]; bias [OC] or null
-  Op op("matmul_forward");
+  Op op("matmul_forward", /*keeps_inputs=*/true);
   check_compute(w);
   if (nf4_gemv_applies(w, inp, N, C, OC)) {  // decode: straight from the NF4 codes, exact fp32 products
     Section sec(op.c, "matmul.gemv");
     nf4_gemv(out, inp, w, bias, N, C, OC, op.s);
+    note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
     return;
   }
   const DType t = w.compute;
   Carve k(op.c);
+  const size_t ox = k.add(t == DType::F32 ? 0 : static_cast<size_t>(N) * C * elt(t));  // first: kept for the next matmul
   const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));
-  const size_t ox = k.add(t == DType::F32 ? 0 : static_cast<size_t>(N) * C * elt(t));
   char* base = k.commit();
+  if (t == DType::F32 && w.dtype != t) op.c.xconv_src = nullptr;  // the fp32 weight copy goes where a cached input was
   const void* W = weight_as(op.c, w, t, base + ow);
   const void* X = inp;
   if (t != DType::F32) {
-    Section sec(op.c, "matmul.convert");
-    convert_from_f32(base + ox, t, inp, static_cast<size_t>(N) * C, op.s);
+    DeviceCtx& c = op.c;
+    const size_t n = static_cast<size_t>(N) * C;
+    const bool hit = paths().xcache && ox == 0 && c.xconv_src == inp && c.xconv_n == n && c.xconv_t == t && c.xconv_seq == c.op_seq;
+    if (!hit) {
+      Section sec(op.c, "matmul.convert");
+      convert_from_f32(base + ox, t, inp, n, op.s);
+      c.xconv_src = inp;
+      c.xconv_n = n;
+      c.xconv_t = t;
+      c.xconv_seq = c.op_seq;
+    }
     X = base + ox;
   }
   {
@@ -107,6 +118,7 @@ void matmul_forward(float* out, const float* inp, const Weight& w, const float* 
     gemm_nt(op.c, out, X, W, t, N, OC, C, 1.0f, 0.0f);
   }
   if (bias) bias_add(out, bias, N, OC, op.s);
+  note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
@@ -137,7 +149,10 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
                   float dropout, uint64_t seed, int N, int C, int OC, int R) {
   // out [N, OC] +=; u [N, R]; scratch [N, C]; inp [N, C]; A [R, C]; Bw [OC, R]
-  Op op("lora_forward");
+  Op op("lora_forward", /*keeps_inputs=*/true);
+  note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
+  note_write(op.c, u, static_cast<size_t>(N) * R * sizeof(float));
+  note_write(op.c, scratch, static_cast<size_t>(N) * C * sizeof(float));
   if (lora_fused_applies(N, C, R)) {  // u = dropout(x) A^T in one kernel (no masked copy), then out += scale u B^T
     kern::LoraArgs a;
     a.x = inp;

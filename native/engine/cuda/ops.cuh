@@ -14,6 +14,7 @@ struct Paths {
   bool gemv = true;         // QT_CUDA_GEMV=1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode)
   bool dequant_vec = true;  // QT_CUDA_DEQUANT=vec|simple: 16-byte vectorised NF4 dequantization
   bool lora_fused = true;   // QT_CUDA_LORA=fused|cublas: dropout mask inside the LoRA kernels (lora_kernels.h)
+  bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
 };
 const Paths& paths();
 

@@ -41,10 +41,11 @@ void release_workspace();
  *    dequant  vec | simple    QT_CUDA_DEQUANT  16-byte vectorised NF4 dequantization, or one byte per thread
  *    lora     fused | cublas  QT_CUDA_LORA     LoRA dropout inside fused kernels (ranks <= 64), or run 1's masked
  *                                              copy + cuBLAS fp32 GEMMs
+ *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
  *  (QT_CKPT_BF16=1|0, read by the engine at trainer creation, forces bf16 activation checkpoints on or off.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
-/** "attn=tc gemv=1 dequant=vec lora=fused ckpt_bf16=auto": what is active now. */
+/** "attn=tc gemv=1 dequant=vec lora=fused xcache=1 ckpt_bf16=auto": what is active now. */
 std::string active_paths();
 
 }  // namespace qt::cuda
