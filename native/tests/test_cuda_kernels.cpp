@@ -307,7 +307,7 @@ TEST(sim_nf4_gemv_matches_cpu_matmul) {
         a.C = C;
         a.OC = OC;
         const int blocks = (OC + qt::kern::kGemvRowsPerBlock - 1) / qt::kern::kGemvRowsPerBlock;
-        warpsim::launch({blocks, 1, 1}, qt::kern::kGemvThreads, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
+        warpsim::launch({blocks, 1, 1}, qt::kern::kGemvThreads, qt::kern::kGemvSmem, [&](warpsim::Ctx& c) {
           fill_tab(c);
           const float* tab = reinterpret_cast<const float*>(c.smem());
           if (N == 1) qt::kern::nf4_gemv<1>(c, a, tab);
@@ -331,7 +331,8 @@ TEST(sim_nf4_gemv_matches_cpu_matmul) {
   a.N = 1;
   a.C = 14336;
   a.OC = 16;
-  warpsim::launch({1, 1, 1}, qt::kern::kGemvThreads, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
+  warpsim::launch({(16 + qt::kern::kGemvRowsPerBlock - 1) / qt::kern::kGemvRowsPerBlock, 1, 1}, qt::kern::kGemvThreads, qt::kern::kGemvSmem,
+                  [&](warpsim::Ctx& c) {
     fill_tab(c);
     qt::kern::nf4_gemv<1>(c, a, reinterpret_cast<const float*>(c.smem()));
   });

@@ -206,7 +206,7 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   a.C = C;
   a.OC = OC;
   const unsigned blocks = static_cast<unsigned>((OC + kern::kGemvRowsPerBlock - 1) / kern::kGemvRowsPerBlock);
-  const size_t smem = kern::kNf4TabSize * sizeof(float);
+  const size_t smem = kern::kGemvSmem;
   if (N == 1) nf4_gemv_kernel<1><<<blocks, kern::kGemvThreads, smem, s>>>(a);
   else if (N == 2) nf4_gemv_kernel<2><<<blocks, kern::kGemvThreads, smem, s>>>(a);
   else if (N == 3) nf4_gemv_kernel<3><<<blocks, kern::kGemvThreads, smem, s>>>(a);

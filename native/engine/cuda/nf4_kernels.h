@@ -3,10 +3,11 @@
 //   nf4_dequant_vec  the weight's values into fp32 / bf16 / fp16 scratch (one thread per 32 weights per step of a
 //                    grid-stride loop, 16-byte stores), bit-identical to the one-byte-per-thread kernel;
 //   nf4_gemv         out[n, o] = sum_c x[n, c] w[o, c] (+ bias) for a few rows n (decode), straight from the codes:
-//                    no dequantized copy is ever written. A warp owns 4 output features; lane l reads the codes of
-//                    chunks l, l + 32, ... (16 bytes of each of the 4 rows: coalesced 512 bytes per row) and the
-//                    matching 32 values of x (fp32, cached), then the warp sums its lanes. Exact fp32 products of
-//                    the dequantized weights: w = code * absmax, sum_c code_c x_c per chunk, times absmax.
+//                    no dequantized copy is ever written. A block owns 4 output features; its 128 threads read the
+//                    codes of chunks t, t + 128, ... (16 bytes of each of the 4 rows: coalesced 512 bytes per warp
+//                    and row) and the matching 32 values of x (fp32, cached); warps, then the block, sum their
+//                    lanes in a fixed order. Exact fp32 products of the dequantized weights: w = code * absmax,
+//                    sum_c code_c x_c per chunk, times absmax.
 // Both take the 16 NF4 code values and bnb's 256-entry dynamic map in shared memory (`tab`, 272 floats, filled by
 // the caller): the codes index them per lane, which constant memory would serialise.
 // Templates over the kernel context (kernel_ctx.h): nf4.cu launches them, native/tests simulates them.
@@ -115,16 +116,19 @@ struct GemvArgs {
 };
 
 constexpr int kGemvThreads = 128;
-constexpr int kGemvRowsPerWarp = 4;
-constexpr int kGemvRowsPerBlock = kGemvRowsPerWarp * kGemvThreads / 32;
+constexpr int kGemvRowsPerBlock = 4;
+/** Shared memory of nf4_gemv: the table, then the warps' partial sums [4 warps][4 rows][4 inputs]. */
+constexpr int kGemvSmem = (kNf4TabSize + (kGemvThreads / 32) * kGemvRowsPerBlock * 4) * 4;
 
-/** NR = N (1..4). grid ceil(OC / 16) blocks of 128 threads. */
+/** NR = N (1..4). grid ceil(OC / 4) blocks of 128 threads: the block's 4 output features, the C chunks split over
+ *  its 4 warps (chunk = warp * 32 + lane, then every 128th), the warps' sums added in a fixed order (deterministic).
+ *  Many small blocks keep enough 16-byte loads in flight to stream the codes at full bandwidth. */
 template <int NR, class Ctx>
 QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
-  constexpr int RW = kGemvRowsPerWarp;
+  constexpr int RW = kGemvRowsPerBlock, NW = kGemvThreads / 32;
+  float* red = reinterpret_cast<float*>(c.smem()) + kNf4TabSize;  // [NW][RW][4]
   const int warp = c.tid() / 32, lane = c.tid() % 32;
-  const int o0 = (c.bx() * (c.nthreads() / 32) + warp) * RW;
-  if (o0 >= p.OC) return;  // no barrier follows
+  const int o0 = c.bx() * RW;
   const int chunks = p.C / 32;
   const int64_t row_bytes = p.C / 2;
   float acc[RW][NR];
@@ -133,7 +137,7 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
     QT_UNROLL
     for (int n = 0; n < NR; n++) acc[r][n] = 0.0f;
   }
-  for (int ch = lane; ch < chunks; ch += 32) {
+  for (int ch = warp * 32 + lane; ch < chunks; ch += kGemvThreads) {
     U4 cw[RW];
     float am[RW];
     QT_UNROLL
@@ -186,17 +190,16 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
       v += c.shfl_xor(v, 4);
       v += c.shfl_xor(v, 2);
       v += c.shfl_xor(v, 1);
-      acc[r][n] = v;
+      if (lane == 0) red[(warp * RW + r) * 4 + n] = v;
     }
   }
-  if (lane == 0) {
-    QT_UNROLL
-    for (int r = 0; r < RW; r++) {
-      const int o = o0 + r;
-      if (o >= p.OC) continue;
-      const float bo = p.bias ? p.bias[o] : 0.0f;
-      QT_UNROLL
-      for (int n = 0; n < NR; n++) p.out[static_cast<int64_t>(n) * p.OC + o] = acc[r][n] + bo;
+  c.sync();
+  if (c.tid() < RW * NR) {
+    const int r = c.tid() / NR, n = c.tid() % NR, o = o0 + r;
+    if (o < p.OC) {
+      float v = 0.0f;
+      for (int w = 0; w < NW; w++) v += red[(w * RW + r) * 4 + n];
+      p.out[static_cast<int64_t>(n) * p.OC + o] = v + (p.bias ? p.bias[o] : 0.0f);
     }
   }
 }
