@@ -71,19 +71,21 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
   const int NH = c.num_heads, NKV = c.num_kv_heads, HS = c.head_dim;
 
   // attention block
+  // generation (B = 1, p.cache): this step's keys and values are written straight into the cache at pos0, and the
+  // attention runs over everything cached
+  const size_t KD = static_cast<size_t>(NKV * HS);
+  float* kdst = p.cache ? p.cache->k[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD : la.k;
+  float* vdst = p.cache ? p.cache->v[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD : la.v;
   be.rmsnorm_forward(la.xn1, la.rstd1, x, lw.attn_norm, N, C, c.rms_norm_eps);
   linear_forward(m, ad, a, p, l, TQ, la.q, la.xn1, la.u[TQ]);
-  linear_forward(m, ad, a, p, l, TK, la.k, la.xn1, la.u[TK]);
-  linear_forward(m, ad, a, p, l, TV, la.v, la.xn1, la.u[TV]);
+  linear_forward(m, ad, a, p, l, TK, kdst, la.xn1, la.u[TK]);
+  linear_forward(m, ad, a, p, l, TV, vdst, la.xn1, la.u[TV]);
   be.rope_forward(la.q, la.q, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
-  be.rope_forward(la.k, la.k, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
+  be.rope_forward(kdst, kdst, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
   const float* keys = la.k;
   const float* values = la.v;
   int Tk = p.T;
-  if (p.cache) {  // generation (B = 1): append this step's keys/values, attend over everything cached
-    const size_t KD = static_cast<size_t>(NKV * HS);
-    be.copy(p.cache->k[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD, la.k, static_cast<size_t>(N) * KD * sizeof(float));
-    be.copy(p.cache->v[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD, la.v, static_cast<size_t>(N) * KD * sizeof(float));
+  if (p.cache) {
     keys = p.cache->k[static_cast<size_t>(l)];
     values = p.cache->v[static_cast<size_t>(l)];
     Tk = p.pos0 + p.T;
