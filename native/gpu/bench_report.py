@@ -58,6 +58,7 @@ def main(ours_p, torch_p, out_p):
 
     print(f"card: ours {o.get('device', '?')} | PyTorch {t.get('device', '?')} (torch {t.get('torch', '?')}, "
           f"transformers {t.get('transformers', '?')}, peft {t.get('peft', '?')})")
+    print(f"our fast paths: {o.get('paths', '?')}")
     print(f"{'measure':58s} {'ours':>12s} {'PyTorch':>12s} {'ratio':>7s}  target")
     for r in rows:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else ""
