@@ -7,23 +7,39 @@ import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AppContext } from '../context'
-import { writeTinyTokenizer, tinyTokenizerSpec } from '../tokenizer/tiny/writeTinyTokenizer'
+import { TINY_TOKENIZER_DEFAULT_VOCAB, writeTinyTokenizer, tinyTokenizerSpec } from '../tokenizer/tiny/writeTinyTokenizer'
 import { inspectModelFolder } from './inspectModelFolder'
 import { getModel, MODEL_MARKER, type ModelForUse, type StoredModelInfo } from './modelRegistry'
+import { roundToDtype, type TensorToWrite } from './safetensors'
 import { writeTinyModel, type TinyModelOptions } from './tiny/writeTinyModel'
 
 /** Bump when the generator's options change: existing demo folders are then rebuilt. */
-export const DEMO_MODEL_VERSION = 1
+export const DEMO_MODEL_VERSION = 2
 /** Stored name (the UI shows a localized label for source 'demo'). */
 export const DEMO_MODEL_NAME = '示範小模型 (CPU)'
 export const DEMO_FOLDER = 'qa-tuner-demo'
 
-export function demoModelOptions(): TinyModelOptions {
-  const spec = tinyTokenizerSpec('llama3')
+/** What the benchmark (tests/bench/demo.bench.ts) may vary; the shipped demo model is demoModelOptions() with none. */
+export interface DemoModelVariant extends Partial<Omit<TinyModelOptions, 'transform' | 'bosTokenId' | 'eosTokenId'>> {
+  /** Std of lm_head's normal init (the other linears and the embeddings use initStd). */
+  lmHeadStd?: number
+  /** Std of the token embeddings' normal init. */
+  embedStd?: number
+}
+
+export interface DemoModelOptions extends TinyModelOptions {
+  vocabSize: number
+  initStd: number
+  lmHeadStd: number
+  embedStd: number
+}
+
+export function demoModelOptions(variant: DemoModelVariant = {}): DemoModelOptions {
+  const spec = tinyTokenizerSpec('llama3', variant.vocabSize ?? TINY_TOKENIZER_DEFAULT_VOCAB)
+  const hiddenSize = variant.hiddenSize ?? 128
   return {
     architecture: 'llama',
-    vocabSize: spec.vocabSize,
-    hiddenSize: 128,
+    hiddenSize,
     intermediateSize: 344,
     numLayers: 4,
     numHeads: 4,
@@ -32,15 +48,30 @@ export function demoModelOptions(): TinyModelOptions {
     ropeTheta: 500_000,
     dtype: 'bfloat16',
     seed: 20240418,
+    initStd: 0.02,
+    // Fan-in init for the (frozen) output layer: logits of about unit scale at the start. With 0.02 at width 128 a
+    // logit could never rise more than ~2.5 above the others, which capped the demo's loss near 5 (DEMO_MODEL_VERSION 1).
+    lmHeadStd: 1 / Math.sqrt(hiddenSize),
+    embedStd: 0.02,
+    ...variant,
+    vocabSize: spec.vocabSize,
     bosTokenId: spec.bosTokenId ?? undefined,
     eosTokenId: spec.eosTokenId,
   }
 }
 
 /** Writes the demo model folder (model first; the tokenizer's generation_config.json, with the same ids, wins). */
-export async function writeDemoModel(dir: string): Promise<void> {
-  await writeTinyModel(dir, demoModelOptions())
-  await writeTinyTokenizer(dir, { flavour: 'llama3' })
+export async function writeDemoModel(dir: string, variant: DemoModelVariant = {}): Promise<void> {
+  const { lmHeadStd, embedStd, ...opts } = demoModelOptions(variant)
+  // lm_head and the embeddings are drawn with initStd like every weight, then rescaled to their own std.
+  const rescale: Record<string, number> = { 'lm_head.weight': lmHeadStd / opts.initStd, 'model.embed_tokens.weight': embedStd / opts.initStd }
+  const transform = (t: TensorToWrite): TensorToWrite => {
+    const f = rescale[t.name]
+    if (f === undefined || f === 1) return t
+    return { ...t, data: roundToDtype(t.data.map((x) => x * f), t.dtype) }
+  }
+  await writeTinyModel(dir, { ...opts, transform })
+  await writeTinyTokenizer(dir, { flavour: 'llama3', vocabSize: opts.vocabSize })
   await writeFile(join(dir, MODEL_MARKER), `${JSON.stringify({ version: 1, source: 'demo', demoVersion: DEMO_MODEL_VERSION }, null, 2)}\n`)
 }
 

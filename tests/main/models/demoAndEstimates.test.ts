@@ -1,13 +1,14 @@
 // The bundled demo model (deterministic, created once, registered as 'demo', usable through getModel) and the GPU
 // memory estimates (Llama-3-8B's NF4 base lands on ENGINE_FACTS §4's 5.7 GB; the activation count is the engine's).
 import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ModelEntry } from '../../../preload/contract'
-import { DEMO_FOLDER, ensureDemoModel } from '../../../main/models/demoModel'
+import { DEMO_FOLDER, DEMO_MODEL_VERSION, demoModelOptions, ensureDemoModel } from '../../../main/models/demoModel'
 import { activationElements, baseWeightBytes, estimateChatMemory, estimateTrainingMemory, linearParameters, loraParameters } from '../../../main/models/memoryEstimate'
-import { getModel } from '../../../main/models/modelRegistry'
+import { getModel, MODEL_MARKER } from '../../../main/models/modelRegistry'
+import { readSafetensors } from '../../../main/models/safetensors'
 import { chatFormatFor } from '../../../main/tokenizer/ChatFormat'
 import { loadTokenizer } from '../../../main/tokenizer/loadTokenizer'
 import { modelsApp, type ModelsApp } from './helpers'
@@ -66,6 +67,41 @@ describe('the demo model', () => {
     const again = await ensureDemoModel(a.ctx)
     expect(again.id).toBe(m.id)
     expect(folderHash(again.path)).toEqual(before)
+  })
+
+  it('has a fan-in output layer (lm_head std 1/sqrt(hidden)) over 0.02-std weights, as DEMO_MODEL_VERSION 2 documents', async () => {
+    const a = modelsApp()
+    apps.push(a)
+    const m = await ensureDemoModel(a.ctx)
+    const { tensors } = await readSafetensors(join(m.path, 'model.safetensors'))
+    const std = (name: string): number => {
+      const d = tensors.get(name)!.data
+      let s = 0
+      for (const x of d) s += x * x
+      return Math.sqrt(s / d.length)
+    }
+    // The frozen lm_head decides how confident any answer can get: with 0.02 at width 128 a logit could never rise more
+    // than ~2.5 above the rest (the old demo's loss stalled near 5); 1/sqrt(128) allows ~11.
+    expect(std('lm_head.weight')).toBeCloseTo(1 / Math.sqrt(128), 2)
+    expect(std('model.embed_tokens.weight')).toBeCloseTo(0.02, 3)
+    expect(std('model.layers.0.mlp.down_proj.weight')).toBeCloseTo(0.02, 3)
+    expect(demoModelOptions().lmHeadStd).toBe(1 / Math.sqrt(128))
+  })
+
+  it('an older version (earlier DEMO_MODEL_VERSION) is replaced by the current one, keeping its id', async () => {
+    const a = modelsApp()
+    apps.push(a)
+    const m = await ensureDemoModel(a.ctx)
+    const current = folderHash(m.path)
+    const repo = a.ctx.repos().models
+    const row = repo.listBySource('demo')[0]
+    repo.update(row.id, { info: { ...(row.info as Record<string, unknown>), demoVersion: DEMO_MODEL_VERSION - 1 } })
+    writeFileSync(join(m.path, MODEL_MARKER), JSON.stringify({ version: 1, source: 'demo', demoVersion: DEMO_MODEL_VERSION - 1 }))
+    writeFileSync(join(m.path, 'model.safetensors'), 'old weights')
+    const again = await ensureDemoModel(a.ctx)
+    expect(again.id).toBe(m.id)
+    expect(folderHash(again.path)).toEqual(current)
+    expect((repo.listBySource('demo')[0].info as { demoVersion: number }).demoVersion).toBe(DEMO_MODEL_VERSION)
   })
 })
 
