@@ -1,8 +1,16 @@
 // The bundled demo model: a tiny random Llama-architecture model whose byte-level BPE tokenizer is trained on the
 // zh-TW sample project (Llama 3 control tokens and chat template). Created deterministically in the data folder on
-// first use (about 2 MB, a fraction of a second), registered with source 'demo'. The CPU engine trains it in
-// seconds per epoch, so the whole flow (train, chat, export) works on any machine; it learns the sample's answers
-// by heart rather than language. `npm run finetune` uses it when given no model.
+// first use (about 2 MB, a fraction of a second), registered with source 'demo'. No weight has seen the sample (only
+// the tokenizer's merges come from its text): every weight is seeded random, normal with std 0.02 except lm_head's
+// 1/sqrt(hidden) (see demoModelOptions).
+// `npm run finetune` uses it when given no model, with the "demo" preset (main/training/presets.ts).
+//
+// Measured (tests/bench/demo.bench.ts, 2026-11-28, dev VM AMD EPYC 2 cores, Node 20.20.2, shared, load ~4): the demo
+// preset (LoRA r 64 on all seven linears, lr 1.5e-3, 24 epochs, every token) takes the training answers' loss from 7.41
+// to 0.22 in 60 s of CPU for the training steps; greedy answers to all 45 trained questions then reproduce the trained
+// answers (character ROUGE-L mean 1.00, all 45 >= 0.9); the 5 unseen questions score 0.08 (it memorises, it does not generalise).
+// The whole `npm run finetune`: 65 s user+sys, training loss 7.37 -> 0.18. Version 1 (lm_head std 0.02, r 16,
+// 16 epochs) reached 6.95 -> 5.74 and ROUGE-L 0.08. Details and the experiments: tests/bench/README.md.
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
