@@ -6,11 +6,12 @@
 // `npm run finetune` uses it when given no model, with the "demo" preset (main/training/presets.ts).
 //
 // Measured (tests/bench/demo.bench.ts, 2026-11-28, dev VM AMD EPYC 2 cores, Node 20.20.2, shared, load ~4): the demo
-// preset (LoRA r 64 on all seven linears, lr 1.5e-3, 24 epochs, every token) takes the training answers' loss from 7.41
-// to 0.22 in 60 s of CPU for the training steps; greedy answers to all 45 trained questions then reproduce the trained
-// answers (character ROUGE-L mean 1.00, all 45 >= 0.9); the 5 unseen questions score 0.08 (it memorises, it does not generalise).
-// The whole `npm run finetune`: 65-69 s user+sys (39 s wall when the machine is quiet), training loss 7.37 -> 0.18. Version 1 (lm_head std 0.02, r 16,
-// 16 epochs) reached 6.95 -> 5.74 and ROUGE-L 0.08. Details and the experiments: tests/bench/README.md.
+// preset (LoRA r 64 on all seven linears, lr 1.5e-3, 24 epochs, every token) takes the training answers' loss from
+// 7.41 to 0.22 in 60 s of CPU for the training steps; greedy answers to all 45 trained questions then reproduce the
+// trained answers (character ROUGE-L mean 1.00, all 45 >= 0.9); the 5 unseen questions score 0.08 (it memorises, it
+// does not generalise). The whole `npm run finetune`: 65-69 s user+sys (39 s wall on a quiet machine), training loss
+// 7.37 -> 0.18. Version 1 (lm_head std 0.02, r 16, 16 epochs) reached 6.95 -> 5.74 and ROUGE-L 0.08.
+// Details and the experiments: tests/bench/README.md.
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
