@@ -67,12 +67,18 @@ describe('npm run finetune', () => {
     expect(r.out).toMatch(/eval {2}step \d+ {2}epoch/)
     const m = /Run #1 completed at step (\d+)\/\1 · training loss ([\d.]+) -> ([\d.]+)/.exec(r.out)
     expect(m, r.out).not.toBeNull()
-    expect(Number(m![3])).toBeLessThan(Number(m![2]) - 0.8) // the loss visibly falls
+    expect(Number(m![3])).toBeLessThan(1) // the demo model learns the sample (7.4 -> ~0.2 measured)
+    expect(Number(m![3])).toBeLessThan(Number(m![2]) / 4)
     expect(r.out).toMatch(/Verdict: /)
     expect(r.out).toMatch(/Adapter \(PEFT\): .*runs[\\/]1[\\/]adapter/)
     expect(r.out).toMatch(/Question: .+？/)
     const said = /Model says: (.*)/.exec(r.out)
+    const trained = /Trained answer: (.*)/.exec(r.out)
     expect(said?.[1].trim().length).toBeGreaterThan(0)
+    // It recites the trained answer (allowing a few differing characters).
+    const a = [...said![1].trim()], b = [...trained![1].trim()]
+    const same = a.filter((ch, i) => b[i] === ch).length
+    expect(same / b.length, `${said![1]}\n${trained![1]}`).toBeGreaterThan(0.8)
   }, 300_000)
 
   it('Ctrl+C stops gracefully with a checkpoint; the same command then resumes and completes', async () => {
