@@ -105,6 +105,15 @@ struct Backend {
   // dinp += dout @ w; dweight += dout^T @ inp (only for F32 weights; may be null); dbias += sum_n dout (may be null)
   void (*matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                           const Weight& w, int N, int C, int OC);
+  // Converted-weight reuse (gradient checkpointing: a layer's recomputation and then its backward multiply the same
+  // frozen weights, and a GPU converts an NF4 weight into the compute dtype for each product). keep_weights(mem, bytes):
+  // until the next call, matmul_forward leaves the converted copy of each weight it multiplies in mem while there is
+  // room (up to bytes, in call order), and matmul_forward / matmul_backward on a weight kept there use that copy
+  // instead of converting it again. A call with mem forgets the copies kept so far (one set per device: another
+  // thread's set too); mem == nullptr stops the calling thread's keeping (if it keeps) and changes nothing else. Only
+  // the keeping thread's matmuls keep or use copies. Results are bit-identical either way (a copy holds exactly what
+  // the op would convert). Returns whether the backend keeps copies at all (CPU: false; it converts nothing).
+  bool (*keep_weights)(void* mem, size_t bytes);
 
   // ---- NF4 (cpu/nf4_dequant.cpp): out[rows*cols] = fp32 values of any Weight ------------------------
   void (*dequantize)(float* out, const Weight& w);

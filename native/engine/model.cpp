@@ -153,6 +153,33 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
   if (need_dx) be.rmsnorm_backward(a.dx, nullptr, a.dxn, x, lw.attn_norm, la.rstd1, N, C);  // a.dx = d(x)
 }
 
+// While a checkpointed layer is recomputed and differentiated, the backend keeps the weights it converts (the
+// recomputation's matmul_forward) for the backward's matmul_backward (Backend::keep_weights); this stops the keeping
+// however the backward pass ends (a cancel or an error included), before the memory can be reused.
+class KeptWeights {
+ public:
+  KeptWeights(const Backend& be, const Activations& a) : be_(be), a_(a) {}
+  ~KeptWeights() {
+    try {
+      if (on_) be_.keep_weights(nullptr, 0);
+    } catch (...) {  // a device already in error: nothing is enqueued any more
+    }
+  }
+  KeptWeights(const KeptWeights&) = delete;
+  KeptWeights& operator=(const KeptWeights&) = delete;
+  /** Forgets the previous layer's copies and keeps this layer's (no-op without the memory). */
+  void next_layer() {
+    if (!a_.wkeep) return;
+    be_.keep_weights(a_.wkeep, a_.wkeep_bytes);
+    on_ = true;
+  }
+
+ private:
+  const Backend& be_;
+  const Activations& a_;
+  bool on_ = false;
+};
+
 // The layer's saved activations in the forward pass (Train: its own set; otherwise the one shared set).
 LayerActs& acts_of(Activations& a, int l) { return a.mode == ActMode::Train ? a.layer[static_cast<size_t>(l)] : a.layer[0]; }
 // Residual buffers: layer l reads x_in(l) and writes x_in(l + 1) (inference, and training with bf16 checkpoints,
@@ -209,9 +236,11 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
   // backward: final norm, then the layers in reverse
   be.zero(a.dx, static_cast<size_t>(N) * C * sizeof(float));
   be.rmsnorm_backward(a.dx, nullptr, a.dxn, x_in(a, L), m.final_norm, a.rstdf, N, C);
+  KeptWeights kept(be, a);
   for (int l = L - 1; l >= 0; l--) {
     check_cancel(cancel);
     if (a.mode == ActMode::TrainCheckpointed) {  // recompute this layer's activations from its saved input
+      kept.next_layer();  // its converted weights serve the recomputation and then the backward
       if (a.ckpt_bf16) be.from_bf16(x_in(a, l), a.xs[static_cast<size_t>(l)], static_cast<size_t>(N) * C);
       layer_forward(m, ad, a, a.layer[0], p, l, x_in(a, l), x_in(a, l + 1), /*recompute=*/true);
     }

@@ -161,13 +161,19 @@ struct Activations {
   int32_t* ids = nullptr;      // [N]
   int32_t* targets = nullptr;  // [N]
   int32_t* lengths = nullptr;  // [N] (B <= N)
+  // TrainCheckpointed on a backend that converts weights (keep_weights, backend.h): room for the converted copies of the
+  // weights a layer's recomputation multiplies, which its backward then reuses (null: off; see memory.cpp)
+  void* wkeep = nullptr;
+  size_t wkeep_bytes = 0;
   DeviceBuffer mem;
 };
 
 /** Allocates one buffer for every activation of `mode` with `capacity` rows (category activations).
  *  lora_max_in: the largest in-features among the adapter's LoRA targets (sizes the LoRA scratch; 0 = any target).
  *  TrainCheckpointed keeps its layer inputs in bf16 when the model computes in bf16/fp16 on a GPU; QT_CKPT_BF16=0
- *  keeps them in fp32 (=1 forces bf16). */
+ *  keeps them in fp32 (=1 forces bf16). It also gets room for the converted weights a layer's recomputation and its
+ *  backward share (wkeep) when the backend converts weights and the batch is at most 4096 rows with the device memory
+ *  to spare; QT_DEQUANT_REUSE=0 / 1 forces it off / on. */
 void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in = 0);
 /** The largest in-features among a LoRA config's targets (0 when it has none). */
 int lora_max_in_features(const ModelConfig& c, const LoraConfig& lc);

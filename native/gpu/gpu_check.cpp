@@ -44,20 +44,32 @@ const char* default_attn() {
 }
 const char* default_gemv() {
   const char* e = std::getenv("QT_CUDA_GEMV");
-  return e && std::strcmp(e, "0") == 0 ? "0" : "1";
+  return e && std::strcmp(e, "0") == 0 ? "0" : e && std::strcmp(e, "1") == 0 ? "1" : "3";
 }
 const char* default_dequant() {
   const char* e = std::getenv("QT_CUDA_DEQUANT");
   return e && std::strcmp(e, "simple") == 0 ? "simple" : "vec";
+}
+const char* default_decode() {
+  const char* e = std::getenv("QT_CUDA_DECODE");
+  return e && std::strcmp(e, "0") == 0 ? "0" : "1";
+}
+// The run-3 paths a model-level check goes through with the default switches, as fallback tags ("[gemv3] [decode]").
+std::string run3_tags() {
+  std::string t;
+  if (std::strcmp(default_gemv(), "3") == 0) t += " [gemv3]";
+  if (std::strcmp(default_decode(), "1") == 0) t += " [decode]";
+  return t;
 }
 void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   qt::cuda::set_path("gemv", default_gemv());
   qt::cuda::set_path("dequant", default_dequant());
   const char* e = std::getenv("QT_CUDA_LORA");
-  qt::cuda::set_path("lora", e && std::strcmp(e, "cublas") == 0 ? "cublas" : "fused");
+  qt::cuda::set_path("lora", e && std::strcmp(e, "fused") == 0 ? "fused" : "cublas");  // default cublas (run 2)
   const char* x = std::getenv("QT_CUDA_XCACHE");
   qt::cuda::set_path("xcache", x && std::strcmp(x, "0") == 0 ? "0" : "1");
+  qt::cuda::set_path("decode", default_decode());
 }
 
 // Runs fn with the profiler on and says whether a mark (op or section) of that name was recorded: proves which path ran.
@@ -186,17 +198,31 @@ void check_neftune(Report& R) {
 }
 
 void check_rmsnorm(Report& R) {
-  for (int C : {96, 4096}) {
-    const int N = 37;
+  struct Shape {
+    int N, C;
+  };
+  // N <= 256 rows take decode_kernels.h's rmsnorm_rows ([decode], QT_CUDA_DECODE=1; a 4096-wide row in one pass of
+  // 1024 threads), more rows the one-block-per-row kernel; both paths on each shape
+  for (Shape sh : {Shape{37, 96}, Shape{37, 4096}, Shape{1, 4096}, Shape{3, 8192}, Shape{300, 4096}}) {
+    const int N = sh.N, C = sh.C;
     auto x = rand_vec(static_cast<size_t>(N) * C, 31, -2, 2), w = rand_vec(C, 32, 0.5f, 1.5f);
     auto dy = rand_vec(static_cast<size_t>(N) * C, 33), dx0 = rand_vec(static_cast<size_t>(N) * C, 34), dw0 = rand_vec(C, 35);
     std::vector<float> out_c = nans(static_cast<size_t>(N) * C), rstd_c = nans(N);
-    DevBuf dxg(GPU, x), dwg(GPU, w), out_g(GPU, nans(static_cast<size_t>(N) * C)), rstd_g(GPU, nans(N));
+    DevBuf dxg(GPU, x), dwg(GPU, w);
     CPU.rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), w.data(), N, C, 1e-5f);
-    GPU.rmsnorm_forward(out_g.f(), rstd_g.f(), dxg.f(), dwg.f(), N, C, 1e-5f);
-    const std::string tag = " C=" + std::to_string(C);
-    cmp(R, "ops", "rmsnorm_forward out" + tag, out_c, out_g.get(), 1e-6);
-    cmp(R, "ops", "rmsnorm_forward rstd" + tag, rstd_c, rstd_g.get(), 1e-6);
+    for (const char* mode : {"1", "0"}) {
+      qt::cuda::set_path("decode", mode);
+      const bool rows = std::strcmp(mode, "1") == 0 && N <= 256;
+      const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C) + (rows ? " [decode]" : "");
+      DevBuf out_g(GPU, nans(static_cast<size_t>(N) * C)), rstd_g(GPU, nans(N));
+      const bool used = ran_section("rmsnorm.rows", [&] { GPU.rmsnorm_forward(out_g.f(), rstd_g.f(), dxg.f(), dwg.f(), N, C, 1e-5f); });
+      R.check("ops", std::string("rmsnorm_forward ") + (rows ? "takes" : "does not take") + " the rows kernel" + tag, used == rows);
+      cmp(R, "ops", "rmsnorm_forward out" + tag, out_c, out_g.get(), 1e-6);
+      cmp(R, "ops", "rmsnorm_forward rstd" + tag, rstd_c, rstd_g.get(), 1e-6);
+    }
+    restore_paths();
+    if (N == 1 || N == 300) continue;  // backward is one kernel whatever N
+    const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C);
     std::vector<float> dx_c = dx0, dw_c = dw0;
     DevBuf ddy(GPU, dy), dx_g(GPU, dx0), dw_g(GPU, dw0), drstd(GPU, rstd_c);
     CPU.rmsnorm_backward(dx_c.data(), dw_c.data(), dy.data(), x.data(), w.data(), rstd_c.data(), N, C);
@@ -253,6 +279,8 @@ void check_attention(Report& R) {
       {"prefill on a cache Tq=5 Tk=40 HS=16", 1, 5, 40, 4, 2, 16, {}},
       {"tiny heads HS=8, an empty row", 2, 33, 33, 4, 2, 8, {0, 33}},
       {"Llama-3-8B heads 32/8 HS=128, B=2 T=333 padded", 2, 333, 333, 32, 8, 128, {333, 200}},
+      {"decode Llama-3-8B heads 32/8 Tk=1000 (32 splits)", 1, 1, 1000, 32, 8, 128, {}},
+      {"decode B=3 lengths 40/7/0, MQA 4/1 HS=64", 3, 1, 40, 4, 1, 64, {40, 7, 0}},
   };
   struct Path {
     const char* tag;
@@ -286,6 +314,7 @@ void check_attention(Report& R) {
     };
     for (const Path& pth : path_list) {
       qt::cuda::set_path("attn", pth.attn);
+      qt::cuda::set_path("decode", "0");  // the single-query kernels are checked below
       const std::string tag = std::string(" [") + pth.tag + "] " + k.name;
       DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));
       GPU.attention_forward(out_g.f(), lse_g.f(), dq_.f(), dk_.f(), dv_.f(), len_g, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS, pth.compute);
@@ -308,6 +337,25 @@ void check_attention(Report& R) {
                 bit_equal(out_g.get(), out2.get()) && bit_equal(rq, gq2.get()) && bit_equal(rk, gk2.get()) && bit_equal(rv, gv2.get()));
       }
     }
+    if (k.Tq == 1)  // decode_kernels.h's split-key kernel (QT_CUDA_DECODE=1): fp32 math whatever the compute dtype
+      for (DType compute : {DType::F32, DType::BF16}) {
+        restore_paths();
+        qt::cuda::set_path("decode", "1");
+        const std::string tag = std::string(" [decode] compute=") + dtype_label(compute) + " " + k.name;
+        std::vector<std::vector<float>> outs, lses;
+        for (int rep = 0; rep < 2; rep++) {
+          DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));
+          const bool used = ran_section("attention.decode", [&] {
+            GPU.attention_forward(out_g.f(), lse_g.f(), dq_.f(), dk_.f(), dv_.f(), len_g, k.B, k.Tq, k.Tk, k.NH, k.NKV, k.HS, compute);
+          });
+          if (rep == 0) R.check("ops", "attention_forward takes the single-query kernel" + tag, used);
+          outs.push_back(out_g.get());
+          lses.push_back(lse_g.get());
+        }
+        cmp(R, "ops", "attention_forward out" + tag, out_c, outs[0], 1e-5);
+        cmp_lse(R, "ops", "attention_forward lse" + tag, lse_c, lses[0], 1e-6);
+        R.check("ops", "attention_forward deterministic (rerun bit-identical)" + tag, bit_equal(outs[0], outs[1]) && bit_equal(lses[0], lses[1]));
+      }
     restore_paths();
   }
 }
@@ -375,9 +423,11 @@ void check_matmul(Report& R) {
 }
 
 // The fused NF4 GEMV (decode: N <= 4 rows, straight from the codes, exact fp32 products whatever the compute
-// dtype) against the CPU, and the dequantize + GEMM path it replaces (QT_CUDA_GEMV=0) for the same inputs.
+// dtype) against the CPU: run 3's warp-per-rows kernel ([gemv3], QT_CUDA_GEMV=3), run 2's block kernel ([gemv],
+// QT_CUDA_GEMV=1), and the dequantize + GEMM path they replace (QT_CUDA_GEMV=0) for the same inputs; then Llama-3-8B
+// shapes at N = 1, where run 3's persistent grid strides over more row groups than it has warps.
 void check_gemv(Report& R) {
-  const int C = 1536, OC = 773;  // a partial last block of 16 rows
+  const int C = 1536, OC = 773;  // a partial last row group
   auto w = rand_vec(static_cast<size_t>(OC) * C, 161, -0.05f, 0.05f);
   for (bool dq : {true, false}) {
     WeightPair wp(w, OC, C, DType::NF4, dq);
@@ -390,17 +440,46 @@ void check_gemv(Report& R) {
         qt::Weight wg = wp.gpu;
         wg.compute = compute;
         const std::string tag = std::string(dq ? " NF4+DQ" : " NF4") + " N=" + std::to_string(N) + " compute=" + dtype_label(compute);
-        qt::cuda::set_path("gemv", "1");
-        DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC));
-        const bool used = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_g.f(), xg.f(), wg, bg.f(), N, C, OC); });
-        R.check("ops", "matmul_forward takes the GEMV path" + tag, used);
-        cmp(R, "ops", "matmul_forward [gemv]" + tag, ref, out_g.get(), 1e-5);
+        for (const char* mode : {"3", "1"}) {
+          const std::string kt = std::string(mode) == "3" ? " [gemv3]" : " [gemv]";
+          qt::cuda::set_path("gemv", mode);
+          DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC));
+          const bool used = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_g.f(), xg.f(), wg, bg.f(), N, C, OC); });
+          R.check("ops", "matmul_forward takes the GEMV path" + kt + tag, used);
+          cmp(R, "ops", "matmul_forward" + kt + tag, ref, out_g.get(), 1e-5);
+        }
         qt::cuda::set_path("gemv", "0");
         DevBuf out_o(GPU, nans(static_cast<size_t>(N) * OC));
         const bool used0 = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_o.f(), xg.f(), wg, bg.f(), N, C, OC); });
         R.check("ops", "QT_CUDA_GEMV=0 turns the GEMV path off" + tag, !used0);
         cmp(R, "ops", "matmul_forward [dequant + GEMM]" + tag, ref, out_o.get(), compute == DType::F32 ? 1e-5 : 1e-2);
       }
+    }
+  }
+  struct Shape {
+    int OC, C;
+    const char* name;
+  };
+  for (Shape sh : {Shape{14336, 4096, "gate/up 14336x4096"}, Shape{4096, 14336, "down 4096x14336"}, Shape{1024, 4096, "k/v 1024x4096"}}) {
+    auto wl = rand_vec(static_cast<size_t>(sh.OC) * sh.C, 190 + sh.OC, -0.05f, 0.05f);
+    WeightPair wp(wl, sh.OC, sh.C, DType::NF4, true);
+    auto x = rand_vec(static_cast<size_t>(sh.C), 195, -2, 2);
+    DevBuf xg(GPU, x);
+    std::vector<float> ref = nans(static_cast<size_t>(sh.OC));
+    CPU.matmul_forward(ref.data(), x.data(), wp.cpu, nullptr, 1, sh.C, sh.OC);
+    qt::Weight wg = wp.gpu;
+    wg.compute = DType::BF16;
+    std::vector<std::vector<float>> outs;
+    for (const char* mode : {"3", "1"}) {
+      const std::string kt = std::string(mode) == "3" ? " [gemv3]" : " [gemv]";
+      qt::cuda::set_path("gemv", mode);
+      for (int rep = 0; rep < 2; rep++) {
+        DevBuf out_g(GPU, nans(static_cast<size_t>(sh.OC)));
+        GPU.matmul_forward(out_g.f(), xg.f(), wg, nullptr, 1, sh.C, sh.OC);
+        outs.push_back(out_g.get());
+      }
+      cmp(R, "ops", "matmul_forward" + kt + " NF4+DQ N=1 " + sh.name, ref, outs[outs.size() - 2], 1e-5);
+      exact(R, "ops", "matmul_forward" + kt + " deterministic (rerun) " + sh.name, outs[outs.size() - 2], outs.back());
     }
   }
   restore_paths();
@@ -786,7 +865,7 @@ void check_model(Report& R, const std::string& tmp) {
         };
         rowb(decb.feed(ids.data(), 30, nullptr), 29);
         for (int i = 30; i < static_cast<int>(ids.size()); i++) rowb(decb.feed(&ids[static_cast<size_t>(i)], 1, nullptr), i);
-        R.add("model", "KV-cached decode ~ full forward (GPU, bf16 compute: GEMV + tc attention)" + tag, "rel_l2", worstb, 2e-2,
+        R.add("model", "KV-cached decode ~ full forward (GPU, bf16 compute: GEMV + decode attention)" + run3_tags() + tag, "rel_l2", worstb, 2e-2,
               worstb <= 2e-2);
       }
       // KV cache on the GPU against full recomputation on the GPU
@@ -800,12 +879,12 @@ void check_model(Report& R, const std::string& tmp) {
       };
       row(dec.feed(ids.data(), 30, nullptr), 29);
       for (int i = 30; i < static_cast<int>(ids.size()); i++) row(dec.feed(&ids[static_cast<size_t>(i)], 1, nullptr), i);
-      R.add("model", "KV-cached decode == full forward (GPU)" + tag, "rel_l2", worst, 1e-5, worst <= 1e-5);
+      R.add("model", "KV-cached decode == full forward (GPU)" + run3_tags() + tag, "rel_l2", worst, 1e-5, worst <= 1e-5);
       qt::SamplingConfig s;
       s.max_new_tokens = 24;
       auto gc = qt::generate(mc_, ac.get(), std::vector<int32_t>(ids.begin(), ids.begin() + 8), s, nullptr, nullptr);
       auto gg = qt::generate(mg, ag.get(), std::vector<int32_t>(ids.begin(), ids.begin() + 8), s, nullptr, nullptr);
-      R.check("model", "greedy generation CPU == GPU (fp32 compute)" + tag, gc.tokens == gg.tokens);
+      R.check("model", "greedy generation CPU == GPU (fp32 compute)" + run3_tags() + tag, gc.tokens == gg.tokens);
     });
   }
   R.guard("model", "unquantized bf16 base", [&] {
@@ -867,8 +946,11 @@ void check_train(Report& R, const std::string& tmp) {
     const char* name;
     bool token_budget, checkpointing;
   };
+  // the trainers below reuse converted weights when QT_DEQUANT_REUSE is not 0 (small batches: auto on): tagged
+  const char* reuse_env = std::getenv("QT_DEQUANT_REUSE");
+  const std::string reuse = reuse_env && std::strcmp(reuse_env, "0") == 0 ? "" : " [reuse]";
   for (TCase tc : {TCase{"fixed rows, checkpointing", false, true}, TCase{"token budget, no checkpointing", true, false}}) {
-    const std::string tag = std::string(" [") + tc.name + "]";
+    const std::string tag = std::string(" [") + tc.name + "]" + (tc.checkpointing ? reuse : "");
     R.guard("train", std::string("CPU vs GPU") + tag, [&] {
       qt::TrainConfig c = train_config();
       c.token_budget_batching = tc.token_budget;
@@ -891,7 +973,7 @@ void check_train(Report& R, const std::string& tmp) {
     });
   }
   for (auto m : {mg, mb}) {
-    const std::string tag = m->compute == DType::F32 ? " [fp32 compute]" : " [bf16 compute]";
+    const std::string tag = (m->compute == DType::F32 ? " [fp32 compute]" : " [bf16 compute]") + reuse;
     R.guard("train", "resume" + tag, [&] {
       qt::TrainConfig c = train_config();
       auto a = qt::create_trainer(m, c, set);
@@ -911,6 +993,36 @@ void check_train(Report& R, const std::string& tmp) {
       auto a2 = qt::create_trainer(m, c, set);
       for (int i = 0; i < 4; i++) qt::trainer_step(*a2, nullptr);
       exact(R, "train", "two identical runs give the same bits" + tag, params_of(*a), params_of(*a2));
+    });
+  }
+  // Converted-weight reuse (QT_DEQUANT_REUSE, Backend::keep_weights): a checkpointed layer's backward multiplies the
+  // copies its recomputation converted. The same bits as converting again, and fewer conversions (down_proj only).
+  const std::string saved = reuse_env ? reuse_env : "";
+  for (auto m : {mb, mg}) {
+    const std::string tag = std::string(" [reuse]") + (m->compute == DType::F32 ? " [fp32 compute]" : " [bf16 compute]");
+    R.guard("train", "dequant reuse" + tag, [&] {
+      qt::TrainConfig c = train_config();
+      setenv("QT_DEQUANT_REUSE", "1", 1);
+      auto on = qt::create_trainer(m, c, set);
+      setenv("QT_DEQUANT_REUSE", "0", 1);
+      auto off = qt::create_trainer(m, c, set);
+      if (reuse_env) setenv("QT_DEQUANT_REUSE", saved.c_str(), 1);
+      else unsetenv("QT_DEQUANT_REUSE");
+      bool same_loss = true;
+      for (int i = 0; i < 3; i++) same_loss = same_loss && qt::trainer_step(*on, nullptr).loss == qt::trainer_step(*off, nullptr).loss;
+      R.check("train", "dequant reuse on == off: 3 steps' losses bit-identical" + tag, same_loss);
+      exact(R, "train", "dequant reuse on == off: LoRA params after 3 steps" + tag, params_of(*on), params_of(*off));
+      int conv[2] = {0, 0};
+      for (int k = 0; k < 2; k++) {
+        qt::cuda::profile_begin();
+        qt::trainer_step(k == 0 ? *on : *off, nullptr);
+        for (const auto& e : qt::cuda::profile_end())
+          if (e.name == "matmul.dequantize") conv[k] = e.calls;
+      }
+      // per micro-batch and layer: off converts 7 + 6 + 7 weights (forward, recomputation, backward), on 7 + 6 + 1
+      const int six_l = 6 * s.layers;
+      R.check("train", "dequant reuse: 6 fewer conversions per layer and micro-batch" + tag,
+              conv[0] < conv[1] && (conv[1] - conv[0]) % six_l == 0, std::to_string(conv[0]) + " with, " + std::to_string(conv[1]) + " without");
     });
   }
 }

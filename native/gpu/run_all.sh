@@ -12,7 +12,8 @@
 #   tests   engine_tests from the CUDA build: the CPU suite plus backend_ops_cuda_matches_cpu (the conformance runner)
 #   addon   the addon under the carried node: backends()/devices() report cuda, a model runs on cuda:0
 #   check   gpu_check: every CUDA op vs the CPU op, NF4 bit-exactness, tiny models, training, resume, OOM
-#   hf      hf_compare.py + gpu_hf: our engine vs transformers + peft on a 2-layer Llama-3-8B-shaped model
+#   hf      hf_compare.py + gpu_hf: our engine vs transformers + peft on a 2-layer Llama-3-8B-shaped model (counted:
+#           each of our modes vs HF fp32 on the same base; ours vs HF bf16 and HF bf16 vs HF fp32 printed as information)
 #   hfref   tests/native/reference/check_hf.py on .carry/hfref (the CPU engine's outputs vs transformers)
 #   tok     tests/main/tokenizer/python/check_hf_tokenizers.py on .carry/hf-fixture
 #   bench   bench_torch.py (writes the random 8B checkpoint once, measures PyTorch + peft) + gpu_bench (ours)
@@ -22,7 +23,7 @@
 # Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
 # Fast paths (issue 6), each switchable without rebuilding (defaults on): QT_CUDA_ATTN=tc|simt, QT_CUDA_GEMV=1|0,
-# QT_CUDA_DEQUANT=vec|simple, QT_CUDA_LORA=fused|cublas, QT_CUDA_XCACHE=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16
+# QT_CUDA_DEQUANT=vec|simple, QT_CUDA_LORA=cublas|fused (default cublas), QT_CUDA_XCACHE=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16
 # compute). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off for
 # the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by every check stage;
 # QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.
@@ -180,9 +181,14 @@ s_addon() {
 
 s_check() {
   ensure_built || return 1
-  limited "$BUILD/gpu/gpu_check" --json "$OUT/gpu_check.json"
-  local rc=$?
+  rm -f "$OUT/gpu_check.json"
+  # its own time limit (run 2: 6 s), so a hung kernel cannot eat the benchmark's time; stdout also to check.out
+  # (the fallback reads the FAIL lines there when the program died before writing its JSON)
+  timeout --kill-after=10 "$(($(left) > 190 ? 180 : ($(left) > 20 ? $(left) - 10 : 10)))" \
+    "$BUILD/gpu/gpu_check" --json "$OUT/gpu_check.json" | tee "$WORK/check.out"
+  local rc=${PIPESTATUS[0]}
   NOTE=$(python3 -c "import json; d=json.load(open('$OUT/gpu_check.json')); print(f\"{d['passed']} passed, {d['failed']} failed\")" 2>/dev/null)
+  [ -f "$OUT/gpu_check.json" ] || NOTE="gpu_check ended (rc $rc) without its JSON"
   fast_path_fallback
   return $rc
 }
@@ -190,26 +196,38 @@ s_check() {
 # A fast path whose own gpu_check comparisons failed is switched off for the later stages (and the next call on this
 # machine: $BUILD/fallback.env), so the benchmark measures only paths that passed; it says so. The first check that
 # hit a CUDA error names the culprit (later checks in that process fail after a sticky error and are not counted).
+# Where a path has an older version, a failed new version falls back to it (QT_CUDA_GEMV=3 -> 1), a failed old one
+# to off (-> 0). If gpu_check died before writing its JSON, the FAIL lines it printed are read instead, and run 3's
+# new paths are switched off whatever they say (they are the likeliest culprits of a crash or a hang).
 fast_path_fallback() {
-  [ -f "$OUT/gpu_check.json" ] || return 0
-  python3 - "$OUT/gpu_check.json" >"$BUILD/fallback.env" <<'PYEOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-tags = [("QT_CUDA_ATTN=simt", ("[bf16 tc]", "attention tc")), ("QT_CUDA_GEMV=0", ("[gemv]", "GEMV path")),
-        ("QT_CUDA_DEQUANT=simple", ("[vec]",)), ("QT_CUDA_LORA=cublas", ("[fused]",)), ("QT_CUDA_XCACHE=0", ("xcache",))]
-off, sticky = set(), False
-for r in d.get("results", []):
-    if r["pass"]:
+  python3 - "$OUT/gpu_check.json" "$WORK/check.out" >"$BUILD/fallback.env" <<'PYEOF'
+import json, os, re, sys
+# (variable, value, name fragments); for one variable the lowest value triggered wins (0 = off)
+tags = [("QT_CUDA_ATTN", "simt", ("[bf16 tc]", "attention tc")),
+        ("QT_CUDA_GEMV", "1", ("[gemv3]",)), ("QT_CUDA_GEMV", "0", ("[gemv]",)),
+        ("QT_CUDA_DEQUANT", "simple", ("[vec]",)), ("QT_CUDA_LORA", "cublas", ("[fused]",)), ("QT_CUDA_XCACHE", "0", ("xcache",)),
+        ("QT_CUDA_DECODE", "0", ("[decode]",)), ("QT_DEQUANT_REUSE", "0", ("[reuse]",))]
+results = []
+died = not os.path.exists(sys.argv[1])
+if not died:
+    results = [(r["name"], r["pass"], r.get("detail", "")) for r in json.load(open(sys.argv[1])).get("results", [])]
+elif os.path.exists(sys.argv[2]):  # "FAIL group name ..." lines as printed
+    for line in open(sys.argv[2], errors="replace"):
+        m = re.match(r"^(PASS|FAIL) +\S+ +(.*)$", line.rstrip())
+        if m:
+            results.append((m.group(2), m.group(1) == "PASS", line))
+off, sticky = {}, False
+if died:
+    off.update({"QT_CUDA_GEMV": "1", "QT_CUDA_DECODE": "0", "QT_DEQUANT_REUSE": "0"})
+for name, ok, detail in results:
+    if ok or sticky:
         continue
-    cuda_err = "CUDA error" in r.get("detail", "")
-    if sticky:
-        continue
-    for env, keys in tags:
-        if any(k in r["name"] for k in keys):
-            off.add(env)
-    sticky = sticky or cuda_err
+    for env, val, keys in tags:
+        if any(k in name for k in keys):
+            off[env] = min(off.get(env, val), val)
+    sticky = sticky or "CUDA error" in detail
 for env in sorted(off):
-    print(f"export {env}")
+    print(f"export {env}={off[env]}")
 PYEOF
   if [ -s "$BUILD/fallback.env" ]; then
     echo "FAST PATHS SWITCHED OFF after failed checks (also for the next call on this machine): $(grep -o 'QT_[A-Z_]*=[a-z0-9]*' "$BUILD/fallback.env" | tr '\n' ' ')"
@@ -228,7 +246,7 @@ s_hf() {
   local rc2=$?
   NOTE=$(python3 -c "
 import json; d=json.load(open('$OUT/hf_compare.json'))
-print('; '.join(f\"{r['mode']}: logits {r.get('logits_rel_l2', float('nan')):.1e} dloss {r.get('dloss', float('nan')):.1e} cos {r.get('grad_cos_min', float('nan')):.4f}\" for r in d['results']))" 2>/dev/null)
+print('; '.join(f\"{r['mode']}: logits {r.get('logits_rel_l2', float('nan')):.1e} dloss {r.get('dloss', float('nan')):.1e} cos {r.get('grad_cos_min', float('nan')):.4f}\" for r in d['results'] if r.get('counted') or r['mode'] in ('hf-bf16', 'bf16~hfbf16')))" 2>/dev/null)
   rm -rf "$d"
   return $((rc1 + rc2))
 }

@@ -5,8 +5,11 @@
 //   tensor-core attention: bf16 operands, fp32 accumulation: rel. L2 vs the fp32 CPU op within bf16 tolerance
 //                          (the bounds below are about 3x what these shapes give), lse exact to ~1e-3;
 //   NF4 vectorised dequantization: bit-identical to the CPU (fp32) and to its rounding (bf16, fp16);
-//   NF4 GEMV: within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5);
-//   fused LoRA kernels (dropout mask inside): u, dA and dinp within fp32 rounding of cpu/lora.cpp (rel. L2 <= 1e-5).
+//   NF4 GEMV (run 2's and run 3's kernels): within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5), run 3's
+//                          bit-identical on any grid;
+//   fused LoRA kernels (dropout mask inside): u, dA and dinp within fp32 rounding of cpu/lora.cpp (rel. L2 <= 1e-5);
+//   decode kernels: RMSNorm of a few rows (rel. L2 <= 1e-6, as gpu_check), single-query split-key attention in fp32
+//                   (out <= 1e-5, lse <= 1e-6, -inf where the CPU has it).
 // QT_SIM_BIG=1 adds a Llama-sized attention case (head size 128, GQA 8/2, T = 200; about a minute).
 #include <algorithm>
 #include <cmath>
@@ -18,6 +21,7 @@
 
 #include "cpu/ops.h"
 #include "cuda/attention_tc.h"
+#include "cuda/decode_kernels.h"
 #include "cuda/lora_kernels.h"
 #include "cuda/nf4_kernels.h"
 #include "dtype.h"
@@ -337,6 +341,147 @@ TEST(sim_nf4_gemv_matches_cpu_matmul) {
     qt::kern::nf4_gemv<1>(c, a, reinterpret_cast<const float*>(c.smem()));
   });
   CHECK_MSG(rel_l2(ref, got) <= 1e-5, "C=14336: rel L2 " << rel_l2(ref, got));
+}
+
+namespace {
+
+// nf4_gemv3 on `blocks` blocks (fewer than the row groups need: the grid-stride loop runs; more: idle warps)
+void run_gemv3(const qt::kern::GemvArgs& a, int blocks) {
+  warpsim::launch({blocks, 1, 1}, qt::kern::kGemv3Threads, qt::kern::kGemv3Smem, [&](warpsim::Ctx& c) {
+    fill_tab(c);
+    const float* tab = reinterpret_cast<const float*>(c.smem());
+    if (a.N == 1) qt::kern::nf4_gemv3<1>(c, a, tab);
+    else if (a.N == 2) qt::kern::nf4_gemv3<2>(c, a, tab);
+    else if (a.N == 3) qt::kern::nf4_gemv3<3>(c, a, tab);
+    else qt::kern::nf4_gemv3<4>(c, a, tab);
+  });
+}
+
+}  // namespace
+
+TEST(sim_nf4_gemv3_matches_cpu_matmul) {
+  struct Shape {
+    int OC, C, blocks;
+  };
+  // 37 rows = 10 groups of 4 (the last partial): one block of 8 warps strides over them; 10 chunks per row (< 32
+  // lanes); 320 chunks = 5 steps of 64 with a partial last one; a Llama down_proj row (448 chunks) on 2 blocks
+  for (Shape sh : {Shape{37, 320, 1}, Shape{37, 320, 3}, Shape{9, 4096, 1}, Shape{6, 14336, 2}})
+    for (bool dq : {true, false})
+      for (int N : {1, 2, 3, 4}) {
+        if (sh.C > 4096 && N > 1) continue;  // the long row once is enough (simulation time)
+        Nf4Pair p = make_nf4(sh.OC, sh.C, dq, 50 + N + sh.C);
+        auto x = rnd(static_cast<size_t>(N) * sh.C, 60 + N, -2, 2), bias = rnd(sh.OC, 70 + N);
+        for (bool with_bias : {false, true}) {
+          std::vector<float> ref(static_cast<size_t>(N) * sh.OC), got(ref.size(), std::nanf(""));
+          qt::cpu::matmul_forward(ref.data(), x.data(), p.w, with_bias ? bias.data() : nullptr, N, sh.C, sh.OC);
+          qt::kern::GemvArgs a;
+          a.out = got.data();
+          a.x = x.data();
+          a.bias = with_bias ? bias.data() : nullptr;
+          a.w = nf4_args(p.w);
+          a.N = N;
+          a.C = sh.C;
+          a.OC = sh.OC;
+          run_gemv3(a, sh.blocks);
+          const double e = rel_l2(ref, got);
+          CHECK_MSG(e <= 1e-5, "OC=" << sh.OC << " C=" << sh.C << " blocks=" << sh.blocks << " N=" << N << " dq=" << dq
+                                     << " bias=" << with_bias << ": rel L2 " << e);
+          // deterministic: the same bits on another grid (the order of a row's sum does not depend on the grid)
+          std::vector<float> again(ref.size(), std::nanf(""));
+          a.out = again.data();
+          run_gemv3(a, sh.blocks + 4);
+          CHECK(std::memcmp(got.data(), again.data(), got.size() * 4) == 0);
+        }
+      }
+}
+
+TEST(sim_rmsnorm_rows_matches_cpu) {
+  struct Shape {
+    int N, C;
+  };
+  for (Shape sh : {Shape{1, 4096}, Shape{3, 96}, Shape{2, 8192}, Shape{1, 16384}, Shape{2, 100}}) {
+    CHECK(qt::kern::rms_rows_applies(sh.C));
+    const size_t n = static_cast<size_t>(sh.N) * sh.C;
+    auto x = rnd(n, 80 + sh.C, -2, 2), w = rnd(static_cast<size_t>(sh.C), 81, 0.5f, 1.5f);
+    std::vector<float> out_c(n), rstd_c(static_cast<size_t>(sh.N));
+    qt::cpu::rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), w.data(), sh.N, sh.C, 1e-5f);
+    std::vector<float> out_s(n, std::nanf("")), rstd_s(static_cast<size_t>(sh.N), std::nanf(""));
+    qt::kern::RmsArgs a;
+    a.out = out_s.data();
+    a.rstd = rstd_s.data();
+    a.inp = x.data();
+    a.weight = w.data();
+    a.C = sh.C;
+    a.eps = 1e-5f;
+    const int threads = qt::kern::rms_rows_threads(sh.C);
+    CHECK(threads % 32 == 0 && threads <= 1024 && sh.C <= 16 * threads);
+    warpsim::launch({sh.N, 1, 1}, threads, qt::kern::kRmsSmem, [&](warpsim::Ctx& c) { qt::kern::rmsnorm_rows(c, a); });
+    CHECK_MSG(rel_l2(out_c, out_s) <= 1e-6, "N=" << sh.N << " C=" << sh.C << ": out rel L2 " << rel_l2(out_c, out_s));
+    CHECK_MSG(rel_l2(rstd_c, rstd_s) <= 1e-6, "N=" << sh.N << " C=" << sh.C << ": rstd rel L2 " << rel_l2(rstd_c, rstd_s));
+  }
+  CHECK(!qt::kern::rms_rows_applies(16388) && !qt::kern::rms_rows_applies(98) && qt::kern::rms_rows_applies(16384));
+}
+
+namespace {
+
+template <int HSP>
+void run_decode(const qt::kern::DecodeAttnArgs& a) {
+  using namespace qt::kern;
+  warpsim::launch({a.S, a.NH, a.B}, kDecThreads, attn_decode_smem(HSP), [&](warpsim::Ctx& c) { attn_decode<HSP>(c, a); });
+  if (a.S > 1) warpsim::launch({a.NH, a.B, 1}, HSP + 32, 0, [&](warpsim::Ctx& c) { attn_decode_combine<HSP>(c, a); });
+}
+
+}  // namespace
+
+TEST(sim_attention_decode_matches_cpu) {
+  struct Case {
+    const char* name;
+    int B, Tk, NH, NKV, HS;
+    std::vector<int32_t> lengths;
+  };
+  for (const Case& k : std::vector<Case>{{"Llama GQA 8/2 HS=128 Tk=130 (5 splits)", 1, 130, 8, 2, 128, {}},
+                                         {"MQA 4/1 HS=64, lengths 33/10 (an empty split)", 2, 33, 4, 1, 64, {33, 10}},
+                                         {"Tk=1 HS=8 (padded to 32)", 1, 1, 2, 2, 8, {}},
+                                         {"an empty row, Tk=20", 2, 20, 2, 1, 16, {0, 20}},
+                                         {"MHA HS=100 Tk=300", 1, 300, 3, 3, 100, {}},
+                                         {"Tk=32 exactly one split", 1, 32, 4, 2, 128, {}}}) {
+    const size_t nq = static_cast<size_t>(k.B) * k.NH * k.HS, nk = static_cast<size_t>(k.B) * k.Tk * k.NKV * k.HS;
+    const size_t nl = static_cast<size_t>(k.B) * k.NH;
+    auto q = rnd(nq, 90 + k.Tk, -2, 2), kk = rnd(nk, 91 + k.Tk, -2, 2), v = rnd(nk, 92 + k.Tk);
+    const int32_t* len = k.lengths.empty() ? nullptr : k.lengths.data();
+    std::vector<float> out_c(nq), lse_c(nl);
+    qt::cpu::attention_forward(out_c.data(), lse_c.data(), q.data(), kk.data(), v.data(), len, k.B, 1, k.Tk, k.NH, k.NKV, k.HS);
+    qt::kern::DecodeAttnArgs a;
+    std::vector<float> out_s(nq, std::nanf("")), lse_s(nl, std::nanf(""));
+    const int HSP = k.HS <= 32 ? 32 : k.HS <= 64 ? 64 : 128;
+    a.S = qt::kern::attn_decode_splits(k.Tk);
+    std::vector<float> part(static_cast<size_t>(k.B) * k.NH * a.S * (HSP + 2), std::nanf(""));
+    a.out = out_s.data();
+    a.lse = lse_s.data();
+    a.part = part.data();
+    a.q = q.data();
+    a.k = kk.data();
+    a.v = v.data();
+    a.lengths = len;
+    a.B = k.B;
+    a.Tk = k.Tk;
+    a.NH = k.NH;
+    a.NKV = k.NKV;
+    a.HS = k.HS;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(k.HS));
+    if (HSP == 32) run_decode<32>(a);
+    else if (HSP == 64) run_decode<64>(a);
+    else run_decode<128>(a);
+    bool same_inf = true;
+    for (size_t i = 0; i < nl; i++) {
+      if (std::isinf(lse_c[i]) != std::isinf(lse_s[i])) same_inf = false;
+      if (std::isinf(lse_c[i]) && std::isinf(lse_s[i])) lse_c[i] = lse_s[i] = 0;
+    }
+    std::printf("    decode attention %-48s splits %d out %.2e lse %.2e\n", k.name, a.S, rel_l2(out_c, out_s), rel_l2(lse_c, lse_s));
+    CHECK_MSG(same_inf, k.name << ": -inf lse rows differ");
+    CHECK_MSG(rel_l2(out_c, out_s) <= 1e-5, k.name << ": out rel L2 " << rel_l2(out_c, out_s));
+    CHECK_MSG(rel_l2(lse_c, lse_s) <= 1e-6, k.name << ": lse rel L2 " << rel_l2(lse_c, lse_s));
+  }
 }
 
 namespace {

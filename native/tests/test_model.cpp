@@ -2,6 +2,7 @@
 // NF4 bases, with and without gradient checkpointing, dropout and NEFTune on), padding invariance, and
 // KV-cached decoding against full recomputation.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 
@@ -184,6 +185,84 @@ TEST(model_bf16_checkpoints_keep_the_loss_and_close_gradients) {
   CHECK(diff > 0);  // the checkpoints really are rounded
   CHECK_MSG(std::sqrt(diff / n32) < 2e-2, "gradient rel L2 " << std::sqrt(diff / n32));
   CHECK_MSG(dot / std::sqrt(n32 * n16) > 0.999, "gradient cosine " << dot / std::sqrt(n32 * n16));
+}
+
+namespace {
+
+// A CPU backend that claims to keep converted weights (as the GPU does) and records the calls; it can cancel the
+// pass after a given number of them.
+std::vector<std::pair<void*, size_t>> g_keep_calls;
+std::atomic<bool>* g_keep_cancel = nullptr;
+size_t g_keep_cancel_after = 0;
+bool recording_keep_weights(void* mem, size_t bytes) {
+  g_keep_calls.push_back({mem, bytes});
+  if (g_keep_cancel && mem && g_keep_calls.size() >= g_keep_cancel_after) g_keep_cancel->store(true);
+  return true;
+}
+
+}  // namespace
+
+TEST(model_keeps_converted_weights_per_layer_in_backward) {
+  // On a backend that converts weights for its GEMMs, a checkpointed NF4 model's activations get room for the six
+  // weights a layer's recomputation converts (not down_proj: the recomputation skips it), keep_weights is called
+  // before each layer's recomputation and stopped once after the last layer, also when the pass is cancelled midway;
+  // QT_DEQUANT_REUSE=0 turns it off. The gradients do not change (these CPU ops ignore the calls; gpu_check compares
+  // the GPU's own steps with and without it bit for bit).
+  TinySpec spec;
+  spec.layers = 3;
+  Tiny t(spec, qt::Quant::NF4, 0.1f);
+  qt::Backend keeping = qt::cpu_backend();
+  keeping.keep_weights = recording_keep_weights;
+  const qt::Backend* cpu = t.model->be;
+  t.model->be = &keeping;
+  const qt::ModelConfig& c = t.model->config;
+  size_t expect = 256;
+  for (int k : {qt::TQ, qt::TK, qt::TV, qt::TO, qt::TGATE, qt::TUP})
+    expect += (static_cast<size_t>(qt::target_out_features(c, k)) * qt::target_in_features(c, k) * 4 + 255) / 256 * 256;
+  Batch b(c.vocab_size);
+  setenv("QT_DEQUANT_REUSE", "1", 1);  // auto would also look at the (host) free memory
+  qt::Activations a, off, inf;
+  qt::alloc_activations(a, *t.model, qt::ActMode::TrainCheckpointed, b.B * b.T, t.adapter->config.r);
+  qt::alloc_activations(inf, *t.model, qt::ActMode::Inference, b.B * b.T, t.adapter->config.r);
+  setenv("QT_DEQUANT_REUSE", "0", 1);
+  qt::alloc_activations(off, *t.model, qt::ActMode::TrainCheckpointed, b.B * b.T, t.adapter->config.r);
+  unsetenv("QT_DEQUANT_REUSE");
+  CHECK(a.wkeep != nullptr && off.wkeep == nullptr && inf.wkeep == nullptr);
+  CHECK_EQ(a.wkeep_bytes, expect);
+  CHECK(a.mem.size() >= off.mem.size() + expect);
+  g_keep_calls.clear();
+  std::vector<float> g_on(t.adapter->layout.num_params, 0.0f), g_off(g_on.size(), 0.0f);
+  run_loss(*t.model, t.adapter.get(), a, b, g_on.data(), true);
+  CHECK_EQ(g_keep_calls.size(), static_cast<size_t>(spec.layers + 1));
+  for (size_t i = 0; i < g_keep_calls.size(); i++) {
+    const bool last = i + 1 == g_keep_calls.size();
+    CHECK(g_keep_calls[i].first == (last ? nullptr : a.wkeep) && g_keep_calls[i].second == (last ? 0 : a.wkeep_bytes));
+  }
+  g_keep_calls.clear();
+  run_loss(*t.model, t.adapter.get(), off, b, g_off.data(), true);
+  CHECK(g_keep_calls.empty());
+  CHECK(g_on == g_off);
+  // cancelled after the second layer's call: the keeping still stops
+  std::atomic<bool> cancel{false};
+  g_keep_calls.clear();
+  g_keep_cancel = &cancel;
+  g_keep_cancel_after = 2;
+  bool cancelled = false;
+  try {
+    qt::Pass p;
+    p.B = b.B;
+    p.T = b.T;
+    p.use_lengths = true;
+    p.training = true;
+    qt::model_forward(*t.model, t.adapter.get(), a, p, nullptr);
+    qt::model_loss(*t.model, t.adapter.get(), a, p, g_on.data(), 1.0f, &cancel);
+  } catch (const qt::Error& e) {
+    cancelled = e.code() == qt::ErrorCode::Cancelled;
+  }
+  g_keep_cancel = nullptr;
+  CHECK(cancelled);
+  CHECK(g_keep_calls.size() == 3 && g_keep_calls[2].first == nullptr);
+  t.model->be = cpu;
 }
 
 TEST(model_grad_qwen2_bias_nf4_base) {

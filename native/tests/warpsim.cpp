@@ -30,6 +30,7 @@ struct Slot {  // one lane's deposit for a warp collective
   uint32_t a[4];
   uint32_t b[2];
   float f;
+  double d;
 };
 
 float bf16_lo(uint32_t r) {
@@ -166,6 +167,16 @@ float Ctx::shfl_xor(float v, int mask) {
   const int src = (tid_ & ~31) | ((tid_ & 31) ^ (mask & 31));
   const float r = b.slots[static_cast<size_t>(src)].f;
   b.yield(State::WarpBar);  // every lane has read
+  return r;
+}
+
+double Ctx::shfl_xor(double v, int mask) {
+  Block& b = *blk_;
+  b.slots[static_cast<size_t>(tid_)].d = v;
+  b.yield(State::WarpBar);
+  const int src = (tid_ & ~31) | ((tid_ & 31) ^ (mask & 31));
+  const double r = b.slots[static_cast<size_t>(src)].d;
+  b.yield(State::WarpBar);
   return r;
 }
 

@@ -3,7 +3,7 @@
 // CPU ops. One thread block at a time; its threads are cooperative fibers (ucontext) that switch only at
 // collectives, so a run is deterministic:
 //   sync()          __syncthreads: a thread waits until every thread of the block waits there;
-//   shfl_xor()      __shfl_xor_sync over the full warp;
+//   shfl_xor()      __shfl_xor_sync over the full warp (float or double);
 //   mma_bf16()      mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: every lane deposits its A/B fragment
 //                   registers, then computes its C fragment from the whole warp's, decoding the registers with
 //                   the PTX ISA's fragment layouts (independently of the kernels' own index arithmetic).
@@ -39,6 +39,7 @@ class Ctx {
   char* smem() const;
   void sync();
   float shfl_xor(float v, int mask);
+  double shfl_xor(double v, int mask);
   void mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
 
  private:

@@ -47,6 +47,8 @@ void cpu_zero(void* dst, size_t bytes) {
 
 bool cpu_native_bf16() { return false; }  // the CPU computes in fp32
 
+bool cpu_keep_weights(void*, size_t) { return false; }  // the CPU multiplies NF4 rows as it dequantizes them
+
 const Backend kCpu = {
     "cpu",
     cpu_set_device,
@@ -71,6 +73,7 @@ const Backend kCpu = {
     cpu::swiglu_backward,
     cpu::matmul_forward,
     cpu::matmul_backward,
+    cpu_keep_weights,
     cpu::dequantize,
     nf4_quantize_blocks,
     nf4_double_quantize,

@@ -12,11 +12,14 @@
 // Run 2: the tensor-core kernels of attention_tc.h (bf16 operands on mma.sync, fp32 accumulation and softmax)
 // replace these for bf16/fp16 compute on sm_80+ when the head size is a multiple of 4 up to 128; the SIMT
 // kernels stay for fp32 compute (the exactness checks), older GPUs, other head sizes and QT_CUDA_ATTN=simt.
+// Run 3: a single query row (decode: Tq = 1) runs decode_kernels.h's split-key fp32 kernel instead, for any compute
+// dtype (QT_CUDA_DECODE=1; head sizes that are multiples of 4 up to 128).
 #include <map>
 #include <mutex>
 #include <utility>
 
 #include "attention_tc.h"
+#include "decode_kernels.h"
 #include "ops.cuh"
 
 namespace qt::cuda {
@@ -448,6 +451,35 @@ __global__ void __launch_bounds__(kern::kAttnThreads) attn_dkv_tc_kernel(kern::A
   kern::attn_dkv_tc<HSP>(c, a);
 }
 
+// ---- single-query kernels (decode_kernels.h) ----
+
+template <int HSP>
+__global__ void __launch_bounds__(kern::kDecThreads) attn_decode_kernel(kern::DecodeAttnArgs a) {
+  kern::DevCtx c;
+  kern::attn_decode<HSP>(c, a);
+}
+
+template <int HSP>
+__global__ void __launch_bounds__(HSP + 32) attn_decode_combine_kernel(kern::DecodeAttnArgs a) {
+  kern::DevCtx c;
+  kern::attn_decode_combine<HSP>(c, a);
+}
+
+template <int HSP>
+void decode_forward(DeviceCtx& dc, cudaStream_t s, kern::DecodeAttnArgs a) {
+  a.S = kern::attn_decode_splits(a.Tk);
+  if (a.S > 1) a.part = static_cast<float*>(workspace(dc, static_cast<size_t>(a.B) * a.NH * a.S * (HSP + 2) * sizeof(float)));
+  attn_decode_kernel<HSP><<<dim3(static_cast<unsigned>(a.S), a.NH, a.B), kern::kDecThreads, kern::attn_decode_smem(HSP), s>>>(a);
+  QT_LAUNCH_CHECK();
+  if (a.S == 1) return;
+  attn_decode_combine_kernel<HSP><<<dim3(a.NH, a.B), HSP + 32, 0, s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
+bool use_decode(int B, int Tq, int Tk, int NH, int HS) {
+  return paths().decode && Tq == 1 && Tk >= 1 && HS > 0 && HS <= 128 && HS % 4 == 0 && NH <= 65535 && B <= 65535;
+}
+
 bool use_tc(DeviceCtx& c, DType compute, int HS) {
   return paths().attn_tc && compute != DType::F32 && c.prop.major >= 8 && HS > 0 && HS <= 128 && HS % 4 == 0;
 }
@@ -491,6 +523,26 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   Op op("attention_forward");
   check_dims(NH, NKV, HS);
   if (B <= 0 || Tq <= 0) return;
+  if (use_decode(B, Tq, Tk, NH, HS)) {
+    Section sec(op.c, "attention.decode");
+    kern::DecodeAttnArgs a;
+    a.out = out;
+    a.lse = lse;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.lengths = lengths;
+    a.B = B;
+    a.Tk = Tk;
+    a.NH = NH;
+    a.NKV = NKV;
+    a.HS = HS;
+    a.scale = 1.0f / sqrtf(static_cast<float>(HS));
+    if (HS <= 32) decode_forward<32>(op.c, op.s, a);
+    else if (HS <= 64) decode_forward<64>(op.c, op.s, a);
+    else decode_forward<128>(op.c, op.s, a);
+    return;
+  }
   if (use_tc(op.c, compute, HS)) {
     Section sec(op.c, "attention.tc");
     kern::AttnArgs a = tc_args(B, Tq, Tk, NH, NKV, HS, lengths);

@@ -30,6 +30,7 @@ const Backend kCuda = {
     cuda::swiglu_backward,
     cuda::matmul_forward,
     cuda::matmul_backward,
+    cuda::keep_weights,
     cuda::dequantize,
     cuda::nf4_quantize,
     cuda::nf4_double_quant,

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend.h"
@@ -59,6 +60,18 @@ struct DeviceCtx {
   size_t xconv_n = 0;
   DType xconv_t = DType::F32;
   uint64_t xconv_seq = 0;
+  // keep_weights (backend.h; matmul_cublas.cu): converted weight copies kept in the owner thread's memory [keep_mem,
+  // keep_mem + keep_bytes) for that thread's later matmuls, bump-allocated in call order (256-byte aligned).
+  struct Kept {
+    const void* data;
+    DType dtype, compute;
+    int64_t rows, cols;
+    void* copy;
+  };
+  char* keep_mem = nullptr;
+  size_t keep_bytes = 0, keep_used = 0;
+  std::thread::id keep_owner;
+  std::vector<Kept> kept;
 };
 
 /** The calling thread's current device's context (created on first use). */

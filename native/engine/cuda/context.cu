@@ -137,10 +137,12 @@ Paths& mutable_paths() {
   static Paths p = [] {
     Paths d;
     if (env_is("QT_CUDA_ATTN", "simt")) d.attn_tc = false;
-    if (env_is("QT_CUDA_GEMV", "0")) d.gemv = false;
+    if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
+    if (env_is("QT_CUDA_GEMV", "1")) d.gemv = 1;  // run 2's kernel
     if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant_vec = false;
-    if (env_is("QT_CUDA_LORA", "cublas")) d.lora_fused = false;
+    if (env_is("QT_CUDA_LORA", "fused")) d.lora_fused = true;  // default cublas (run 2: the fused kernels were slower)
     if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
+    if (env_is("QT_CUDA_DECODE", "0")) d.decode = false;
     return d;
   }();
   return p;
@@ -153,10 +155,11 @@ const Paths& paths() { return mutable_paths(); }
 bool set_path(const std::string& name, const std::string& value) {
   Paths& p = mutable_paths();
   if (name == "attn" && (value == "tc" || value == "simt")) p.attn_tc = value == "tc";
-  else if (name == "gemv" && (value == "1" || value == "0")) p.gemv = value == "1";
+  else if (name == "gemv" && (value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
   else if (name == "dequant" && (value == "vec" || value == "simple")) p.dequant_vec = value == "vec";
   else if (name == "lora" && (value == "fused" || value == "cublas")) p.lora_fused = value == "fused";
   else if (name == "xcache" && (value == "1" || value == "0")) p.xcache = value == "1";
+  else if (name == "decode" && (value == "1" || value == "0")) p.decode = value == "1";
   else return false;
   return true;
 }
@@ -164,9 +167,11 @@ bool set_path(const std::string& name, const std::string& value) {
 std::string active_paths() {
   const Paths& p = paths();
   const char* ck = std::getenv("QT_CKPT_BF16");
-  return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + (p.gemv ? "1" : "0") +
+  const char* ru = std::getenv("QT_DEQUANT_REUSE");
+  return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
          " dequant=" + (p.dequant_vec ? "vec" : "simple") + " lora=" + (p.lora_fused ? "fused" : "cublas") +
-         " xcache=" + (p.xcache ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto");
+         " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto") +
+         " reuse=" + (ru ? ru : "auto");
 }
 
 // ---- profiling ----------------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ struct DevCtx {
   }
   __device__ __forceinline__ void sync() const { __syncthreads(); }
   __device__ __forceinline__ float shfl_xor(float v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
+  __device__ __forceinline__ double shfl_xor(double v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
   /** d += A (16x16 bf16, row) x B (16x8 bf16, col), fp32 accumulate; fragments as in the PTX ISA (m16n8k16). */
   __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) const {
 #ifndef QT_NO_BF16_MMA

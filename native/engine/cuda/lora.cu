@@ -1,5 +1,5 @@
 // Launchers of the fused LoRA kernels (lora_kernels.h); matmul_cublas.cu's lora_forward / lora_backward call them
-// (QT_CUDA_LORA=fused, the default, for ranks up to 64) around the cuBLAS products with B. Kept out of
+// (QT_CUDA_LORA=fused, for ranks up to 64; the default is cuBLAS since run 2) around the cuBLAS products with B. Kept out of
 // matmul_cublas.cu so that the kernels-only build (no cuBLAS) compiles them too.
 #include "lora_kernels.h"
 #include "ops.cuh"

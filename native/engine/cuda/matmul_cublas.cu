@@ -6,6 +6,8 @@
 //   LoRA: fp32 GEMMs on fp32 A/B, as PEFT runs an fp32 adapter; the dropout mask is regenerated from its seed.
 //   Decode (N <= 4 rows, NF4 weight): nf4_gemv multiplies straight from the codes in exact fp32 (no scratch copy),
 //   whatever the compute dtype: at least as accurate as the bf16 GEMM (QT_CUDA_GEMV=0 turns it off).
+//   Gradient checkpointing (keep_weights, backend.h): while a layer is recomputed, the converted copies go to memory the
+//   trainer lent (not the workspace), and the layer's backward multiplies those copies instead of converting again.
 // Row-major helpers over column-major cuBLAS: a row-major X[M, K] is the column-major X^T with ld = K.
 // Deterministic: one handle per device on the device's stream, a fixed cuBLAS workspace, atomics not allowed
 // (cuBLAS's default), so the same inputs give the same bits.
@@ -66,9 +68,36 @@ void gemm_tn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, in
              "gemm_tn");
 }
 
-// The weight in dtype t: the stored array when it already is, else a converted copy at `scratch`.
-const void* weight_as(DeviceCtx& c, const Weight& w, DType t, void* scratch) {
+// ---- kept converted copies (keep_weights) ----
+
+bool keeping(const DeviceCtx& c) { return c.keep_mem != nullptr && c.keep_owner == std::this_thread::get_id(); }
+
+const void* kept_copy(const DeviceCtx& c, const Weight& w, DType t) {
+  if (!keeping(c)) return nullptr;
+  for (const auto& k : c.kept)
+    if (k.data == w.data && k.dtype == w.dtype && k.compute == t && k.rows == w.rows && k.cols == w.cols) return k.copy;
+  return nullptr;
+}
+
+// Room for w's converted copy in the kept memory (then recorded as kept), or null when not keeping or out of room.
+void* keep_slot(DeviceCtx& c, const Weight& w, DType t) {
+  if (!keeping(c)) return nullptr;
+  const size_t bytes = static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols) * elt(t);
+  const size_t off = (c.keep_used + 255) / 256 * 256;  // the alignment of the workspace copies (cuBLAS's choice of kernel)
+  if (off + bytes > c.keep_bytes) return nullptr;
+  void* p = c.keep_mem + off;
+  c.keep_used = off + bytes;
+  c.kept.push_back({w.data, w.dtype, t, w.rows, w.cols, p});
+  return p;
+}
+
+// The weight in dtype t: the stored array when it already is, a kept copy, else a converted copy at `scratch` (or, when
+// `keep` and keeping, in the kept memory).
+const void* weight_as(DeviceCtx& c, const Weight& w, DType t, void* scratch, bool keep = false) {
   if (w.dtype == t) return w.data;
+  if (const void* k = kept_copy(c, w, t)) return k;
+  if (keep)
+    if (void* slot = keep_slot(c, w, t)) scratch = slot;
   Section sec(c, "matmul.dequantize");
   dequantize_to(scratch, t, w, c.stream);
   return scratch;
@@ -97,7 +126,7 @@ void matmul_forward(float* out, const float* inp, const Weight& w, const float* 
   const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));
   char* base = k.commit();
   if (t == DType::F32 && w.dtype != t) op.c.xconv_src = nullptr;  // the fp32 weight copy goes where a cached input was
-  const void* W = weight_as(op.c, w, t, base + ow);
+  const void* W = weight_as(op.c, w, t, base + ow, /*keep=*/true);
   const void* X = inp;
   if (t != DType::F32) {
     DeviceCtx& c = op.c;
@@ -144,6 +173,23 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   }
   if (dweight && w.dtype == DType::F32) gemm_tn(op.c, dweight, dout, inp, DType::F32, OC, C, N, 1.0f, 1.0f);
   if (dbias) bias_backward(dbias, dout, N, OC, op.s);
+}
+
+bool keep_weights(void* mem, size_t bytes) {
+  Op op("keep_weights", /*keeps_inputs=*/true);
+  DeviceCtx& c = op.c;
+  if (!mem && !keeping(c)) return true;  // another thread's set (or none) stays as it is
+  c.kept.clear();
+  c.keep_used = 0;
+  c.keep_mem = nullptr;
+  c.keep_bytes = 0;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(mem), a256 = (a + 255) / 256 * 256;
+  if (mem && bytes > a256 - a) {
+    c.keep_mem = reinterpret_cast<char*>(a256);
+    c.keep_bytes = bytes - (a256 - a);
+    c.keep_owner = std::this_thread::get_id();
+  }
+  return true;
 }
 
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,

@@ -5,8 +5,12 @@
 //   w = code[idx] * absmax_b,  absmax_b = map[q_b] * scale_{b/256} + offset  (double quant)
 // Dequantization: one thread per byte of codes (2 weights; run 1's kernel, kept for odd sizes and
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
-// Decode: nf4_gemv (nf4_kernels.h) multiplies straight from the codes for matmuls of <= 4 rows.
+// Decode: nf4_gemv3 (nf4_kernels.h; run 2's nf4_gemv with QT_CUDA_GEMV=1) multiplies straight from the codes for
+// matmuls of <= 4 rows.
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 
 #include "nf4.h"
 #include "nf4_kernels.h"
@@ -17,6 +21,9 @@ namespace qt::cuda {
 __constant__ float c_nf4[16];      // NF4 code values
 __constant__ float c_nf4_mid[15];  // decision thresholds (midpoints), as nf4.cpp computes them
 __constant__ float c_dmap[256];    // bnb's signed dynamic map
+__device__ float g_nf4_tab[kern::kNf4TabSize];  // the codes, then the map, in global memory: a block's coalesced
+                                                // copy into shared memory (constant memory serialises a warp's
+                                                // 32 different addresses)
 
 void nf4_init_constants() {
   float mid[15];
@@ -24,6 +31,9 @@ void nf4_init_constants() {
   QT_CUDA_CHECK(cudaMemcpyToSymbol(c_nf4, kNf4Codes, sizeof(float) * 16));
   QT_CUDA_CHECK(cudaMemcpyToSymbol(c_nf4_mid, mid, sizeof(float) * 15));
   QT_CUDA_CHECK(cudaMemcpyToSymbol(c_dmap, dynamic_map(), sizeof(float) * 256));
+  float tab[kern::kNf4TabSize];
+  for (int i = 0; i < kern::kNf4TabSize; i++) tab[i] = i < 16 ? kNf4Codes[i] : dynamic_map()[i - 16];
+  QT_CUDA_CHECK(cudaMemcpyToSymbol(g_nf4_tab, tab, sizeof(tab)));
 }
 
 namespace {
@@ -86,6 +96,39 @@ __global__ void __launch_bounds__(kern::kGemvThreads) nf4_gemv_kernel(kern::Gemv
   const float* tab = nf4_table_to_smem();
   kern::DevCtx c;
   kern::nf4_gemv<NR>(c, a, tab);
+}
+
+template <int NR>
+__global__ void __launch_bounds__(kern::kGemv3Threads) nf4_gemv3_kernel(kern::GemvArgs a) {
+  kern::DevCtx c;
+  float* tab = reinterpret_cast<float*>(c.smem());
+  for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];
+  __syncthreads();
+  kern::nf4_gemv3<NR>(c, a, tab);
+}
+
+// Blocks of nf4_gemv3_kernel<NR> that fit on the device at once (its persistent grid), per (NR, device).
+template <int NR>
+int gemv3_resident_blocks(const DeviceCtx& dc) {
+  static std::mutex mu;
+  static std::map<int, int> per_device;
+  std::lock_guard<std::mutex> lk(mu);
+  auto it = per_device.find(dc.device);
+  if (it != per_device.end()) return it->second;
+  int per_sm = 0;
+  QT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, nf4_gemv3_kernel<NR>, kern::kGemv3Threads, kern::kGemv3Smem));
+  const int blocks = (per_sm < 1 ? 1 : per_sm) * dc.prop.multiProcessorCount;
+  per_device[dc.device] = blocks;
+  return blocks;
+}
+
+template <int NR>
+void gemv3_launch(const kern::GemvArgs& a, cudaStream_t s) {
+  const int groups = (a.OC + kern::kGemv3RowsPerWarp - 1) / kern::kGemv3RowsPerWarp;
+  const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);
+  const int cap = gemv3_resident_blocks<NR>(device_ctx());
+  nf4_gemv3_kernel<NR><<<static_cast<unsigned>(want < cap ? want : cap), kern::kGemv3Threads, kern::kGemv3Smem, s>>>(a);
+  QT_LAUNCH_CHECK();
 }
 
 kern::Nf4Args nf4_args(const Weight& w) {
@@ -191,7 +234,7 @@ void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s) {
 }
 
 bool nf4_gemv_applies(const Weight& w, const float* inp, int N, int C, int OC) {
-  return paths().gemv && w.dtype == DType::NF4 && N >= 1 && N <= 4 && C % 32 == 0 && C > 0 && OC > 0 && aligned16(w.data) &&
+  return paths().gemv != 0 && w.dtype == DType::NF4 && N >= 1 && N <= 4 && C % 32 == 0 && C > 0 && OC > 0 && aligned16(w.data) &&
          aligned16(inp);
 }
 
@@ -205,6 +248,13 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   a.N = N;
   a.C = C;
   a.OC = OC;
+  if (paths().gemv == 3) {
+    if (N == 1) gemv3_launch<1>(a, s);
+    else if (N == 2) gemv3_launch<2>(a, s);
+    else if (N == 3) gemv3_launch<3>(a, s);
+    else gemv3_launch<4>(a, s);
+    return true;
+  }
   const unsigned blocks = static_cast<unsigned>((OC + kern::kGemvRowsPerBlock - 1) / kern::kGemvRowsPerBlock);
   const size_t smem = kern::kGemvSmem;
   if (N == 1) nf4_gemv_kernel<1><<<blocks, kern::kGemvThreads, smem, s>>>(a);

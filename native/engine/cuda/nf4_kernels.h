@@ -3,11 +3,18 @@
 //   nf4_dequant_vec  the weight's values into fp32 / bf16 / fp16 scratch (one thread per 32 weights per step of a
 //                    grid-stride loop, 16-byte stores), bit-identical to the one-byte-per-thread kernel;
 //   nf4_gemv         out[n, o] = sum_c x[n, c] w[o, c] (+ bias) for a few rows n (decode), straight from the codes:
-//                    no dequantized copy is ever written. A block owns 4 output features; its 128 threads read the
-//                    codes of chunks t, t + 128, ... (16 bytes of each of the 4 rows: coalesced 512 bytes per warp
-//                    and row) and the matching 32 values of x (fp32, cached); warps, then the block, sum their
-//                    lanes in a fixed order. Exact fp32 products of the dequantized weights: w = code * absmax,
-//                    sum_c code_c x_c per chunk, times absmax.
+//                    no dequantized copy is ever written. Run 2's version (QT_CUDA_GEMV=1): a block owns 4 output
+//                    features; its 128 threads read the codes of chunks t, t + 128, ... (16 bytes of each of the 4
+//                    rows: coalesced 512 bytes per warp and row) and the matching 32 values of x (fp32, cached);
+//                    warps, then the block, sum their lanes in a fixed order. Exact fp32 products of the
+//                    dequantized weights: w = code * absmax, sum_c code_c x_c per chunk, times absmax.
+//   nf4_gemv3        the same products, laid out for bandwidth (QT_CUDA_GEMV=3, the default since run 3): run 2's
+//                    kernel reached 0.63 TB/s because each 4-row block lived for one 16-byte load per thread and
+//                    refilled its table every time. Here a WARP owns 4 whole rows and walks them 2 chunks per lane
+//                    at a time (8 independent 16-byte loads in flight per lane), a persistent grid of 256-thread
+//                    blocks (as many as fit on the GPU, the launcher's choice) strides over the row groups, so
+//                    the table is filled once per block, and a row's sum is one warp's xor-shuffle tree (fixed
+//                    order: deterministic, no shared-memory reduction, no block barrier after the table).
 // Both take the 16 NF4 code values and bnb's 256-entry dynamic map in shared memory (`tab`, 272 floats, filled by
 // the caller): the codes index them per lane, which constant memory would serialise.
 // Templates over the kernel context (kernel_ctx.h): nf4.cu launches them, native/tests simulates them.
@@ -200,6 +207,100 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
       float v = 0.0f;
       for (int w = 0; w < NW; w++) v += red[(w * RW + r) * 4 + n];
       p.out[static_cast<int64_t>(n) * p.OC + o] = v + (p.bias ? p.bias[o] : 0.0f);
+    }
+  }
+}
+
+constexpr int kGemv3Threads = 256;     // 8 warps
+constexpr int kGemv3RowsPerWarp = 4;   // output features per warp (the x values each lane loads serve all 4)
+constexpr int kGemv3Unroll = 2;        // chunks per lane and row whose loads are issued together (N = 1)
+constexpr int kGemv3Smem = kNf4TabSize * 4;
+
+/** NR = N (1..4). Any grid (blocks of kGemv3Threads): warp w of block b takes row groups g = b * 8 + w, then every
+ *  (nbx * 8)-th; group g is rows 4g .. 4g + 3. Lane l reads chunks l, l + 32, ... of each row (N = 1: 2 per row and
+ *  step, all 8 loads of a step before any use; N > 1: 1, the registers go to the rows of x); its partial sums are
+ *  added in chunk order, then the warp's lanes by a fixed xor tree. */
+template <int NR, class Ctx>
+QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab) {
+  constexpr int RW = kGemv3RowsPerWarp, U = NR == 1 ? kGemv3Unroll : 1, NWB = kGemv3Threads / 32;
+  const int warp = c.tid() / 32, lane = c.tid() % 32;
+  const int chunks = p.C / 32;
+  const int64_t row_bytes = p.C / 2;
+  const int groups = (p.OC + RW - 1) / RW;
+  const int nwarps = c.nbx() * NWB;
+  for (int gi = c.bx() * NWB + warp; gi < groups; gi += nwarps) {  // uniform per warp
+    const int o0 = gi * RW;
+    float acc[RW][NR];
+    QT_UNROLL
+    for (int r = 0; r < RW; r++) {
+      QT_UNROLL
+      for (int n = 0; n < NR; n++) acc[r][n] = 0.0f;
+    }
+    for (int base = 0; base < chunks; base += 32 * U) {  // uniform per warp
+      U4 cw[U][RW];
+      float am[U][RW];
+      QT_UNROLL
+      for (int u = 0; u < U; u++) {
+        const int ch = base + u * 32 + lane;
+        QT_UNROLL
+        for (int r = 0; r < RW; r++) {
+          const int o = o0 + r;
+          if (ch < chunks && o < p.OC) {
+            cw[u][r] = ldg16(p.w.codes + static_cast<int64_t>(o) * row_bytes + static_cast<int64_t>(ch) * 16);
+            am[u][r] = nf4_block_absmax(p.w, tab, (static_cast<int64_t>(o) * p.C + static_cast<int64_t>(ch) * 32) / 64);
+          } else {
+            cw[u][r] = U4{0, 0, 0, 0};
+            am[u][r] = 0.0f;
+          }
+        }
+      }
+      QT_UNROLL
+      for (int u = 0; u < U; u++) {
+        const int ch = base + u * 32 + lane;
+        if (ch >= chunks) continue;  // lanes past the row's end (no x to read); their cw are zero anyway
+        QT_UNROLL
+        for (int n = 0; n < NR; n++) {
+          const float* xr = p.x + static_cast<int64_t>(n) * p.C + static_cast<int64_t>(ch) * 32;
+          float xv[32];
+          QT_UNROLL
+          for (int s = 0; s < 8; s++) {
+            const F4 f = ldg4(xr + 4 * s);
+            xv[4 * s] = f.x;
+            xv[4 * s + 1] = f.y;
+            xv[4 * s + 2] = f.z;
+            xv[4 * s + 3] = f.w;
+          }
+          QT_UNROLL
+          for (int r = 0; r < RW; r++) {
+            float sum = 0.0f;
+            QT_UNROLL
+            for (int q = 0; q < 4; q++) {
+              const uint32_t word = u4_word(cw[u][r], q);
+              QT_UNROLL
+              for (int k = 0; k < 4; k++) {
+                const uint32_t byte = (word >> (8 * k)) & 0xffu;
+                sum += tab[byte >> 4] * xv[8 * q + 2 * k];
+                sum += tab[byte & 15u] * xv[8 * q + 2 * k + 1];
+              }
+            }
+            acc[r][n] += sum * am[u][r];
+          }
+        }
+      }
+    }
+    QT_UNROLL
+    for (int r = 0; r < RW; r++) {
+      QT_UNROLL
+      for (int n = 0; n < NR; n++) {
+        float v = acc[r][n];
+        v += c.shfl_xor(v, 16);
+        v += c.shfl_xor(v, 8);
+        v += c.shfl_xor(v, 4);
+        v += c.shfl_xor(v, 2);
+        v += c.shfl_xor(v, 1);
+        const int o = o0 + r;
+        if (lane == 0 && o < p.OC) p.out[static_cast<int64_t>(n) * p.OC + o] = v + (p.bias ? p.bias[o] : 0.0f);
+      }
     }
   }
 }

@@ -11,10 +11,14 @@ namespace qt::cuda {
 // ---- fast-path switches (context.cu; tools.h set_path/active_paths; defaults from the environment) ----------
 struct Paths {
   bool attn_tc = true;      // QT_CUDA_ATTN=tc|simt: tensor-core flash attention (bf16 compute, sm_80+)
-  bool gemv = true;         // QT_CUDA_GEMV=1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode)
+  int gemv = 3;             // QT_CUDA_GEMV=3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 3 = warp-per-rows
+                            // kernel (run 3), 1 = run 2's block kernel, 0 = off (dequantize + GEMM)
   bool dequant_vec = true;  // QT_CUDA_DEQUANT=vec|simple: 16-byte vectorised NF4 dequantization
-  bool lora_fused = true;   // QT_CUDA_LORA=fused|cublas: dropout mask inside the LoRA kernels (lora_kernels.h)
+  bool lora_fused = false;  // QT_CUDA_LORA=fused|cublas: dropout mask inside the LoRA kernels (lora_kernels.h); off by
+                            // default since run 2: cuBLAS was 2-8x faster (BENCHMARKS.md v2)
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
+  bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm of <= 256 rows with a
+                            // block per row and the row in registers (decode_kernels.h; run 3)
 };
 const Paths& paths();
 
@@ -54,6 +58,8 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
                      int N, int C, int OC);
+
+bool keep_weights(void* mem, size_t bytes);
 
 void dequantize(float* out, const Weight& w);
 void nf4_quantize(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n);

@@ -1,6 +1,8 @@
 // RMSNorm on the GPU (cpu/rmsnorm.cpp): one block per row; the sum of squares and the backward dot product
 // are accumulated in double, as on the CPU, with a fixed tree order (deterministic). dweight, when asked,
-// sums rows serially per column (the CPU's order).
+// sums rows serially per column (the CPU's order). Forward over <= 256 rows (decode, short prompts) runs
+// decode_kernels.h's rmsnorm_rows (QT_CUDA_DECODE=1): a block as wide as the row, which it reads once.
+#include "decode_kernels.h"
 #include "ops.cuh"
 
 namespace qt::cuda {
@@ -21,6 +23,13 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp
   float* y = out + row * C;
   for (int c = threadIdx.x; c < C; c += blockDim.x) y[c] = __fmul_rn(__fmul_rn(x[c], r), weight[c]);
 }
+
+__global__ void __launch_bounds__(1024) rmsnorm_rows_kernel(kern::RmsArgs a) {
+  kern::DevCtx c;
+  kern::rmsnorm_rows(c, a);
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 __global__ void rmsnorm_backward_kernel(float* dinp, const float* dout, const float* inp, const float* weight, const float* rstd, int C) {
   __shared__ double scratch[32];
@@ -57,6 +66,19 @@ __global__ void rmsnorm_dweight_kernel(float* dweight, const float* dout, const 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
   Op op("rmsnorm_forward");
   if (N <= 0) return;
+  if (paths().decode && N <= 256 && kern::rms_rows_applies(C) && aligned16(out) && aligned16(inp) && aligned16(weight)) {
+    kern::RmsArgs a;
+    a.out = out;
+    a.rstd = rstd;
+    a.inp = inp;
+    a.weight = weight;
+    a.C = C;
+    a.eps = eps;
+    Section sec(op.c, "rmsnorm.rows");
+    rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(a);
+    QT_LAUNCH_CHECK();
+    return;
+  }
   rmsnorm_forward_kernel<<<N, kThreads, 0, op.s>>>(out, rstd, inp, weight, C, eps);
   QT_LAUNCH_CHECK();
 }

@@ -37,15 +37,20 @@ void release_workspace();
 /** Run-time switches of the fast paths, process-wide (defaults from the environment, read once):
  *    attn     tc | simt       QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+ (tc), or
  *                                              the fp32 SIMT kernels (simt; always used for fp32 compute)
- *    gemv     1 | 0           QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode)
+ *    gemv     3 | 1 | 0       QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode): 3 = run 3's
+ *                                              warp-per-rows kernel, 1 = run 2's block kernel, 0 = dequantize + GEMM
  *    dequant  vec | simple    QT_CUDA_DEQUANT  16-byte vectorised NF4 dequantization, or one byte per thread
- *    lora     fused | cublas  QT_CUDA_LORA     LoRA dropout inside fused kernels (ranks <= 64), or run 1's masked
- *                                              copy + cuBLAS fp32 GEMMs
+ *    lora     cublas | fused  QT_CUDA_LORA     run 1's masked copy + cuBLAS fp32 GEMMs (default), or the dropout inside
+ *                                              fused kernels (ranks <= 64; slower in run 2, kept selectable)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
- *  (QT_CKPT_BF16=1|0, read by the engine at trainer creation, forces bf16 activation checkpoints on or off.)
+ *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
+ *                                              with the row in registers (decode_kernels.h), or the general kernels
+ *  (Read by the engine at trainer creation: QT_CKPT_BF16=1|0 forces bf16 activation checkpoints on or off;
+ *  QT_DEQUANT_REUSE=1|0 forces the reuse of a checkpointed layer's converted weights in its backward on or off; unset,
+ *  both are automatic: memory.cpp.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
-/** "attn=tc gemv=1 dequant=vec lora=fused xcache=1 ckpt_bf16=auto": what is active now. */
+/** "attn=tc gemv=3 dequant=vec lora=cublas xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
 std::string active_paths();
 
 }  // namespace qt::cuda
