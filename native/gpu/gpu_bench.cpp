@@ -206,6 +206,9 @@ int main(int argc, char** argv) {
     train.push(std::move(row));
   }
   out.set("train", std::move(train));
+  // QT_CUDA_DEQUANT=auto decides on the first large dequantization (during training): the paths as they ran
+  std::printf("fast paths after training: %s\n", qt::cuda::active_paths().c_str());
+  out.set("paths", Value::from_string(qt::cuda::active_paths()));
 
   // ---- decode ----
   if (!skipped("decode")) {

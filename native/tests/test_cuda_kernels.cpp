@@ -204,6 +204,16 @@ void fill_tab(warpsim::Ctx& c) {
 }
 
 template <qt::kern::DqOut OUT>
+void run_dequant16(void* out, const qt::Weight& w, int blocks) {
+  const int64_t n = w.rows * w.cols;
+  const qt::kern::Nf4Args a = nf4_args(w);
+  warpsim::launch({blocks, 1, 1}, 64, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
+    fill_tab(c);
+    qt::kern::nf4_dequant16<OUT>(c, out, a, n / 8, reinterpret_cast<float*>(c.smem()));
+  });
+}
+
+template <qt::kern::DqOut OUT>
 void run_dequant(void* out, const qt::Weight& w, int blocks) {
   const int64_t n = w.rows * w.cols;
   const qt::kern::Nf4Args a = nf4_args(w);
@@ -286,6 +296,14 @@ TEST(sim_nf4_vectorised_dequant_is_bit_identical) {
     for (size_t i = 0; i < n; i++) {
       CHECK_EQ(bf[i], qt::f32_to_bf16(ref[i]));
       CHECK_EQ(hf[i], qt::f32_to_f16(ref[i]));
+    }
+    // run 3's coalesced 16-bit kernel: the same bits (2240 units of 8 over 3 blocks of 64 threads: grid-stride steps
+    // of 4 x 192 units with a partial last one; 1 block: 9 steps)
+    for (int blocks : {3, 1}) {
+      std::vector<uint16_t> bf2(n, 0xffff), hf2(n, 0xffff);
+      run_dequant16<qt::kern::DqOut::BF16>(bf2.data(), p.w, blocks);
+      run_dequant16<qt::kern::DqOut::F16>(hf2.data(), p.w, blocks);
+      CHECK(bf2 == bf && hf2 == hf);
     }
   }
   // the host fp16 rounding used by the simulated kernel agrees with the engine's converter on awkward values

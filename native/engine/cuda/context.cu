@@ -139,7 +139,9 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_ATTN", "simt")) d.attn_tc = false;
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
     if (env_is("QT_CUDA_GEMV", "1")) d.gemv = 1;  // run 2's kernel
-    if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant_vec = false;
+    if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant = Paths::kDqSimple;
+    if (env_is("QT_CUDA_DEQUANT", "vec")) d.dequant = Paths::kDqVec;
+    if (env_is("QT_CUDA_DEQUANT", "vec2")) d.dequant = Paths::kDqVec2;
     if (env_is("QT_CUDA_LORA", "fused")) d.lora_fused = true;  // default cublas (run 2: the fused kernels were slower)
     if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
     if (env_is("QT_CUDA_DECODE", "0")) d.decode = false;
@@ -156,7 +158,8 @@ bool set_path(const std::string& name, const std::string& value) {
   Paths& p = mutable_paths();
   if (name == "attn" && (value == "tc" || value == "simt")) p.attn_tc = value == "tc";
   else if (name == "gemv" && (value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
-  else if (name == "dequant" && (value == "vec" || value == "simple")) p.dequant_vec = value == "vec";
+  else if (name == "dequant" && (value == "auto" || value == "vec2" || value == "vec" || value == "simple"))
+    p.dequant = value == "auto" ? Paths::kDqAuto : value == "vec2" ? Paths::kDqVec2 : value == "vec" ? Paths::kDqVec : Paths::kDqSimple;
   else if (name == "lora" && (value == "fused" || value == "cublas")) p.lora_fused = value == "fused";
   else if (name == "xcache" && (value == "1" || value == "0")) p.xcache = value == "1";
   else if (name == "decode" && (value == "1" || value == "0")) p.decode = value == "1";
@@ -169,7 +172,7 @@ std::string active_paths() {
   const char* ck = std::getenv("QT_CKPT_BF16");
   const char* ru = std::getenv("QT_DEQUANT_REUSE");
   return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
-         " dequant=" + (p.dequant_vec ? "vec" : "simple") + " lora=" + (p.lora_fused ? "fused" : "cublas") +
+         " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora_fused ? "fused" : "cublas") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto") +
          " reuse=" + (ru ? ru : "auto");
 }

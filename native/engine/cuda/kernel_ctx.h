@@ -113,6 +113,16 @@ QT_KFN F4 ldg4(const float* p) {
 #endif
 }
 
+QT_KFN uint32_t ldg32(const void* p) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const uint32_t*>(p);
+#else
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+#endif
+}
+
 QT_KFN U4 ldg16(const void* p) {
 #if defined(__CUDA_ARCH__)
   const uint4 v = *reinterpret_cast<const uint4*>(p);

@@ -7,6 +7,7 @@
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
 // Decode: nf4_gemv3 (nf4_kernels.h; run 2's nf4_gemv with QT_CUDA_GEMV=1) multiplies straight from the codes for
 // matmuls of <= 4 rows.
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <type_traits>
@@ -91,6 +92,15 @@ __global__ void __launch_bounds__(256) nf4_dequant_vec_kernel(void* out, kern::N
   kern::nf4_dequant_vec<OUT>(c, out, w, nchunks, tab);
 }
 
+template <kern::DqOut OUT>
+__global__ void __launch_bounds__(256) nf4_dequant16_kernel(void* out, kern::Nf4Args w, int64_t nunits) {
+  kern::DevCtx c;
+  float* tab = reinterpret_cast<float*>(c.smem());
+  for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];
+  __syncthreads();
+  kern::nf4_dequant16<OUT>(c, out, w, nunits, tab);
+}
+
 template <int NR>
 __global__ void __launch_bounds__(kern::kGemvThreads) nf4_gemv_kernel(kern::GemvArgs a) {
   const float* tab = nf4_table_to_smem();
@@ -150,15 +160,74 @@ constexpr kern::DqOut dq_out() {
 }
 
 template <class T>
+void launch_vec(T* out, const Weight& w, int64_t n, cudaStream_t s) {
+  const int64_t nchunks = n / 32;
+  const int64_t want = (nchunks + 255) / 256;
+  const int64_t cap = static_cast<int64_t>(device_ctx().prop.multiProcessorCount) * 8;
+  const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
+  nf4_dequant_vec_kernel<dq_out<T>()><<<blocks, 256, kern::kNf4TabSize * sizeof(float), s>>>(out, nf4_args(w), nchunks);
+  QT_LAUNCH_CHECK();
+}
+
+template <class T>
+void launch_vec2(T* out, const Weight& w, int64_t n, cudaStream_t s) {
+  static_assert(!std::is_same<T, float>::value, "nf4_dequant16 writes 16-bit values");
+  const int64_t nunits = n / 8;
+  const int64_t want = (nunits + 1023) / 1024;  // 4 units per thread and step
+  const int64_t cap = static_cast<int64_t>(device_ctx().prop.multiProcessorCount) * 8;
+  const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
+  nf4_dequant16_kernel<dq_out<T>()><<<blocks, 256, kern::kNf4TabSize * sizeof(float), s>>>(out, nf4_args(w), nunits);
+  QT_LAUNCH_CHECK();
+}
+
+// QT_CUDA_DEQUANT=auto: the first 16-bit dequantization of at least 16M weights on a device runs vec then vec2 twice
+// each into its output (the same bits) between events, and the faster second run decides for the device.
+std::mutex g_auto_mu;
+std::map<int, int> g_auto_choice;  // device -> Paths::kDqVec | kDqVec2
+std::string g_auto_report;
+
+template <class T>
+int auto_choice(T* out, const Weight& w, int64_t n, cudaStream_t s) {
+  DeviceCtx& dc = device_ctx();
+  std::lock_guard<std::mutex> lk(g_auto_mu);
+  auto it = g_auto_choice.find(dc.device);
+  if (it != g_auto_choice.end()) return it->second;
+  if (n < (int64_t{1} << 24)) return Paths::kDqVec;  // too small to time; decided by a larger one
+  cudaEvent_t ev[3];
+  for (auto& e : ev) QT_CUDA_CHECK(cudaEventCreate(&e));
+  float t_vec = 0, t_vec2 = 0;
+  for (int rep = 0; rep < 2; rep++) {  // the first run of each kernel also loads it
+    QT_CUDA_CHECK(cudaEventRecord(ev[0], s));
+    launch_vec(out, w, n, s);
+    QT_CUDA_CHECK(cudaEventRecord(ev[1], s));
+    launch_vec2(out, w, n, s);
+    QT_CUDA_CHECK(cudaEventRecord(ev[2], s));
+    QT_CUDA_CHECK(cudaEventSynchronize(ev[2]));
+    QT_CUDA_CHECK(cudaEventElapsedTime(&t_vec, ev[0], ev[1]));
+    QT_CUDA_CHECK(cudaEventElapsedTime(&t_vec2, ev[1], ev[2]));
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  const int choice = t_vec2 < t_vec ? Paths::kDqVec2 : Paths::kDqVec;
+  g_auto_choice[dc.device] = choice;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "(%s: vec %.1f us, vec2 %.1f us for %lld weights)", choice == Paths::kDqVec2 ? "vec2" : "vec",
+                t_vec * 1e3, t_vec2 * 1e3, static_cast<long long>(n));
+  g_auto_report = buf;
+  return choice;
+}
+
+template <class T>
 void dequantize_typed(T* out, const Weight& w, cudaStream_t s) {
   const int64_t n = w.rows * w.cols;
-  if (w.dtype == DType::NF4 && paths().dequant_vec && n % 32 == 0 && n > 0 && aligned16(w.data) && aligned16(out)) {
-    const int64_t nchunks = n / 32;
-    const int64_t want = (nchunks + 255) / 256;
-    const int64_t cap = static_cast<int64_t>(device_ctx().prop.multiProcessorCount) * 8;
-    const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
-    nf4_dequant_vec_kernel<dq_out<T>()><<<blocks, 256, kern::kNf4TabSize * sizeof(float), s>>>(out, nf4_args(w), nchunks);
-    QT_LAUNCH_CHECK();
+  const int mode = paths().dequant;
+  if (w.dtype == DType::NF4 && mode != Paths::kDqSimple && n % 32 == 0 && n > 0 && aligned16(w.data) && aligned16(out)) {
+    if constexpr (std::is_same<T, float>::value) {  // vec2 writes 16-bit values only
+      launch_vec(out, w, n, s);
+    } else {
+      const int use = mode == Paths::kDqAuto ? auto_choice(out, w, n, s) : mode;
+      if (use == Paths::kDqVec2) launch_vec2(out, w, n, s);
+      else launch_vec(out, w, n, s);
+    }
     return;
   }
   if (w.dtype == DType::NF4) {
@@ -226,6 +295,11 @@ __global__ void nf4_double_quant_kernel(uint8_t* absmax_q, float* absmax_scale, 
 }
 
 }  // namespace
+
+std::string dequant_auto_choice() {
+  std::lock_guard<std::mutex> lk(g_auto_mu);
+  return g_auto_report;
+}
 
 void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s) {
   if (out_t == DType::F32) dequantize_typed(static_cast<float*>(out), w, s);

@@ -2,6 +2,11 @@
 // weights with one absmax, two codes per byte, the even element in the HIGH nibble):
 //   nf4_dequant_vec  the weight's values into fp32 / bf16 / fp16 scratch (one thread per 32 weights per step of a
 //                    grid-stride loop, 16-byte stores), bit-identical to the one-byte-per-thread kernel;
+//   nf4_dequant16    the same values into bf16 / fp16 with every warp store 512 contiguous bytes (run 3): a thread
+//                    takes 8 weights (4 bytes of codes, 16 bytes out) at a time, 4 such units in flight, consecutive
+//                    threads consecutive units. nf4_dequant_vec's 16-byte stores sit 64 bytes apart across a warp
+//                    (half sectors per store), which may be why it moved ~1.8 TB/s in run 2; nf4.cu times both on
+//                    the GPU and keeps the faster (QT_CUDA_DEQUANT=auto; the same bits either way);
 //   nf4_gemv         out[n, o] = sum_c x[n, c] w[o, c] (+ bias) for a few rows n (decode), straight from the codes:
 //                    no dequantized copy is ever written. Run 2's version (QT_CUDA_GEMV=1): a block owns 4 output
 //                    features; its 128 threads read the codes of chunks t, t + 128, ... (16 bytes of each of the 4
@@ -110,6 +115,36 @@ QT_KFN void nf4_dequant_vec(Ctx& c, void* out, const Nf4Args& w, int64_t nchunks
         }
         stg16(o + 8 * s, U4{p[0], p[1], p[2], p[3]});
       }
+    }
+  }
+}
+
+/** 16-bit outputs (OUT = BF16 | F16) of n = 8 * nunits weights (n % 8 == 0): grid-stride over units of 8 weights,
+ *  units u, u + T, u + 2T, u + 3T per step (T = threads in the grid; loads first, then the stores). */
+template <DqOut OUT, class Ctx>
+QT_KFN void nf4_dequant16(Ctx& c, void* out, const Nf4Args& w, int64_t nunits, const float* tab) {
+  const int64_t T = static_cast<int64_t>(c.nbx()) * c.nthreads();
+  for (int64_t u0 = static_cast<int64_t>(c.bx()) * c.nthreads() + c.tid(); u0 < nunits; u0 += 4 * T) {
+    uint32_t cw[4];
+    float am[4];
+    QT_UNROLL
+    for (int k = 0; k < 4; k++) {
+      const int64_t u = u0 + k * T;
+      cw[k] = u < nunits ? ldg32(w.codes + u * 4) : 0u;
+      am[k] = u < nunits ? nf4_block_absmax(w, tab, u / 8) : 0.0f;  // 8 units per block of 64
+    }
+    QT_UNROLL
+    for (int k = 0; k < 4; k++) {
+      const int64_t u = u0 + k * T;
+      if (u >= nunits) continue;
+      uint32_t p[4];
+      QT_UNROLL
+      for (int e = 0; e < 4; e++) {
+        const uint32_t byte = (cw[k] >> (8 * e)) & 0xffu;  // little endian: byte e of the unit, weights 2e and 2e + 1
+        const float lo = mul_rn(tab[byte >> 4], am[k]), hi = mul_rn(tab[byte & 15u], am[k]);
+        p[e] = OUT == DqOut::BF16 ? pack_bf16(lo, hi) : static_cast<uint32_t>(f16_bits(lo)) | (static_cast<uint32_t>(f16_bits(hi)) << 16);
+      }
+      stg16(static_cast<uint16_t*>(out) + u * 8, U4{p[0], p[1], p[2], p[3]});
     }
   }
 }

@@ -13,7 +13,11 @@ struct Paths {
   bool attn_tc = true;      // QT_CUDA_ATTN=tc|simt: tensor-core flash attention (bf16 compute, sm_80+)
   int gemv = 3;             // QT_CUDA_GEMV=3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 3 = warp-per-rows
                             // kernel (run 3), 1 = run 2's block kernel, 0 = off (dequantize + GEMM)
-  bool dequant_vec = true;  // QT_CUDA_DEQUANT=vec|simple: 16-byte vectorised NF4 dequantization
+  // QT_CUDA_DEQUANT=auto|vec2|vec|simple: NF4 dequantization: vec = 16-byte loads and stores (run 2), vec2 = coalesced
+  // 512-byte warp stores for 16-bit outputs (run 3), auto = vec2 or vec, whichever the first large 16-bit dequantization
+  // on the device times faster (fp32 outputs: vec); simple = a byte per thread. All give the same bits.
+  enum Dequant { kDqAuto = 0, kDqSimple = 1, kDqVec = 2, kDqVec2 = 3 };
+  int dequant = kDqAuto;
   bool lora_fused = false;  // QT_CUDA_LORA=fused|cublas: dropout mask inside the LoRA kernels (lora_kernels.h); off by
                             // default since run 2: cuBLAS was 2-8x faster (BENCHMARKS.md v2)
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
@@ -87,6 +91,8 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
 
 /** The NF4 code table and bnb's dynamic map in this device's constant memory (nf4.cu; once per device). */
 void nf4_init_constants();
+/** QT_CUDA_DEQUANT=auto's measurement so far: "" before it, else "(vec2: vec 41.2 us, vec2 22.0 us for 58720256 weights)". */
+std::string dequant_auto_choice();
 /** out[n] (type out_t: F32 | BF16 | F16) = the weight's values (any Weight dtype), exactly as dequantize. */
 void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s);
 /** out[N, OC] = inp[N, C] @ w^T (+ bias) straight from the NF4 codes, for N <= 4 rows (decode); returns false
