@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
       failures++;
     }
     if (ref_paths) {
-      qt::cuda::set_path("attn", attn_env && std::string(attn_env) == "simt" ? "simt" : "tc");
+      if (!attn_env || !qt::cuda::set_path("attn", attn_env)) qt::cuda::set_path("attn", "tc16");  // back to the default
       if (ckpt_env) setenv("QT_CKPT_BF16", saved_ckpt.c_str(), 1);
       else unsetenv("QT_CKPT_BF16");
     }

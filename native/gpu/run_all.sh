@@ -197,14 +197,14 @@ s_check() {
 # machine: $BUILD/fallback.env), so the benchmark measures only paths that passed; it says so. The first check that
 # hit a CUDA error names the culprit (later checks in that process fail after a sticky error and are not counted).
 # Where a path has an older version, a failed new version falls back to it (QT_CUDA_GEMV=3 -> 1, QT_CUDA_DEQUANT=auto
-# or vec2 -> vec), a failed old one
+# or vec2 -> vec, QT_CUDA_ATTN=tc16 -> tc), a failed old one
 # to off (-> 0). If gpu_check died before writing its JSON, the FAIL lines it printed are read instead, and run 3's
 # new paths are switched off whatever they say (they are the likeliest culprits of a crash or a hang).
 fast_path_fallback() {
   python3 - "$OUT/gpu_check.json" "$WORK/check.out" >"$BUILD/fallback.env" <<'PYEOF'
 import json, os, re, sys
 # (variable, value, name fragments); for one variable the lowest value triggered wins (0 = off)
-tags = [("QT_CUDA_ATTN", "simt", ("[bf16 tc]", "attention tc")),
+tags = [("QT_CUDA_ATTN", "tc", ("[fp16 tc16]",)), ("QT_CUDA_ATTN", "simt", ("[bf16 tc]",)),
         ("QT_CUDA_GEMV", "1", ("[gemv3]",)), ("QT_CUDA_GEMV", "0", ("[gemv]",)),
         ("QT_CUDA_DEQUANT", "vec", ("[vec2]", "[auto]")), ("QT_CUDA_DEQUANT", "simple", ("[vec]",)), ("QT_CUDA_LORA", "cublas", ("[fused]",)), ("QT_CUDA_XCACHE", "0", ("xcache",)),
         ("QT_CUDA_DECODE", "0", ("[decode]",)), ("QT_DEQUANT_REUSE", "0", ("[reuse]",))]
@@ -219,7 +219,7 @@ elif os.path.exists(sys.argv[2]):  # "FAIL group name ..." lines as printed
             results.append((m.group(2), m.group(1) == "PASS", line))
 off, sticky = {}, False
 if died:
-    off.update({"QT_CUDA_GEMV": "1", "QT_CUDA_DECODE": "0", "QT_DEQUANT_REUSE": "0", "QT_CUDA_DEQUANT": "vec"})
+    off.update({"QT_CUDA_GEMV": "1", "QT_CUDA_DECODE": "0", "QT_DEQUANT_REUSE": "0", "QT_CUDA_DEQUANT": "vec", "QT_CUDA_ATTN": "tc"})
 for name, ok, detail in results:
     if ok or sticky:
         continue

@@ -66,11 +66,12 @@ struct AttnCase {
 };
 
 template <int HSP>
-void run_tc(const qt::kern::AttnArgs& a, bool backward) {
+void run_tc(const qt::kern::AttnArgs& a, bool backward, bool f16 = false) {
   using namespace qt::kern;
   warpsim::Dim3 gq{(a.Tq + kAttnBQ - 1) / kAttnBQ, a.NH, a.B};
   if (!backward) {
-    warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP>(c, a); });
+    if (f16) warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP, TcOp::F16>(c, a); });
+    else warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP>(c, a); });
     return;
   }
   warpsim::launch(gq, kAttnThreads, attn_dq_smem(HSP), [&](warpsim::Ctx& c) { attn_dq_tc<HSP>(c, a); });
@@ -78,14 +79,14 @@ void run_tc(const qt::kern::AttnArgs& a, bool backward) {
   warpsim::launch(gk, kAttnThreads, attn_dkv_smem(HSP), [&](warpsim::Ctx& c) { attn_dkv_tc<HSP>(c, a); });
 }
 
-void run_tc_any(const qt::kern::AttnArgs& a, bool backward) {
-  if (a.HS <= 32) run_tc<32>(a, backward);
-  else if (a.HS <= 64) run_tc<64>(a, backward);
-  else run_tc<128>(a, backward);
+void run_tc_any(const qt::kern::AttnArgs& a, bool backward, bool f16 = false) {
+  if (a.HS <= 32) run_tc<32>(a, backward, f16);
+  else if (a.HS <= 64) run_tc<64>(a, backward, f16);
+  else run_tc<128>(a, backward, f16);
 }
 
 struct AttnErrors {
-  double out, lse, dq, dk, dv;
+  double out, lse, dq, dk, dv, out16, lse16;
 };
 
 AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
@@ -117,6 +118,15 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
   e.lse = rel_l2(lse_c, lse_t);
   for (size_t i = 0; i < nl; i++)  // -inf exactly where the CPU has it (rows that see nothing)
     if (std::isinf(lse_c[i]) != std::isinf(lse_t[i])) e.lse = std::numeric_limits<double>::infinity();
+  // the forward on fp16 operands (QT_CUDA_ATTN=tc16)
+  std::vector<float> out16(nq, std::nanf("")), lse16(nl, std::nanf(""));
+  a.out = out16.data();
+  a.lse = lse16.data();
+  run_tc_any(a, false, true);
+  e.out16 = rel_l2(out_c, out16);
+  e.lse16 = rel_l2(lse_c, lse16);
+  for (size_t i = 0; i < nl; i++)
+    if (std::isinf(lse_c[i]) != std::isinf(lse16[i])) e.lse16 = std::numeric_limits<double>::infinity();
 
   // backward from the CPU forward's out/lse (as the GPU check does), accumulating into random gradients
   auto dout = rnd(nq, seed + 4), gq0 = rnd(nq, seed + 5), gk0 = rnd(nk, seed + 6), gv0 = rnd(nk, seed + 7);
@@ -150,8 +160,12 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
 
 void check_attention(const AttnCase& k, uint64_t seed, double tol_out, double tol_grad) {
   const AttnErrors e = attention_case(k, seed);
-  std::printf("    tc attention %-40s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n", k.name, e.out, e.lse, e.dq, e.dk, e.dv);
+  std::printf("    tc attention %-40s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e | fp16 forward: out %.2e lse %.2e\n", k.name, e.out,
+              e.lse, e.dq, e.dk, e.dv, e.out16, e.lse16);
   CHECK_MSG(e.out <= tol_out, k.name << ": out rel L2 " << e.out);
+  // fp16 operands: 8x finer rounding of q, k, v and P; the output error drops accordingly
+  CHECK_MSG(e.out16 <= tol_out / 5 && e.out16 < e.out / 2, k.name << ": fp16 forward out rel L2 " << e.out16 << " (bf16 " << e.out << ")");
+  CHECK_MSG(e.lse16 <= 2e-4, k.name << ": fp16 forward lse rel L2 " << e.lse16);
   CHECK_MSG(e.lse <= 2e-3, k.name << ": lse rel L2 " << e.lse);
   CHECK_MSG(e.dq <= tol_grad, k.name << ": dq rel L2 " << e.dq);
   CHECK_MSG(e.dk <= tol_grad, k.name << ": dk rel L2 " << e.dk);
@@ -235,29 +249,32 @@ TEST(sim_warpsim_mma_and_shuffle_follow_the_ptx_layouts) {
     for (int n = 0; n < 8; n++) Bm[k][n] = qt::bf16_to_f32(qt::f32_to_bf16(((k * 3 + n * 5) % 7) * 0.5f - 1.0f));
   for (int r = 0; r < 16; r++)
     for (int n = 0; n < 8; n++) Cm[r][n] = static_cast<float>(r * 8 + n);
-  std::vector<float> D(16 * 8, std::nanf(""));
-  std::vector<float> xor_seen(32);
-  warpsim::launch({1, 1, 1}, 32, 0, [&](warpsim::Ctx& c) {
-    const int lane = c.tid(), g = lane / 4, t = lane % 4;
-    auto pk = [](float lo, float hi) { return qt::kern::pack_bf16(lo, hi); };
-    const uint32_t a[4] = {pk(A[g][2 * t], A[g][2 * t + 1]), pk(A[g + 8][2 * t], A[g + 8][2 * t + 1]),
-                           pk(A[g][2 * t + 8], A[g][2 * t + 9]), pk(A[g + 8][2 * t + 8], A[g + 8][2 * t + 9])};
-    const uint32_t b[2] = {pk(Bm[2 * t][g], Bm[2 * t + 1][g]), pk(Bm[2 * t + 8][g], Bm[2 * t + 9][g])};
-    float d[4] = {Cm[g][2 * t], Cm[g][2 * t + 1], Cm[g + 8][2 * t], Cm[g + 8][2 * t + 1]};
-    c.mma_bf16(d, a, b);
-    D[g * 8 + 2 * t] = d[0];
-    D[g * 8 + 2 * t + 1] = d[1];
-    D[(g + 8) * 8 + 2 * t] = d[2];
-    D[(g + 8) * 8 + 2 * t + 1] = d[3];
-    xor_seen[static_cast<size_t>(lane)] = c.shfl_xor(static_cast<float>(lane), 5);
-  });
-  for (int r = 0; r < 16; r++)
-    for (int n = 0; n < 8; n++) {
-      double s = Cm[r][n];
-      for (int k = 0; k < 16; k++) s += static_cast<double>(A[r][k]) * Bm[k][n];
-      CHECK_NEAR(D[static_cast<size_t>(r * 8 + n)], s, 1e-4);
-    }
-  for (int l = 0; l < 32; l++) CHECK_EQ(xor_seen[static_cast<size_t>(l)], static_cast<float>(l ^ 5));
+  for (bool f16 : {false, true}) {  // the values are exact in bf16 and in fp16
+    std::vector<float> D(16 * 8, std::nanf(""));
+    std::vector<float> xor_seen(32);
+    warpsim::launch({1, 1, 1}, 32, 0, [&](warpsim::Ctx& c) {
+      const int lane = c.tid(), g = lane / 4, t = lane % 4;
+      auto pk = [&](float lo, float hi) { return f16 ? qt::kern::pack_f16(lo, hi) : qt::kern::pack_bf16(lo, hi); };
+      const uint32_t a[4] = {pk(A[g][2 * t], A[g][2 * t + 1]), pk(A[g + 8][2 * t], A[g + 8][2 * t + 1]),
+                             pk(A[g][2 * t + 8], A[g][2 * t + 9]), pk(A[g + 8][2 * t + 8], A[g + 8][2 * t + 9])};
+      const uint32_t b[2] = {pk(Bm[2 * t][g], Bm[2 * t + 1][g]), pk(Bm[2 * t + 8][g], Bm[2 * t + 9][g])};
+      float d[4] = {Cm[g][2 * t], Cm[g][2 * t + 1], Cm[g + 8][2 * t], Cm[g + 8][2 * t + 1]};
+      if (f16) c.mma_f16(d, a, b);
+      else c.mma_bf16(d, a, b);
+      D[g * 8 + 2 * t] = d[0];
+      D[g * 8 + 2 * t + 1] = d[1];
+      D[(g + 8) * 8 + 2 * t] = d[2];
+      D[(g + 8) * 8 + 2 * t + 1] = d[3];
+      xor_seen[static_cast<size_t>(lane)] = c.shfl_xor(static_cast<float>(lane), 5);
+    });
+    for (int r = 0; r < 16; r++)
+      for (int n = 0; n < 8; n++) {
+        double s = Cm[r][n];
+        for (int k = 0; k < 16; k++) s += static_cast<double>(A[r][k]) * Bm[k][n];
+        CHECK_NEAR(D[static_cast<size_t>(r * 8 + n)], s, 1e-4);
+      }
+    for (int l = 0; l < 32; l++) CHECK_EQ(xor_seen[static_cast<size_t>(l)], static_cast<float>(l ^ 5));
+  }
   // a barrier some threads skip is reported, not hung
   bool threw = false;
   try {

@@ -47,6 +47,27 @@ float bf16_hi(uint32_t r) {
 }
 float half_of(uint32_t r, int hi) { return hi ? bf16_hi(r) : bf16_lo(r); }
 
+// IEEE binary16 bits -> float (exact; subnormals, inf, NaN)
+float f16_value(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  uint32_t bits;
+  if (e == 0x1f) {
+    bits = sign | 0x7f800000u | (m << 13);
+  } else if (e != 0) {
+    bits = sign | ((e + 112u) << 23) | (m << 13);
+  } else if (m == 0) {
+    bits = sign;
+  } else {  // subnormal: m * 2^-24
+    float f = static_cast<float>(m) * 5.9604644775390625e-8f;
+    std::memcpy(&bits, &f, 4);
+    bits |= sign;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+float f16_of(uint32_t r, int hi) { return f16_value(static_cast<uint16_t>(hi ? r >> 16 : r & 0xffffu)); }
+
 }  // namespace
 
 class Block {
@@ -180,7 +201,10 @@ double Ctx::shfl_xor(double v, int mask) {
   return r;
 }
 
-void Ctx::mma_bf16(float d[4], const uint32_t a[4], const uint32_t bb[2]) {
+void Ctx::mma_bf16(float d[4], const uint32_t a[4], const uint32_t bb[2]) { mma(d, a, bb, false); }
+void Ctx::mma_f16(float d[4], const uint32_t a[4], const uint32_t bb[2]) { mma(d, a, bb, true); }
+
+void Ctx::mma(float d[4], const uint32_t a[4], const uint32_t bb[2], bool f16) {
   Block& b = *blk_;
   Slot& mine = b.slots[static_cast<size_t>(tid_)];
   std::memcpy(mine.a, a, sizeof mine.a);
@@ -194,11 +218,13 @@ void Ctx::mma_bf16(float d[4], const uint32_t a[4], const uint32_t bb[2]) {
   auto A = [&](int row, int k) {
     const int lane_ = 4 * (row % 8) + (k % 8) / 2;
     const int reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
-    return half_of(b.slots[static_cast<size_t>(base + lane_)].a[reg], k % 2);
+    const uint32_t r = b.slots[static_cast<size_t>(base + lane_)].a[reg];
+    return f16 ? f16_of(r, k % 2) : half_of(r, k % 2);
   };
   auto B = [&](int k, int col) {
     const int lane_ = 4 * col + (k % 8) / 2;
-    return half_of(b.slots[static_cast<size_t>(base + lane_)].b[k >= 8 ? 1 : 0], k % 2);
+    const uint32_t r = b.slots[static_cast<size_t>(base + lane_)].b[k >= 8 ? 1 : 0];
+    return f16 ? f16_of(r, k % 2) : half_of(r, k % 2);
   };
   float out[4];
   for (int e = 0; e < 4; e++) {

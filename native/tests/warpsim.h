@@ -4,7 +4,7 @@
 // collectives, so a run is deterministic:
 //   sync()          __syncthreads: a thread waits until every thread of the block waits there;
 //   shfl_xor()      __shfl_xor_sync over the full warp (float or double);
-//   mma_bf16()      mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: every lane deposits its A/B fragment
+//   mma_bf16()      mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (mma_f16: .f16.f16): every lane deposits its A/B fragment
 //                   registers, then computes its C fragment from the whole warp's, decoding the registers with
 //                   the PTX ISA's fragment layouts (independently of the kernels' own index arithmetic).
 // A warp whose lanes reach different collectives, or a barrier some threads never reach, is a deadlock here (and
@@ -41,8 +41,10 @@ class Ctx {
   float shfl_xor(float v, int mask);
   double shfl_xor(double v, int mask);
   void mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
+  void mma_f16(float d[4], const uint32_t a[4], const uint32_t b[2]);
 
  private:
+  void mma(float d[4], const uint32_t a[4], const uint32_t b[2], bool f16);
   friend class Block;
   Block* blk_ = nullptr;
   int tid_ = 0;

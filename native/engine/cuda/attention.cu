@@ -13,7 +13,8 @@
 // replace these for bf16/fp16 compute on sm_80+ when the head size is a multiple of 4 up to 128; the SIMT
 // kernels stay for fp32 compute (the exactness checks), older GPUs, other head sizes and QT_CUDA_ATTN=simt.
 // Run 3: a single query row (decode: Tq = 1) runs decode_kernels.h's split-key fp32 kernel instead, for any compute
-// dtype (QT_CUDA_DECODE=1; head sizes that are multiples of 4 up to 128).
+// dtype (QT_CUDA_DECODE=1; head sizes that are multiples of 4 up to 128); the tensor-core forward multiplies fp16
+// operands (QT_CUDA_ATTN=tc16, the default; tc = run 2's bf16 ones).
 #include <map>
 #include <mutex>
 #include <utility>
@@ -433,10 +434,10 @@ void bwd_launch(cudaStream_t s, float* dq, float* dk, float* dv, const float* do
 
 // ---- tensor-core kernels (attention_tc.h) ----
 
-template <int HSP>
+template <int HSP, kern::TcOp OP>
 __global__ void __launch_bounds__(kern::kAttnThreads) attn_fwd_tc_kernel(kern::AttnArgs a) {
   kern::DevCtx c;
-  kern::attn_fwd_tc<HSP>(c, a);
+  kern::attn_fwd_tc<HSP, OP>(c, a);
 }
 
 template <int HSP>
@@ -481,7 +482,7 @@ bool use_decode(int B, int Tq, int Tk, int NH, int HS) {
 }
 
 bool use_tc(DeviceCtx& c, DType compute, int HS) {
-  return paths().attn_tc && compute != DType::F32 && c.prop.major >= 8 && HS > 0 && HS <= 128 && HS % 4 == 0;
+  return paths().attn != Paths::kAttnSimt && compute != DType::F32 && c.prop.major >= 8 && HS > 0 && HS <= 128 && HS % 4 == 0;
 }
 
 kern::AttnArgs tc_args(int B, int Tq, int Tk, int NH, int NKV, int HS, const int32_t* lengths) {
@@ -497,12 +498,18 @@ kern::AttnArgs tc_args(int B, int Tq, int Tk, int NH, int NKV, int HS, const int
   return a;
 }
 
+template <int HSP, kern::TcOp OP>
+void tc_forward_op(cudaStream_t s, const kern::AttnArgs& a) {
+  const size_t smem = kern::attn_fwd_smem(HSP);
+  allow_smem(attn_fwd_tc_kernel<HSP, OP>, smem);
+  attn_fwd_tc_kernel<HSP, OP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, smem, s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
 template <int HSP>
 void tc_forward(cudaStream_t s, const kern::AttnArgs& a) {
-  const size_t smem = kern::attn_fwd_smem(HSP);
-  allow_smem(attn_fwd_tc_kernel<HSP>, smem);
-  attn_fwd_tc_kernel<HSP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, smem, s>>>(a);
-  QT_LAUNCH_CHECK();
+  if (paths().attn == Paths::kAttnTc16) tc_forward_op<HSP, kern::TcOp::F16>(s, a);
+  else tc_forward_op<HSP, kern::TcOp::BF16>(s, a);
 }
 
 template <int HSP>

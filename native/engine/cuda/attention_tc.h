@@ -3,6 +3,8 @@
 // log-sum-exp kept for backward. Backward is deterministic without atomics, as the SIMT version in
 // attention.cu: one kernel accumulates dq per query tile (walking key tiles), another dk/dv per key tile
 // (walking the query heads of its KV group and their query tiles); each recomputes P = exp(S - lse).
+// Run 3: the forward's operands (q, k, v and P) may be fp16 instead (TcOp::F16, QT_CUDA_ATTN=tc16, the default): the
+// same fragment layouts on the .f16 mma, 8x finer rounding, for the accuracy of the logits (BENCHMARKS.md v3).
 //
 // The bodies are templates over the kernel context (kernel_ctx.h): attention.cu launches them on the GPU,
 // native/tests runs them in the warp simulator against cpu/attention.cpp.
@@ -61,35 +63,51 @@ constexpr int attn_dkv_smem(int HSP) {
   return 2 * ((2 * kAttnBK + 2 * kAttnBQ2) * (HSP + 8) + 2 * HSP * (kAttnBQ2 + 8)) + 2 * kAttnBQ2 * 4;
 }
 
-// ---- tile loads: global fp32 -> shared bf16 ---------------------------------------------------------------------
+/** Operand type of the FORWARD kernel's tensor-core products (Q K^T and P V): QT_CUDA_ATTN=tc16 (default since run 3)
+ *  uses fp16 (11 significant bits against bf16's 8: 8x less rounding of q, k, v and the probabilities), tc bf16 (run
+ *  2). fp16 conversions saturate at +-65504 (never inf); a Llama's q, k, v are orders of magnitude smaller and P <= 1.
+ *  The backward kernels stay on bf16 (their dS products span a range fp16 would underflow). */
+enum class TcOp { BF16, F16 };
+
+template <TcOp OP>
+QT_KFN uint16_t op_bits(float x) { return OP == TcOp::F16 ? f16_bits_sat(x) : bf16_bits(x); }
+template <TcOp OP>
+QT_KFN uint32_t op_pack(float lo, float hi) { return OP == TcOp::F16 ? pack_f16(lo, hi) : pack_bf16(lo, hi); }
+template <TcOp OP, class Ctx>
+QT_KFN void op_mma(Ctx& c, float d[4], const uint32_t a[4], const uint32_t b[2]) {
+  if (OP == TcOp::F16) c.mma_f16(d, a, b);
+  else c.mma_bf16(d, a, b);
+}
+
+// ---- tile loads: global fp32 -> shared bf16 (or fp16) ----------------------------------------------------------
 
 /** dst[r][d] (row stride LD) = bf16(src row p0 + r, column d) for r < ROWS, d < HSP; 0 where p0 + r >= limit or
  *  d >= HS. Row p of the source starts at base + p * stride (floats). */
-template <int HSP, int ROWS, int LD, class Ctx>
+template <int HSP, int ROWS, int LD, TcOp OP = TcOp::BF16, class Ctx>
 QT_KFN void tile_rows(Ctx& c, uint16_t* dst, const float* base, int64_t stride, int p0, int limit, int HS) {
   constexpr int Q4 = HSP / 4;  // float4s per row
   for (int e = c.tid(); e < ROWS * Q4; e += kAttnThreads) {
     const int r = e / Q4, d = (e % Q4) * 4, p = p0 + r;
     F4 x{0, 0, 0, 0};
     if (p < limit && d < HS) x = ldg4(base + static_cast<int64_t>(p) * stride + d);
-    sts32(dst + r * LD + d, pack_bf16(x.x, x.y));
-    sts32(dst + r * LD + d + 2, pack_bf16(x.z, x.w));
+    sts32(dst + r * LD + d, op_pack<OP>(x.x, x.y));
+    sts32(dst + r * LD + d + 2, op_pack<OP>(x.z, x.w));
   }
 }
 
 /** Transposed: dst[d][r] (row stride LD) = bf16(src row p0 + r, column d); same zero rules. A warp covers 32
  *  consecutive rows of one column group (its 16-bit stores fall in distinct or shared words, no conflicts). */
-template <int HSP, int ROWS, int LD, class Ctx>
+template <int HSP, int ROWS, int LD, TcOp OP = TcOp::BF16, class Ctx>
 QT_KFN void tile_cols(Ctx& c, uint16_t* dst, const float* base, int64_t stride, int p0, int limit, int HS) {
   constexpr int Q4 = HSP / 4;
   for (int e = c.tid(); e < ROWS * Q4; e += kAttnThreads) {
     const int r = e % ROWS, d = (e / ROWS) * 4, p = p0 + r;
     F4 x{0, 0, 0, 0};
     if (p < limit && d < HS) x = ldg4(base + static_cast<int64_t>(p) * stride + d);
-    dst[(d + 0) * LD + r] = bf16_bits(x.x);
-    dst[(d + 1) * LD + r] = bf16_bits(x.y);
-    dst[(d + 2) * LD + r] = bf16_bits(x.z);
-    dst[(d + 3) * LD + r] = bf16_bits(x.w);
+    dst[(d + 0) * LD + r] = op_bits<OP>(x.x);
+    dst[(d + 1) * LD + r] = op_bits<OP>(x.y);
+    dst[(d + 2) * LD + r] = op_bits<OP>(x.z);
+    dst[(d + 3) * LD + r] = op_bits<OP>(x.w);
   }
 }
 
@@ -109,18 +127,19 @@ QT_KFN void frag_b(uint32_t b[2], const uint16_t* s, int n0, int k0, int g, int 
   b[1] = lds32(s + (n0 + g) * LD + k0 + 8 + 2 * t);
 }
 
-/** The C fragments of 8-column tiles 2kk and 2kk+1 as the bf16 A fragment over those 16 columns. */
+/** The C fragments of 8-column tiles 2kk and 2kk+1 as the bf16 (or fp16) A fragment over those 16 columns. */
+template <TcOp OP = TcOp::BF16>
 QT_KFN void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
-  a[0] = pack_bf16(c0[0], c0[1]);
-  a[1] = pack_bf16(c0[2], c0[3]);
-  a[2] = pack_bf16(c1[0], c1[1]);
-  a[3] = pack_bf16(c1[2], c1[3]);
+  a[0] = op_pack<OP>(c0[0], c0[1]);
+  a[1] = op_pack<OP>(c0[2], c0[3]);
+  a[2] = op_pack<OP>(c1[0], c1[1]);
+  a[3] = op_pack<OP>(c1[2], c1[3]);
 }
 
 // ---- forward ------------------------------------------------------------------------------------------------------
 // grid (ceil(Tq / 64), NH, B). Warp w owns query rows i0 + 16w .. +15; lane (g, t) holds rows g and g + 8 of them.
 
-template <int HSP, class Ctx>
+template <int HSP, TcOp OP = TcOp::BF16, class Ctx>
 QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
   constexpr int BQ = kAttnBQ, BK = kAttnBK, LDR = HSP + 8, LDT = BK + 8;
   constexpr int KC = HSP / 16, NT = BK / 8, DT = HSP / 8;
@@ -141,7 +160,7 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
   const int lim[2] = {imin(p.Tk - p.Tq + qi[0] + 1, len), imin(p.Tk - p.Tq + qi[1] + 1, len)};
   const float sl2 = p.scale * kLog2e;
 
-  tile_rows<HSP, BQ, LDR>(c, Qs, qbase, qstride, i0, p.Tq, p.HS);
+  tile_rows<HSP, BQ, LDR, OP>(c, Qs, qbase, qstride, i0, p.Tq, p.HS);
   c.sync();
   uint32_t qf[KC][4];
   QT_UNROLL
@@ -154,8 +173,8 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
 
   for (int j0 = 0; j0 < nk; j0 += BK) {
     c.sync();  // every warp is done with the previous tile's Ks / Vt
-    tile_rows<HSP, BK, LDR>(c, Ks, kbase, kstride, j0, len, p.HS);
-    tile_cols<HSP, BK, LDT>(c, Vt, vbase, kstride, j0, len, p.HS);
+    tile_rows<HSP, BK, LDR, OP>(c, Ks, kbase, kstride, j0, len, p.HS);
+    tile_cols<HSP, BK, LDT, OP>(c, Vt, vbase, kstride, j0, len, p.HS);
     c.sync();
     float s[NT][4];
     QT_UNROLL
@@ -166,7 +185,7 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
       for (int nt = 0; nt < NT; nt++) {
         uint32_t bf[2];
         frag_b<LDR>(bf, Ks, nt * 8, kc * 16, g, t);
-        c.mma_bf16(s[nt], qf[kc], bf);
+        op_mma<OP>(c, s[nt], qf[kc], bf);
       }
     }
     // scale into the log2 domain, mask, and the tile's row maxima (rows g and g+8; a quad shares a row)
@@ -213,12 +232,12 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
     QT_UNROLL
     for (int kk = 0; kk < BK / 16; kk++) {
       uint32_t pa[4];
-      c_to_a(pa, s[2 * kk], s[2 * kk + 1]);
+      c_to_a<OP>(pa, s[2 * kk], s[2 * kk + 1]);
       QT_UNROLL
       for (int dt = 0; dt < DT; dt++) {
         uint32_t bf[2];
         frag_b<LDT>(bf, Vt, dt * 8, kk * 16, g, t);
-        c.mma_bf16(o[dt], pa, bf);
+        op_mma<OP>(c, o[dt], pa, bf);
       }
     }
   }

@@ -136,7 +136,8 @@ bool env_is(const char* name, const char* value) {
 Paths& mutable_paths() {
   static Paths p = [] {
     Paths d;
-    if (env_is("QT_CUDA_ATTN", "simt")) d.attn_tc = false;
+    if (env_is("QT_CUDA_ATTN", "simt")) d.attn = Paths::kAttnSimt;
+    if (env_is("QT_CUDA_ATTN", "tc")) d.attn = Paths::kAttnTc;
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
     if (env_is("QT_CUDA_GEMV", "1")) d.gemv = 1;  // run 2's kernel
     if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant = Paths::kDqSimple;
@@ -156,7 +157,8 @@ const Paths& paths() { return mutable_paths(); }
 
 bool set_path(const std::string& name, const std::string& value) {
   Paths& p = mutable_paths();
-  if (name == "attn" && (value == "tc" || value == "simt")) p.attn_tc = value == "tc";
+  if (name == "attn" && (value == "tc16" || value == "tc" || value == "simt"))
+    p.attn = value == "tc16" ? Paths::kAttnTc16 : value == "tc" ? Paths::kAttnTc : Paths::kAttnSimt;
   else if (name == "gemv" && (value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
   else if (name == "dequant" && (value == "auto" || value == "vec2" || value == "vec" || value == "simple"))
     p.dequant = value == "auto" ? Paths::kDqAuto : value == "vec2" ? Paths::kDqVec2 : value == "vec" ? Paths::kDqVec : Paths::kDqSimple;
@@ -171,7 +173,7 @@ std::string active_paths() {
   const Paths& p = paths();
   const char* ck = std::getenv("QT_CKPT_BF16");
   const char* ru = std::getenv("QT_DEQUANT_REUSE");
-  return std::string("attn=") + (p.attn_tc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
+  return std::string("attn=") + (p.attn == Paths::kAttnTc16 ? "tc16" : p.attn == Paths::kAttnTc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora_fused ? "fused" : "cublas") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto") +
          " reuse=" + (ru ? ru : "auto");

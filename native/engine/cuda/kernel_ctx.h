@@ -70,9 +70,47 @@ QT_KFN uint32_t f32_bits(float f) {
 #endif
 }
 
+/** Bits of an fp16 value, round to nearest even (finite inputs). */
+QT_KFN uint16_t f16_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  __half h = __float2half_rn(f);
+  return *reinterpret_cast<uint16_t*>(&h);
+#else
+  // IEEE half from float, round to nearest even (subnormals included)
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) return static_cast<uint16_t>(sign | (x > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (x >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
+  if (x < 0x38800000u) {                                               // subnormal half (or zero)
+    if (x < 0x33000000u) return static_cast<uint16_t>(sign);
+    const uint32_t e = x >> 23, m = (x & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126u - e;  // 14 .. 24
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (r & 1u))) r++;
+    return static_cast<uint16_t>(sign | r);
+  }
+  uint32_t r = x - 0x38000000u;  // rebias exponent 127 -> 15
+  const uint32_t rem = r & 0x1fffu;
+  r >>= 13;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+  return static_cast<uint16_t>(sign | r);
+#endif
+}
+
 /** Two floats as a bf16 pair in one 32-bit register: `lo` in bits 0..15 (the lower-indexed element), `hi` above. */
 QT_KFN uint32_t pack_bf16(float lo, float hi) {
   return static_cast<uint32_t>(bf16_bits(lo)) | (static_cast<uint32_t>(bf16_bits(hi)) << 16);
+}
+
+/** fp16 bits of x clamped to the finite range (+-65504): never inf, whatever the input's size. */
+QT_KFN uint16_t f16_bits_sat(float x) { return f16_bits(x > 65504.0f ? 65504.0f : x < -65504.0f ? -65504.0f : x); }
+
+/** Two floats as an fp16 pair (saturating), `lo` in bits 0..15. */
+QT_KFN uint32_t pack_f16(float lo, float hi) {
+  return static_cast<uint32_t>(f16_bits_sat(lo)) | (static_cast<uint32_t>(f16_bits_sat(hi)) << 16);
 }
 
 /** 32-bit load of two adjacent bf16 values from shared memory (4-byte aligned). */
@@ -182,6 +220,20 @@ struct DevCtx {
   __device__ __forceinline__ void sync() const { __syncthreads(); }
   __device__ __forceinline__ float shfl_xor(float v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
   __device__ __forceinline__ double shfl_xor(double v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
+  /** d += A (16x16 fp16, row) x B (16x8 fp16, col), fp32 accumulate; the same fragment layout as mma_bf16. */
+  __device__ __forceinline__ void mma_f16(float d[4], const uint32_t a[4], const uint32_t b[2]) const {
+#ifndef QT_NO_BF16_MMA
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    (void)d;
+    (void)a;
+    (void)b;
+    __trap();
+#endif
+  }
   /** d += A (16x16 bf16, row) x B (16x8 bf16, col), fp32 accumulate; fragments as in the PTX ISA (m16n8k16). */
   __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) const {
 #ifndef QT_NO_BF16_MMA

@@ -50,36 +50,6 @@ QT_KFN uint32_t u4_word(const U4& v, int q) { return q == 0 ? v.x : q == 1 ? v.y
 
 enum class DqOut { F32 = 0, BF16 = 1, F16 = 2 };
 
-/** Bits of an fp16 value, round to nearest even (finite inputs). */
-QT_KFN uint16_t f16_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  __half h = __float2half_rn(f);
-  return *reinterpret_cast<uint16_t*>(&h);
-#else
-  // IEEE half from float, round to nearest even (subnormals included)
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  x &= 0x7fffffffu;
-  if (x >= 0x7f800000u) return static_cast<uint16_t>(sign | (x > 0x7f800000u ? 0x7e00u : 0x7c00u));
-  if (x >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
-  if (x < 0x38800000u) {                                               // subnormal half (or zero)
-    if (x < 0x33000000u) return static_cast<uint16_t>(sign);
-    const uint32_t e = x >> 23, m = (x & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126u - e;  // 14 .. 24
-    uint32_t r = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
-    if (rem > half || (rem == half && (r & 1u))) r++;
-    return static_cast<uint16_t>(sign | r);
-  }
-  uint32_t r = x - 0x38000000u;  // rebias exponent 127 -> 15
-  const uint32_t rem = r & 0x1fffu;
-  r >>= 13;
-  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
-  return static_cast<uint16_t>(sign | r);
-#endif
-}
-
 /** out[i] = value of weight element i for the n = 32 * nchunks elements (n % 32 == 0); grid-stride over chunks. */
 template <DqOut OUT, class Ctx>
 QT_KFN void nf4_dequant_vec(Ctx& c, void* out, const Nf4Args& w, int64_t nchunks, const float* tab) {

@@ -10,7 +10,10 @@ namespace qt::cuda {
 
 // ---- fast-path switches (context.cu; tools.h set_path/active_paths; defaults from the environment) ----------
 struct Paths {
-  bool attn_tc = true;      // QT_CUDA_ATTN=tc|simt: tensor-core flash attention (bf16 compute, sm_80+)
+  // QT_CUDA_ATTN=tc16|tc|simt: tensor-core flash attention for bf16/fp16 compute on sm_80+ with the forward's products on
+  // fp16 operands (tc16, run 3), or on bf16 ones like its backward (tc, run 2); simt = the fp32 SIMT kernels
+  enum Attn { kAttnSimt = 0, kAttnTc = 1, kAttnTc16 = 2 };
+  int attn = kAttnTc16;
   int gemv = 3;             // QT_CUDA_GEMV=3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 3 = warp-per-rows
                             // kernel (run 3), 1 = run 2's block kernel, 0 = off (dequantize + GEMM)
   // QT_CUDA_DEQUANT=auto|vec2|vec|simple: NF4 dequantization: vec = 16-byte loads and stores (run 2), vec2 = coalesced

@@ -35,11 +35,15 @@ void synchronize();
 void release_workspace();
 
 /** Run-time switches of the fast paths, process-wide (defaults from the environment, read once):
- *    attn     tc | simt       QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+ (tc), or
- *                                              the fp32 SIMT kernels (simt; always used for fp32 compute)
+ *    attn     tc16|tc|simt   QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+, its forward
+ *                                              on fp16 operands (tc16, default) or bf16 ones (tc; the backward is bf16
+ *                                              either way), or the fp32 SIMT kernels (simt; always used for fp32 compute)
  *    gemv     3 | 1 | 0       QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode): 3 = run 3's
  *                                              warp-per-rows kernel, 1 = run 2's block kernel, 0 = dequantize + GEMM
- *    dequant  vec | simple    QT_CUDA_DEQUANT  16-byte vectorised NF4 dequantization, or one byte per thread
+ *    dequant  auto|vec2|vec|simple  QT_CUDA_DEQUANT  NF4 dequantization: vec2 = coalesced 16-bit stores (run 3), vec =
+ *                                              16-byte loads and stores (run 2), auto = whichever of the two the first
+ *                                              >= 16M-weight 16-bit copy on the device times faster, simple = a byte per
+ *                                              thread; all give the same bits
  *    lora     cublas | fused  QT_CUDA_LORA     run 1's masked copy + cuBLAS fp32 GEMMs (default), or the dropout inside
  *                                              fused kernels (ranks <= 64; slower in run 2, kept selectable)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
@@ -50,7 +54,7 @@ void release_workspace();
  *  both are automatic: memory.cpp.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
-/** "attn=tc gemv=3 dequant=vec lora=cublas xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
+/** "attn=tc16 gemv=3 dequant=auto(vec2: ...) lora=cublas xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
 std::string active_paths();
 
 }  // namespace qt::cuda
