@@ -111,8 +111,7 @@ export class Model {
 
   /** Cancels running operations, waits for them to settle, then disposes. */
   async close(): Promise<void> {
-    this.cancel()
-    await this.ops.idle()
+    await this.ops.cancelAndSettle()
     this.dispose()
   }
 

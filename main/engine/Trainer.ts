@@ -85,8 +85,7 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
-    this.cancel()
-    await this.ops.idle()
+    await this.ops.cancelAndSettle()
     this.dispose()
   }
 }

@@ -127,4 +127,10 @@ export class Operations {
   async idle(): Promise<void> {
     while (this.running.size > 0) await Promise.all([...this.running].map((op) => op.done))
   }
+
+  /** Cancels every operation and resolves when all have settled (before disposing the object they run on). */
+  async cancelAndSettle(): Promise<void> {
+    this.cancelAll()
+    await this.idle()
+  }
 }
