@@ -14,6 +14,7 @@
 import { open } from 'node:fs/promises'
 import { AppError } from '../../errors'
 import type { MergedWeights } from '../merge/MergedWeights'
+import { SequentialWriter } from '../SequentialWriter'
 import { encodeGgml } from './ggmlQuant'
 import type { QuantPool } from './QuantPool'
 import { GGML_BLOCK, GGML_QUANT_VERSION, kv, layoutGguf, type GgmlType, type GgufLayout, type GgufMetadata, type GgufTensorInfo } from './ggufFormat'
@@ -277,25 +278,17 @@ export async function writeGguf(
     opts.pool && (type === 'Q4_K' || type === 'Q6_K') ? opts.pool.encode(type, x, rowLength) : encodeGgml(type, x, rowLength)
   const fh = await open(path, 'w')
   try {
-    let pos = 0
-    const write = async (buf: Buffer) => {
-      let done = 0
-      while (done < buf.length) {
-        const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done)
-        done += bytesWritten
-      }
-      pos += buf.length
-    }
-    await write(plan.layout.header)
+    const out = new SequentialWriter(fh)
+    await out.write(plan.layout.header)
     const dataStart = plan.layout.header.length
     for (let ti = 0; ti < plan.tensors.length; ti++) {
       const t = plan.tensors[ti]
-      if (pos !== dataStart + plan.layout.offsets[ti]) throw new Error(`GGUF writer out of place at ${t.name}`)
-      const start = pos
+      if (out.pos !== dataStart + plan.layout.offsets[ti]) throw new Error(`GGUF writer out of place at ${t.name}`)
+      const start = out.pos
       if (t.values) {
-        await write(encodeGgml(t.type, t.values, t.rowLength))
+        await out.write(encodeGgml(t.type, t.values, t.rowLength))
       } else if (t.ne.length === 1) {
-        await write(encodeGgml(t.type, permute1d(await merged.rows(t.hfName!, 0, t.rows), t.permuteHeadRows), t.rowLength))
+        await out.write(encodeGgml(t.type, permute1d(await merged.rows(t.hfName!, 0, t.rows), t.permuteHeadRows), t.rowLength))
       } else {
         let step = Math.max(1, Math.floor(CHUNK_VALUES / t.rowLength))
         if (t.permuteHeadRows) step = Math.max(t.permuteHeadRows, step - (step % t.permuteHeadRows))
@@ -304,16 +297,16 @@ export async function writeGguf(
           const r1 = Math.min(t.rows, r0 + step)
           let x = await merged.rows(t.hfName!, r0, r1)
           if (t.permuteHeadRows) x = permuteHeads(x, t.rowLength, t.permuteHeadRows)
-          await write(await encode(t.type, x, t.rowLength))
-          opts.onProgress?.({ bytes: pos, tensor: t.name })
+          await out.write(await encode(t.type, x, t.rowLength))
+          opts.onProgress?.({ bytes: out.pos, tensor: t.name })
         }
       }
-      if (pos - start !== plan.layout.sizes[ti]) throw new Error(`GGUF writer: ${t.name} has ${pos - start} bytes, expected ${plan.layout.sizes[ti]}`)
+      if (out.pos - start !== plan.layout.sizes[ti]) throw new Error(`GGUF writer: ${t.name} has ${out.pos - start} bytes, expected ${plan.layout.sizes[ti]}`)
       const pad = (plan.layout.alignment - (plan.layout.sizes[ti] % plan.layout.alignment)) % plan.layout.alignment
-      if (pad) await write(Buffer.alloc(pad))
-      opts.onProgress?.({ bytes: pos, tensor: t.name })
+      if (pad) await out.write(Buffer.alloc(pad))
+      opts.onProgress?.({ bytes: out.pos, tensor: t.name })
     }
-    if (pos !== plan.layout.fileBytes) throw new Error(`GGUF writer wrote ${pos} bytes, planned ${plan.layout.fileBytes}`)
+    if (out.pos !== plan.layout.fileBytes) throw new Error(`GGUF writer wrote ${out.pos} bytes, planned ${plan.layout.fileBytes}`)
     await fh.sync()
   } finally {
     await fh.close()

@@ -10,6 +10,8 @@ import { copyFile, open, readFile, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { AppError } from '../../errors'
+import { encodeSafetensorsHeader } from '../../models/safetensors'
+import { SequentialWriter } from '../SequentialWriter'
 import type { MergedWeights } from './MergedWeights'
 
 /** transformers' default largest shard ("5GB"). */
@@ -47,21 +49,6 @@ function shardName(i: number, n: number): string {
   return `model-${pad(i + 1)}-of-${pad(n)}.safetensors`
 }
 
-function safetensorsHeader(tensors: ShardTensor[]): Buffer {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } }
-  let offset = 0
-  for (const t of tensors) {
-    header[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + t.bytes] }
-    offset += t.bytes
-  }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json, 'utf8')) % 8)) % 8)
-  const body = Buffer.from(json, 'utf8')
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(body.length))
-  return Buffer.concat([len, body])
-}
-
 /** Which tensor goes into which shard (greedy in order; a shard holds at least one tensor). */
 export function planMergedModel(merged: MergedWeights, maxShardBytes = DEFAULT_MAX_SHARD_BYTES): MergedModelPlan {
   const groups: ShardTensor[][] = [[]]
@@ -81,7 +68,7 @@ export function planMergedModel(merged: MergedWeights, maxShardBytes = DEFAULT_M
   }
   const n = groups.length
   const shards = groups.map((tensors, i) => {
-    const header = safetensorsHeader(tensors)
+    const header = encodeSafetensorsHeader(tensors.map((t) => ({ ...t, dtype: 'BF16' })), { format: 'pt' })
     return { file: n === 1 ? 'model.safetensors' : shardName(i, n), tensors, header, bytes: header.length + tensors.reduce((a, t) => a + t.bytes, 0) }
   })
   const index =
@@ -117,14 +104,9 @@ export async function writeMergedWeights(dir: string, plan: MergedModelPlan, mer
   for (const shard of plan.shards) {
     const fh = await open(join(dir, shard.file), 'w')
     try {
-      let pos = 0
+      const out = new SequentialWriter(fh)
       const write = async (buf: Buffer) => {
-        let done = 0
-        while (done < buf.length) {
-          const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done)
-          done += bytesWritten
-        }
-        pos += buf.length
+        await out.write(buf)
         total += buf.length
       }
       await write(shard.header)
@@ -140,7 +122,7 @@ export async function writeMergedWeights(dir: string, plan: MergedModelPlan, mer
           opts.onProgress?.({ bytes: total, tensor: t.name })
         }
       }
-      if (pos !== shard.bytes) throw new Error(`Merged writer: ${shard.file} has ${pos} bytes, planned ${shard.bytes}`)
+      if (out.pos !== shard.bytes) throw new Error(`Merged writer: ${shard.file} has ${out.pos} bytes, planned ${shard.bytes}`)
       await fh.sync()
     } finally {
       await fh.close()
