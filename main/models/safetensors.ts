@@ -126,30 +126,36 @@ export function decodeTensor(bytes: Buffer, dtype: string): Float32Array {
 
 // ---- writing -------------------------------------------------------------------------------------
 
-/** The whole file as bytes: header (8-byte aligned) + data in the given tensor order. */
-export function encodeSafetensors(tensors: TensorToWrite[], metadata?: Record<string, string>): Buffer {
+/** The file's first bytes for tensors stored one after another in this order: the 8-byte header length, then the
+ *  JSON header padded with spaces so the data starts 8-byte aligned. */
+export function encodeSafetensorsHeader(tensors: { name: string; dtype: string; shape: number[]; bytes: number }[], metadata?: Record<string, string>): Buffer {
   const header: Record<string, unknown> = {}
   if (metadata) header.__metadata__ = metadata
-  const chunks: Buffer[] = []
   let offset = 0
-  const seen = new Set<string>()
   for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes] }
+    offset += t.bytes
+  }
+  let json = JSON.stringify(header)
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json, 'utf8')) % 8)) % 8)
+  const head = Buffer.from(json, 'utf8')
+  const len = Buffer.alloc(8)
+  len.writeBigUInt64LE(BigInt(head.length))
+  return Buffer.concat([len, head])
+}
+
+/** The whole file as bytes: header (8-byte aligned) + data in the given tensor order. */
+export function encodeSafetensors(tensors: TensorToWrite[], metadata?: Record<string, string>): Buffer {
+  const seen = new Set<string>()
+  const chunks = tensors.map((t) => {
     if (seen.has(t.name)) throw new Error(`Duplicate tensor name ${t.name}`)
     seen.add(t.name)
     const count = t.shape.reduce((a, b) => a * b, 1)
     if (count !== t.data.length) throw new Error(`Tensor ${t.name}: shape [${t.shape}] holds ${count} values, data has ${t.data.length}`)
-    const bytes = encodeTensor(t.data, t.dtype)
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] }
-    chunks.push(bytes)
-    offset += bytes.length
-  }
-  let json = JSON.stringify(header)
-  const jsonBytes = Buffer.byteLength(json, 'utf8')
-  json += ' '.repeat((8 - ((8 + jsonBytes) % 8)) % 8)
-  const head = Buffer.from(json, 'utf8')
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(head.length))
-  return Buffer.concat([len, head, ...chunks])
+    return encodeTensor(t.data, t.dtype)
+  })
+  const header = encodeSafetensorsHeader(tensors.map((t, i) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: chunks[i].length })), metadata)
+  return Buffer.concat([header, ...chunks])
 }
 
 /** Writes a safetensors file atomically (temporary name, then rename). */

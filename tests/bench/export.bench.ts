@@ -19,10 +19,11 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { QuantPool } from '../../main/export/gguf/QuantPool'
+import { SequentialWriter } from '../../main/export/SequentialWriter'
 import { planGguf, writeGguf, type GgufFileType } from '../../main/export/gguf/writeGguf'
 import { MergedWeights } from '../../main/export/merge/MergedWeights'
 import { planMergedModel, writeMergedWeights } from '../../main/export/merge/writeMergedModel'
-import { writeSafetensors } from '../../main/models/safetensors'
+import { encodeSafetensorsHeader, writeSafetensors } from '../../main/models/safetensors'
 
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -55,24 +56,10 @@ async function writeModel(dir: string): Promise<void> {
       [`${p}.mlp.gate_proj.weight`, [FF, C]], [`${p}.mlp.up_proj.weight`, [FF, C]], [`${p}.mlp.down_proj.weight`, [C, FF]])
   }
   tensors.push(['model.norm.weight', [C]], ['lm_head.weight', [V, C]])
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } }
-  let offset = 0
-  for (const [name, shape] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] }
-    offset += bytes
-  }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8)
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(json.length))
+  const header = encodeSafetensorsHeader(tensors.map(([name, shape]) => ({ name, dtype: 'BF16', shape, bytes: shape.reduce((a, b) => a * b, 1) * 2 })), { format: 'pt' })
   const fh = await open(join(dir, 'model.safetensors'), 'w')
-  let pos = 0
-  const put = async (b: Buffer) => {
-    await fh.write(b, 0, b.length, pos)
-    pos += b.length
-  }
-  await put(Buffer.concat([len, Buffer.from(json)]))
+  const out = new SequentialWriter(fh)
+  await out.write(header)
   let s = 0x12345678
   const chunk = Buffer.allocUnsafe(1 << 24)
   const u16 = new Uint16Array(chunk.buffer, chunk.byteOffset, chunk.length / 2)
@@ -90,7 +77,7 @@ async function writeModel(dir: string): Promise<void> {
         f32[0] = norm ? 1 : ((s >>> 0) / 4294967296 - 0.5) * 0.1
         u16[i] = u32[0] >>> 16
       }
-      await put(chunk.subarray(0, n * 2))
+      await out.write(chunk.subarray(0, n * 2))
       left -= n
     }
   }

@@ -4,6 +4,7 @@
 // tokenizer is the tiny one (vocab 600), so rows tokenize quickly. Never loaded into the engine.
 import { open, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { encodeSafetensorsHeader } from '../../../main/models/safetensors'
 import { writeTinyChatModel } from '../../../main/models/tiny/writeTinyChatModel'
 
 export const BIG = { hidden: 8192, layers: 8, heads: 64, kvHeads: 8, ff: 8192, vocab: 600 }
@@ -28,22 +29,12 @@ export async function writeBigSparseModel(dir: string): Promise<void> {
     )
   }
   tensors.push(['model.norm.weight', [C]], ['lm_head.weight', [BIG.vocab, C]])
-  const header: Record<string, unknown> = {}
-  let offset = 0
-  for (const [name, shape] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] }
-    offset += bytes
-  }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const bytes = tensors.map(([, shape]) => shape.reduce((a, b) => a * b, 1) * 2)
+  const header = encodeSafetensorsHeader(tensors.map(([name, shape], i) => ({ name, dtype: 'BF16', shape, bytes: bytes[i] })))
   const file = join(dir, 'model.safetensors')
   await rm(file, { force: true })
   const fh = await open(file, 'w')
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)))
-  await fh.write(len, 0, 8, 0)
-  await fh.write(Buffer.from(json), 0, Buffer.byteLength(json), 8)
-  await fh.truncate(8 + Buffer.byteLength(json) + offset)
+  await fh.write(header, 0, header.length, 0)
+  await fh.truncate(header.length + bytes.reduce((a, b) => a + b, 0))
   await fh.close()
 }
