@@ -5,6 +5,7 @@ import type { ChatAdapterRef, SamplingSettings } from '../../preload/contract'
 import type { AppContext } from '../context'
 import { engineOf } from '../engine/host/engineForContext'
 import type { Handlers } from '../handlerTypes'
+import { perContext } from '../perContext'
 import { ChatService, MAX_QUESTION_CHARS, type ChatServiceOptions } from './ChatService'
 import { LearnCheckService, MAX_PER_SPLIT } from './LearnCheckService'
 import { SAMPLING_LIMITS } from './sampling'
@@ -18,17 +19,14 @@ export interface ChatServices {
   checks: LearnCheckService
 }
 
-const services = new WeakMap<AppContext, ChatServices>()
-
 /** The context's chat services: created once (options apply to that first call); answers and checks left
  *  unfinished by a previous process are marked interrupted; everything running stops when the context closes. */
-export function chatServicesOf(ctx: AppContext, options?: ChatServiceOptions): ChatServices {
-  let s = services.get(ctx)
-  if (!s) {
+export const chatServicesOf = perContext(
+  (ctx, options?: ChatServiceOptions): ChatServices => {
     const chat = new ChatService(ctx, engineOf(ctx), options)
-    const checks = new LearnCheckService(ctx, chat.engine, options?.log)
-    s = { chat, checks }
-    services.set(ctx, s)
+    return { chat, checks: new LearnCheckService(ctx, chat.engine, options?.log) }
+  },
+  ({ chat, checks }, ctx) => {
     ctx.onClose(async () => {
       await checks.close()
       await chat.close()
@@ -37,9 +35,8 @@ export function chatServicesOf(ctx: AppContext, options?: ChatServiceOptions): C
       chat.recoverInterrupted()
       checks.recoverInterrupted()
     }
-  }
-  return s
-}
+  },
+)
 
 const id = z.number().int().positive()
 

@@ -5,23 +5,16 @@ import { z } from 'zod'
 import type { ExportRequest } from '../../preload/contract'
 import type { AppContext } from '../context'
 import type { Handlers } from '../handlerTypes'
+import { perContext } from '../perContext'
 import { ExportService, type ExportServiceOptions } from './ExportService'
 
 type ExportChannels = 'export:estimate' | 'export:start' | 'export:cancel' | 'export:jobs'
 
-const services = new WeakMap<AppContext, ExportService>()
-
 /** The context's export service (options apply to the first call). */
-export function exportServiceOf(ctx: AppContext, options?: ExportServiceOptions): ExportService {
-  let s = services.get(ctx)
-  if (!s) {
-    s = new ExportService(ctx, options)
-    services.set(ctx, s)
-    const svc = s
-    ctx.onClose(() => svc.close())
-  }
-  return s
-}
+export const exportServiceOf = perContext(
+  (ctx, options?: ExportServiceOptions) => new ExportService(ctx, options),
+  (svc, ctx) => ctx.onClose(() => svc.close()),
+)
 
 const id = z.number().int().positive()
 const absolutePath = z

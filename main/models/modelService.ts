@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { ComputeDevice, HubTokenStatus, ModelEntry, ModelFolderReport, ModelTemplateChoice } from '../../preload/contract'
 import type { AppContext } from '../context'
 import { AppError, notFound } from '../errors'
+import { perContext } from '../perContext'
 import { ensureDemoModel } from './demoModel'
 import { HubDownloads, readManifest, removeDownloadFolder } from './hub/HubDownloads'
 import { hubEndpoint, isRepoId, normalizeRepoId } from './hub/hubClient'
@@ -241,22 +242,15 @@ export class ModelService {
   }
 }
 
-const services = new WeakMap<AppContext, ModelService>()
-
 /** The context's model service (created, and interrupted downloads resumed, on first call). */
-export function modelService(ctx: AppContext, opts?: ModelServiceOptions): ModelService {
-  let s = services.get(ctx)
-  if (!s) {
-    s = new ModelService(ctx, opts)
-    services.set(ctx, s)
-    const started = s
+export const modelService = perContext(
+  (ctx, opts?: ModelServiceOptions) => new ModelService(ctx, opts),
+  (started) =>
     setImmediate(() => {
       try {
         started.resumeInterrupted()
       } catch {
         /* the context closed already */
       }
-    })
-  }
-  return s
-}
+    }),
+)

@@ -4,6 +4,7 @@ import { z } from 'zod'
 import type { AppContext } from '../context'
 import { engineOf } from '../engine/host/engineForContext'
 import type { Handlers } from '../handlerTypes'
+import { perContext } from '../perContext'
 import { trainingRequestSchema } from './settingsSchema'
 import { TrainingService, type TrainingServiceOptions } from './TrainingService'
 
@@ -11,21 +12,15 @@ type TrainingChannels =
   | 'training:presets' | 'training:estimate' | 'training:start' | 'training:stop' | 'runs:list' | 'runs:get' | 'runs:metrics' | 'runs:resume'
   | 'runs:dismissResume' | 'runs:delete' | 'runs:compare' | 'engine:status'
 
-const services = new WeakMap<AppContext, TrainingService>()
-
 /** The context's training service: created once (options apply to that first call), marks runs left active by a
  *  previous process as interrupted (with a resume offer), and stops the active run gracefully when the context closes. */
-export function trainingServiceOf(ctx: AppContext, options?: TrainingServiceOptions): TrainingService {
-  let s = services.get(ctx)
-  if (!s) {
-    s = new TrainingService(ctx, engineOf(ctx), options)
-    services.set(ctx, s)
-    const service = s
+export const trainingServiceOf = perContext(
+  (ctx, options?: TrainingServiceOptions) => new TrainingService(ctx, engineOf(ctx), options),
+  (service, ctx) => {
     ctx.onClose(() => service.close())
     if (ctx.status.state === 'ready') service.recoverInterrupted()
-  }
-  return s
-}
+  },
+)
 
 const id = z.number().int().positive()
 

@@ -4,24 +4,20 @@
 import type { AppContext } from '../../context'
 import { EngineSupervisor } from './EngineSupervisor'
 import { forkHost, type HostSpawner } from './HostProcess'
-
-const engines = new WeakMap<AppContext, EngineSupervisor>()
+import { perContext } from '../../perContext'
 
 /** Creates the context's supervisor (once; later calls return the same one). The host process starts on first use
  *  and is shut down when the context closes. Status changes go out as 'engine:status' events. */
-export function attachEngine(ctx: AppContext, spawn: HostSpawner = forkHost()): EngineSupervisor {
-  const existing = engines.get(ctx)
-  if (existing) return existing
-  const sup = new EngineSupervisor(spawn, {
-    onStatus: (s) => ctx.events.emit('engine:status', s),
-    log: (m) => console.error(m),
-  })
-  engines.set(ctx, sup)
-  ctx.onClose(() => sup.close())
-  return sup
-}
+export const attachEngine = perContext(
+  (ctx, spawn: HostSpawner = forkHost()) =>
+    new EngineSupervisor(spawn, {
+      onStatus: (s) => ctx.events.emit('engine:status', s),
+      log: (m) => console.error(m),
+    }),
+  (sup, ctx) => ctx.onClose(() => sup.close()),
+)
 
 /** The context's engine supervisor (a Node child-process host unless main/index.ts attached another). */
 export function engineOf(ctx: AppContext): EngineSupervisor {
-  return engines.get(ctx) ?? attachEngine(ctx)
+  return attachEngine(ctx)
 }
