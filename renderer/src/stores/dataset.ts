@@ -160,14 +160,7 @@ export const useDatasetStore = defineStore('dataset', () => {
     if (pid === null) return
     loading.value = true
     try {
-      await flush()
-      const [list, hist] = await Promise.all([api['rows:list']({ projectId: pid }), api['rows:history']({ projectId: pid })])
-      if (projectId.value !== pid) return
-      rows = new Map(list.map((r) => [r.id, r]))
-      orderDirty = true
-      history.value = hist
-      bump()
-      refreshView()
+      if (!(await fetchRows(pid))) return
       loaded.value = true
       scheduleCheck(0)
     } catch (err) {
@@ -181,15 +174,21 @@ export const useDatasetStore = defineStore('dataset', () => {
   async function reload(): Promise<void> {
     const pid = projectId.value
     if (pid === null) return
+    if (await fetchRows(pid)) scheduleCheck(0, true)
+  }
+
+  /** Waits for queued changes to be answered, then reads the project's rows and edit history from main; false when
+   *  another project was opened meanwhile (nothing is changed then). */
+  async function fetchRows(pid: number): Promise<boolean> {
     await flush()
     const [list, hist] = await Promise.all([api['rows:list']({ projectId: pid }), api['rows:history']({ projectId: pid })])
-    if (projectId.value !== pid) return
+    if (projectId.value !== pid) return false
     rows = new Map(list.map((r) => [r.id, r]))
     orderDirty = true
     history.value = hist
     bump()
     refreshView()
-    scheduleCheck(0, true)
+    return true
   }
 
   // ------------------------------------------------------------------------------------------
