@@ -22,11 +22,12 @@
 # default 560), QT_BENCH_MODEL (default /tmp/qt-bench/llama3-8b), QT_BENCH_SIZES, QT_BENCH_STEPS, QT_CUDA_ARCHS.
 # Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
-# Fast paths (issue 6), each switchable without rebuilding (defaults on): QT_CUDA_ATTN=tc|simt, QT_CUDA_GEMV=1|0,
-# QT_CUDA_DEQUANT=vec|simple, QT_CUDA_LORA=cublas|fused (default cublas), QT_CUDA_XCACHE=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16
-# compute). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off for
-# the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by every check stage;
-# QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.
+# Fast paths (issue 6), each switchable without rebuilding (defaults first): QT_CUDA_ATTN=tc16|tc|simt,
+# QT_CUDA_GEMV=3|1|0, QT_CUDA_DEQUANT=auto|vec2|vec|simple, QT_CUDA_LORA=cublas|fused, QT_CUDA_XCACHE=1|0,
+# QT_CUDA_DECODE=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_DEQUANT_REUSE=1|0 (unset:
+# auto). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off (or back
+# to its run-2 version) for the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by
+# every check stage; QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
