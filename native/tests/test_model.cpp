@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 #include "fixtures.h"
 #include "gradcheck.h"
