@@ -1,17 +1,15 @@
 // A real app context for chat tests: real SQLite, the real handlers, a real engine host child process (from source
 // via tsx, the native addon on the CPU), tiny random chat models imported through models:import, a project with
 // short Q&A rows, and a training run made through training:start.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import type { EventName, Events, Run, TrainingSettings } from '../../../preload/contract'
+import type { Run, TrainingSettings } from '../../../preload/contract'
 import { chatServicesOf, type ChatServices } from '../../../main/chat/chatHandlers'
-import { createAppContext, type AppContext } from '../../../main/context'
-import { createDispatcher, type Dispatch } from '../../../main/dispatch'
-import { createHandlers } from '../../../main/handlers'
+import type { AppContext } from '../../../main/context'
+import type { Dispatch } from '../../../main/dispatch'
 import { writeTinyChatModel } from '../../../main/models/tiny/writeTinyChatModel'
-import { createConfSettings } from '../../../main/settings/confSettings'
 import { trainingServiceOf } from '../../../main/training/trainingHandlers'
+import { callersOf, recordEvents, tempDir, testContext, testDispatcher, type Callers, type EventLog } from '../../helpers/tempContext'
 
 export const SYSTEM = '你是一個zh-tw版本的聊天機器人'
 
@@ -33,10 +31,6 @@ export const MEMORIZE: Partial<TrainingSettings> = {
   keepLastCheckpoints: 2, quant: 'none', exportAdapter: 'final',
 }
 
-export function tempDir(prefix = 'qt-chat-'): string {
-  return mkdtempSync(join(tmpdir(), prefix))
-}
-
 const models = new Map<string, Promise<string>>()
 /** 'small': learns fast (64 wide, 2 layers). 'slow': 256 wide, 4 layers, 4096 positions: about a millisecond per
  *  token on the CPU, long enough to stop an answer midway. Written once per test file. */
@@ -54,36 +48,27 @@ export function tinyModel(kind: 'small' | 'slow'): Promise<string> {
   return p
 }
 
-export interface ChatApp {
+export interface ChatApp extends Callers, EventLog {
   ctx: AppContext
   dispatch: Dispatch
   dataDir: string
   services: ChatServices
   projectId: number
   smallModelId: number
-  events: { event: EventName; payload: unknown }[]
-  call<T = unknown>(channel: string, arg?: unknown): Promise<T>
-  fail(channel: string, arg?: unknown): Promise<{ code: string; message: string; details?: unknown }>
-  eventsOf<E extends EventName>(event: E): Events[E][]
   /** Trains a run on the project with MEMORIZE (plus changes) and waits for it. */
   train(changes?: Partial<TrainingSettings>): Promise<Run>
   cleanup(): Promise<void>
 }
 
 export async function chatApp(): Promise<ChatApp> {
-  const dataDir = tempDir()
-  const ctx = createAppContext({ mode: 'browser', dataDir, settings: createConfSettings(dataDir), seed: false })
-  const events: ChatApp['events'] = []
-  ctx.events.onAny((event, payload) => events.push({ event, payload }))
+  const dataDir = tempDir('qt-chat-')
+  const ctx = testContext(dataDir)
+  const log = recordEvents(ctx)
   // Services first with test options (every stream piece sent at once); the handlers then find them.
   const training = trainingServiceOf(ctx, { progressIntervalMs: 0 })
   const services = chatServicesOf(ctx, { streamIntervalMs: 0, log: () => undefined })
-  const dispatch = createDispatcher(createHandlers(ctx, { engineBackends: () => ['cpu'] }), () => {})
-  const call = async <T>(channel: string, arg?: unknown): Promise<T> => {
-    const r = await dispatch(channel, arg)
-    if (!r.ok) throw Object.assign(new Error(`${channel}: ${r.error.message}`), { code: r.error.code, details: r.error.details })
-    return r.value as T
-  }
+  const dispatch = testDispatcher(ctx)
+  const { call, fail } = callersOf(dispatch, { label: true })
   const model = await call<{ id: number }>('models:import', { path: await tinyModel('small'), name: 'tiny' })
   const project = await call<{ id: number }>('projects:create', { name: 'HR', systemPrompt: SYSTEM })
   await call('projects:update', { id: project.id, modelId: model.id })
@@ -95,14 +80,9 @@ export async function chatApp(): Promise<ChatApp> {
     services,
     projectId: project.id,
     smallModelId: model.id,
-    events,
+    ...log,
     call,
-    async fail(channel, arg) {
-      const r = await dispatch(channel, arg)
-      if (r.ok) throw new Error(`${channel} succeeded but should have failed`)
-      return r.error as { code: string; message: string; details?: unknown }
-    },
-    eventsOf: <E extends EventName>(event: E) => events.filter((e) => e.event === event).map((e) => e.payload as Events[E]),
+    fail,
     async train(changes = {}) {
       const run = await call<Run>('training:start', { projectId: project.id, preset: 'demo', settings: { ...MEMORIZE, ...changes }, device: 'cpu' })
       return training.whenDone(run.id)

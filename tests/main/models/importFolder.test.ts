@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ModelEntry, ModelFolderReport } from '../../../preload/contract'
 import { tinyModelTensors } from '../../../main/models/tiny/writeTinyModel'
 import { writeTinyModelFolder } from '../../fixtures/hub/tinyHubRepo'
-import { modelsApp, tempDir, type ModelsApp } from './helpers'
+import { tempDir } from '../../helpers/tempContext'
+import { modelsApp, type ModelsApp } from './helpers'
 
 let root: string
 let app: ModelsApp

@@ -9,7 +9,8 @@ import { createSafeStorageSecretStore } from '../../../main/models/secrets/safeS
 import { createFileSecretStore, SECRETS_FILE } from '../../../main/models/secrets/SecretStore'
 import { startFakeHub, type FakeHub } from '../../fixtures/hub/fakeHub'
 import { tinyHubFiles } from '../../fixtures/hub/tinyHubRepo'
-import { modelsApp, tempDir, waitFor, type ModelsApp } from './helpers'
+import { tempDir } from '../../helpers/tempContext'
+import { modelsApp, waitFor, type ModelsApp } from './helpers'
 
 const TOKEN = 'hf_SecretTokenValue0123456789abcdef'
 
@@ -37,7 +38,7 @@ function allFiles(dir: string): string[] {
 
 describe('the encrypted file store (browser mode)', () => {
   it('round-trips, keeps file and key private, and never writes the token in plain text', () => {
-    const dir = tempDir()
+    const dir = tempDir('qt-models-')
     dirs.push(dir)
     const keyFile = join(dir, 'keys', 'secret.key')
     const store = createFileSecretStore({ dir, env: { QT_SECRET_KEY_FILE: keyFile } })
@@ -57,7 +58,7 @@ describe('the encrypted file store (browser mode)', () => {
   })
 
   it('derives the key from QT_SECRET_KEY when set', () => {
-    const dir = tempDir()
+    const dir = tempDir('qt-models-')
     dirs.push(dir)
     const a = createFileSecretStore({ dir, env: { QT_SECRET_KEY: 'correct horse battery staple' } })
     a.set('t', TOKEN)
@@ -77,7 +78,7 @@ describe('the safeStorage store (desktop)', () => {
   })
 
   it('stores only safeStorage ciphertext in a 0600 file', () => {
-    const dir = tempDir()
+    const dir = tempDir('qt-models-')
     dirs.push(dir)
     const store = createSafeStorageSecretStore(fakeSafeStorage(), dir)
     store.set('t', TOKEN)
@@ -89,7 +90,7 @@ describe('the safeStorage store (desktop)', () => {
   })
 
   it('falls back to the encrypted file when the OS has no keyring', () => {
-    const dir = tempDir()
+    const dir = tempDir('qt-models-')
     dirs.push(dir)
     expect(createSafeStorageSecretStore(fakeSafeStorage(false), dir, { QT_SECRET_KEY: 'x' }).describe().storage).toBe('encryptedFile')
     if (process.platform === 'linux') expect(createSafeStorageSecretStore(fakeSafeStorage(true, 'basic_text'), dir, { QT_SECRET_KEY: 'x' }).describe().storage).toBe('encryptedFile')

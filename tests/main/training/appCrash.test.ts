@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Run, RunMetrics } from '../../../preload/contract'
 import { appRoot } from '../../../main/paths'
+import { testContext } from '../../helpers/tempContext'
 import { FAST, openApp, trainingApp, type TrainingApp } from './helpers'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -111,9 +112,7 @@ describe('app crash mid-run', () => {
     // Pretend another process (a live one) is training this run right now.
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
     cleanups.push(async () => void other.kill('SIGKILL'))
-    const { createAppContext } = await import('../../../main/context')
-    const { createConfSettings } = await import('../../../main/settings/confSettings')
-    const raw = createAppContext({ mode: 'browser', dataDir, settings: createConfSettings(dataDir), seed: false })
+    const raw = testContext(dataDir)
     const row = raw.repos().runs.get(run.id)!
     raw.repos().runs.update(run.id, { status: 'training', summary: { ...row.summary, ownerPid: other.pid } })
     await raw.close()

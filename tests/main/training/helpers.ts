@@ -1,16 +1,14 @@
 // A real app context for training tests: real SQLite, the real handlers, a real engine host child process (from
 // source via tsx), a tiny random chat model imported through models:import and a project with short Q&A rows.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import type { EventName, Events, Run, TrainingSettings } from '../../../preload/contract'
-import { createAppContext, type AppContext } from '../../../main/context'
-import { createDispatcher, type Dispatch } from '../../../main/dispatch'
-import { createHandlers } from '../../../main/handlers'
+import type { Run, TrainingSettings } from '../../../preload/contract'
+import type { AppContext } from '../../../main/context'
+import type { Dispatch } from '../../../main/dispatch'
 import { writeTinyChatModel } from '../../../main/models/tiny/writeTinyChatModel'
-import { createConfSettings } from '../../../main/settings/confSettings'
 import { trainingServiceOf } from '../../../main/training/trainingHandlers'
 import type { TrainingService, TrainingServiceOptions } from '../../../main/training/TrainingService'
+import { callersOf, recordEvents, tempDir, testContext, testDispatcher, type Callers, type EventLog } from '../../helpers/tempContext'
 
 export const QA_ROWS = [
   ['年假有幾天？', '到職滿一年有七天年假。'],
@@ -34,10 +32,6 @@ export const FAST: Partial<TrainingSettings> = {
   evalEverySteps: 0, checkpointEverySteps: 0, keepLastCheckpoints: 3, quant: 'none', exportAdapter: 'best',
 }
 
-export function tempDir(prefix = 'qt-train-'): string {
-  return mkdtempSync(join(tmpdir(), prefix))
-}
-
 let modelDirPromise: Promise<string> | null = null
 /** One tiny model folder per test file (written once). */
 export function tinyModel(): Promise<string> {
@@ -48,49 +42,34 @@ export function tinyModel(): Promise<string> {
   return modelDirPromise
 }
 
-export interface TrainingApp {
+export interface TrainingApp extends Callers, EventLog {
   ctx: AppContext
   dispatch: Dispatch
   dataDir: string
   projectId: number
   modelId: number
   training: TrainingService
-  events: { event: EventName; payload: unknown }[]
-  call<T = unknown>(channel: string, arg?: unknown): Promise<T>
-  fail(channel: string, arg?: unknown): Promise<{ code: string; message: string; details?: unknown }>
   /** Waits until the run is no longer active and returns it. */
   finished(runId: number): Promise<Run>
-  eventsOf<E extends EventName>(event: E): Events[E][]
   close(): Promise<void>
   cleanup(): Promise<void>
 }
 
 export async function openApp(dataDir: string, options: TrainingServiceOptions = { progressIntervalMs: 0 }): Promise<Omit<TrainingApp, 'projectId' | 'modelId'>> {
-  const ctx = createAppContext({ mode: 'browser', dataDir, settings: createConfSettings(dataDir), seed: false })
-  const events: TrainingApp['events'] = []
-  ctx.events.onAny((event, payload) => events.push({ event, payload }))
+  const ctx = testContext(dataDir)
+  const log = recordEvents(ctx)
   // The service first, with test options (progress events unthrottled); the handlers then find it.
   const training = trainingServiceOf(ctx, options)
-  const dispatch = createDispatcher(createHandlers(ctx, { engineBackends: () => ['cpu'] }), () => {})
+  const dispatch = testDispatcher(ctx)
   let closed = false
   const app = {
     ctx,
     dispatch,
     dataDir,
     training,
-    events,
-    async call<T>(channel: string, arg?: unknown): Promise<T> {
-      const r = await dispatch(channel, arg)
-      if (!r.ok) throw Object.assign(new Error(r.error.message), { code: r.error.code, details: r.error.details })
-      return r.value as T
-    },
-    async fail(channel: string, arg?: unknown) {
-      const r = await dispatch(channel, arg)
-      if (r.ok) throw new Error(`${channel} succeeded but should have failed`)
-      return r.error as { code: string; message: string; details?: unknown }
-    },
+    ...log,
+    ...callersOf(dispatch),
     finished: (runId: number) => training.whenDone(runId),
-    eventsOf: <E extends EventName>(event: E) => events.filter((e) => e.event === event).map((e) => e.payload as Events[E]),
     async close() {
       if (closed) return
       closed = true
@@ -106,7 +85,7 @@ export async function openApp(dataDir: string, options: TrainingServiceOptions =
 
 /** A new data folder with a project of `rows` Q&A pairs whose model is the tiny model. */
 export async function trainingApp(rows: string[][] = QA_ROWS): Promise<TrainingApp> {
-  const app = await openApp(tempDir())
+  const app = await openApp(tempDir('qt-train-'))
   const modelDir = await tinyModel()
   const model = await app.call<{ id: number }>('models:import', { path: modelDir, name: 'tiny' })
   const project = await app.call<{ id: number }>('projects:create', { name: 'HR', systemPrompt: '你是一個zh-tw版本的聊天機器人' })

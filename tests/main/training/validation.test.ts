@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Run, SettingProblem, TrainingEstimate } from '../../../preload/contract'
 import { writeBigSparseModel } from './bigSparseModel'
-import { FAST, QA_ROWS, tempDir, trainingApp, type TrainingApp } from './helpers'
+import { tempDir } from '../../helpers/tempContext'
+import { FAST, QA_ROWS, trainingApp, type TrainingApp } from './helpers'
 
 const apps: TrainingApp[] = []
 const dirs: string[] = []
