@@ -7,13 +7,16 @@ import { createPinia, setActivePinia } from 'pinia'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import type { ChatDetail, ChatMessageEntry, ChatStatusEvent, ChatStreamEvent, LearnCheck } from '../../preload/contract'
 
-const state = vi.hoisted(() => ({
-  listeners: new Map<string, Set<(p: unknown) => void>>(),
-  calls: [] as { channel: string; arg: unknown }[],
-  detail: null as unknown,
-  /** Resolves chat:send when called: lets a test emit events before the request returns. */
-  sendGate: null as null | Promise<void>,
-}))
+const state = await vi.hoisted(async () => {
+  const { fakeApiEvents } = await import('../helpers/fakeApiEvents')
+  return {
+    events: fakeApiEvents(),
+    calls: [] as { channel: string; arg: unknown }[],
+    detail: null as unknown,
+    /** Resolves chat:send when called: lets a test emit events before the request returns. */
+    sendGate: null as null | Promise<void>,
+  }
+})
 
 function gen(over: Partial<NonNullable<ChatMessageEntry['generation']>> = {}): NonNullable<ChatMessageEntry['generation']> {
   return { state: 'generating', finish: null, tokens: 0, promptTokens: 10, seconds: 0, droppedTurns: 0, adapter: null, device: null, error: null, ...over }
@@ -39,13 +42,7 @@ vi.mock('../../renderer/src/api', () => ({
     {},
     {
       get(_t, prop: string) {
-        if (prop === 'on') {
-          return (event: string, l: (p: unknown) => void) => {
-            if (!state.listeners.has(event)) state.listeners.set(event, new Set())
-            state.listeners.get(event)!.add(l)
-            return () => state.listeners.get(event)!.delete(l)
-          }
-        }
+        if (prop === 'on') return state.events.on
         return async (arg: unknown) => {
           state.calls.push({ channel: prop, arg })
           if (prop === 'chats:get') return state.detail
@@ -67,9 +64,7 @@ const CompareMessageList = (await import('../../renderer/src/components/CompareM
 const ChatComposer = (await import('../../renderer/src/components/ChatComposer.vue')).default
 const LearnCheckSummary = (await import('../../renderer/src/components/LearnCheckSummary.vue')).default
 
-function emit(event: string, payload: unknown): void {
-  for (const l of state.listeners.get(event) ?? []) l(payload)
-}
+const emit = state.events.emit
 const stream = (offset: number, text: string, over: Partial<ChatStreamEvent> = {}): ChatStreamEvent => ({ chatId: 5, generationId: 'g1', messageId: 2, variant: null, offset, text, tokens: 1, ...over })
 const status = (s: ChatStatusEvent['state'], over: Partial<ChatStatusEvent> = {}): ChatStatusEvent => ({
   chatId: 5, generationId: 'g1', state: s, fraction: null, device: 'cpu', error: null, messages: null, ...over,
@@ -77,7 +72,7 @@ const status = (s: ChatStatusEvent['state'], over: Partial<ChatStatusEvent> = {}
 
 beforeEach(() => {
   setActivePinia(createPinia())
-  state.listeners.clear()
+  state.events.clear()
   state.calls = []
   state.sendGate = null
   state.detail = null

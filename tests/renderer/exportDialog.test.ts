@@ -6,23 +6,22 @@ import { createPinia, setActivePinia } from 'pinia'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import type { ExportEstimate, ExportJob, ExportRequest } from '../../preload/contract'
 
-const state = vi.hoisted(() => ({
-  listeners: new Map<string, Set<(p: unknown) => void>>(),
-  estimates: [] as unknown[],
-  started: [] as unknown[],
-  cancelled: [] as string[],
-  free: 50_000_000_000,
-}))
+const state = await vi.hoisted(async () => {
+  const { fakeApiEvents } = await import('../helpers/fakeApiEvents')
+  return {
+    events: fakeApiEvents(),
+    estimates: [] as unknown[],
+    started: [] as unknown[],
+    cancelled: [] as string[],
+    free: 50_000_000_000,
+  }
+})
 
 vi.mock('../../renderer/src/api', () => ({
   transport: 'browser',
   ApiError: class extends Error {},
   api: {
-    on: (event: string, l: (p: unknown) => void) => {
-      if (!state.listeners.has(event)) state.listeners.set(event, new Set())
-      state.listeners.get(event)!.add(l)
-      return () => state.listeners.get(event)!.delete(l)
-    },
+    on: state.events.on,
     'export:estimate': async (req: ExportRequest): Promise<ExportEstimate> => {
       state.estimates.push(req)
       const total = (req.outputs.adapter ? 100_000_000 : 0) + (req.outputs.merged ? 16_000_000_000 : 0) + (req.outputs.gguf ? 8_500_000_000 : 0)
@@ -58,9 +57,7 @@ function job(over: Partial<ExportJob>): ExportJob {
   }
 }
 
-function emit(event: string, payload: unknown): void {
-  for (const l of state.listeners.get(event) ?? []) l(payload)
-}
+const emit = state.events.emit
 
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300)) // the dialog waits 250 ms before estimating
@@ -69,7 +66,7 @@ async function settle(): Promise<void> {
 
 beforeEach(() => {
   setActivePinia(createPinia())
-  state.listeners.clear()
+  state.events.clear()
   state.estimates = []
   state.started = []
   state.cancelled = []

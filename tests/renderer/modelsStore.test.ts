@@ -5,21 +5,20 @@ import { createPinia, setActivePinia } from 'pinia'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import type { DownloadProgress, ModelEntry } from '../../preload/contract'
 
-const state = vi.hoisted(() => ({
-  listeners: new Map<string, Set<(p: unknown) => void>>(),
-  models: [] as unknown[],
-  listCalls: 0,
-}))
+const state = await vi.hoisted(async () => {
+  const { fakeApiEvents } = await import('../helpers/fakeApiEvents')
+  return {
+    events: fakeApiEvents(),
+    models: [] as unknown[],
+    listCalls: 0,
+  }
+})
 
 vi.mock('../../renderer/src/api', () => ({
   transport: 'browser',
   ApiError: class extends Error {},
   api: {
-    on: (event: string, l: (p: unknown) => void) => {
-      if (!state.listeners.has(event)) state.listeners.set(event, new Set())
-      state.listeners.get(event)!.add(l)
-      return () => state.listeners.get(event)!.delete(l)
-    },
+    on: state.events.on,
     'models:list': async () => {
       state.listCalls++
       return state.models
@@ -39,13 +38,11 @@ function entry(over: Partial<ModelEntry>): ModelEntry {
   }
 }
 
-function emit(event: string, payload: unknown): void {
-  for (const l of state.listeners.get(event) ?? []) l(payload)
-}
+const emit = state.events.emit
 
 beforeEach(() => {
   setActivePinia(createPinia())
-  state.listeners.clear()
+  state.events.clear()
   state.listCalls = 0
 })
 

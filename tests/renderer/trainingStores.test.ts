@@ -12,11 +12,14 @@ import type {
 
 type Handler = (arg: unknown) => unknown
 
-const state = vi.hoisted(() => ({
-  listeners: new Map<string, Set<(p: unknown) => void>>(),
-  handlers: new Map<string, Handler>(),
-  calls: [] as { channel: string; arg: unknown }[],
-}))
+const state = await vi.hoisted(async () => {
+  const { fakeApiEvents } = await import('../helpers/fakeApiEvents')
+  return {
+    events: fakeApiEvents(),
+    handlers: new Map<string, Handler>(),
+    calls: [] as { channel: string; arg: unknown }[],
+  }
+})
 
 vi.mock('../../renderer/src/api', () => {
   class ApiError extends Error {
@@ -32,13 +35,7 @@ vi.mock('../../renderer/src/api', () => {
     {},
     {
       get(_t, prop: string) {
-        if (prop === 'on') {
-          return (event: string, l: (p: unknown) => void) => {
-            if (!state.listeners.has(event)) state.listeners.set(event, new Set())
-            state.listeners.get(event)!.add(l)
-            return () => state.listeners.get(event)!.delete(l)
-          }
-        }
+        if (prop === 'on') return state.events.on
         return async (arg: unknown) => {
           state.calls.push({ channel: prop, arg })
           const h = state.handlers.get(prop)
@@ -57,9 +54,7 @@ const { useRunsStore, STALE_MS } = await import('../../renderer/src/stores/runs'
 const TrainingAdvancedPanel = (await import('../../renderer/src/components/TrainingAdvancedPanel.vue')).default
 const { i18n } = await import('../../renderer/src/i18n')
 
-const emit = (event: string, payload: unknown) => {
-  for (const l of state.listeners.get(event) ?? []) l(payload)
-}
+const emit = state.events.emit
 const callsOf = (channel: string) => state.calls.filter((c) => c.channel === channel)
 const flush = () => new Promise((r) => setTimeout(r, 0))
 
@@ -108,7 +103,7 @@ function progress(runId: number, step: number, points: MetricPoint[], over: Part
 
 beforeEach(() => {
   setActivePinia(createPinia())
-  state.listeners.clear()
+  state.events.clear()
   state.handlers.clear()
   state.calls.length = 0
   vi.useRealTimers()
