@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ModelEntry, Project, Run } from '../../preload/contract'
 import { writeTinyChatModel } from '../../main/models/tiny/writeTinyChatModel'
-import { newDataDir, startServer, type TestServer } from './server'
+import { callApi, newDataDir, startServer, type TestServer } from './server'
 
 let server: TestServer | undefined
 let work: string
@@ -26,16 +26,6 @@ test.afterEach(async () => {
   server = undefined
 })
 
-async function call<T>(s: TestServer, channel: string, arg?: unknown): Promise<T> {
-  const res = await fetch(`${s.base}/api/${channel}`, {
-    method: 'POST',
-    headers: { 'x-qt-token': s.token, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ arg }),
-  })
-  const r = (await res.json()) as { ok: boolean; value?: T; error?: { message: string } }
-  if (!r.ok) throw new Error(`${channel}: ${r.error?.message}`)
-  return r.value as T
-}
 
 async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 90_000): Promise<T> {
   const end = Date.now() + ms
@@ -74,9 +64,9 @@ test('an answer streams in token by token, Stop keeps the partial text, and the 
   // 256 wide, 4 layers: about a millisecond per token on the CPU, so a long answer takes seconds.
   await writeTinyChatModel(folder, { flavour: 'llama3', vocabSize: 600, hiddenSize: 256, intermediateSize: 512, numLayers: 4, numHeads: 8, numKvHeads: 4, maxPosition: 4096, seed: 7 })
   server = await startServer(newDataDir())
-  const project = (await call<Project[]>(server, 'projects:list'))[0]
-  const model = await call<ModelEntry>(server, 'models:import', { path: folder, name: '小型測試模型' })
-  await call(server, 'projects:update', { id: project.id, modelId: model.id })
+  const project = (await callApi<Project[]>(server, 'projects:list'))[0]
+  const model = await callApi<ModelEntry>(server, 'models:import', { path: folder, name: '小型測試模型' })
+  await callApi(server, 'projects:update', { id: project.id, modelId: model.id })
 
   await page.goto(server.url)
   await page.getByTestId('nav-chat').click()
@@ -144,12 +134,12 @@ test('an answer streams in token by token, Stop keeps the partial text, and the 
 test('a finished run: busy while training, then chat with its adapter, side-by-side compare and the "Did it learn?" table', async ({ page }) => {
   server = await startServer(newDataDir())
   const s = server
-  const project = (await call<Project[]>(s, 'projects:list'))[0]
-  const models = await until(() => call<ModelEntry[]>(s, 'models:list'), (m) => m.some((x) => x.source === 'demo' && x.status === 'ready'), 'the demo model')
+  const project = (await callApi<Project[]>(s, 'projects:list'))[0]
+  const models = await until(() => callApi<ModelEntry[]>(s, 'models:list'), (m) => m.some((x) => x.source === 'demo' && x.status === 'ready'), 'the demo model')
   const demo = models.find((m) => m.source === 'demo')!
-  await call(s, 'projects:update', { id: project.id, modelId: demo.id })
+  await callApi(s, 'projects:update', { id: project.id, modelId: demo.id })
   // The demo preset (CPU) for a few epochs: a real run, a real exported adapter, in seconds.
-  const run = await call<Run>(s, 'training:start', { projectId: project.id, preset: 'demo', settings: { epochs: 3 } })
+  const run = await callApi<Run>(s, 'training:start', { projectId: project.id, preset: 'demo', settings: { epochs: 3 } })
 
   await page.goto(s.url)
   await page.getByTestId('nav-chat').click()
@@ -162,7 +152,7 @@ test('a finished run: busy while training, then chat with its adapter, side-by-s
   await expect(page.getByTestId('chat-no-run').getByRole('link', { name: '前往訓練' })).toBeVisible()
   await page.getByTestId('chat-tab-chat').click()
 
-  const done = await until(() => call<Run>(s, 'runs:get', { id: run.id }), (r) => !r.active, 'the run', 120_000)
+  const done = await until(() => callApi<Run>(s, 'runs:get', { id: run.id }), (r) => !r.active, 'the run', 120_000)
   expect(done.status).toBe('completed')
   await expect(page.getByTestId('engine-busy')).toBeHidden()
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startFakeHub, type FakeHub } from '../fixtures/hub/fakeHub'
 import { tinyHubFiles, writeTinyModelFolder } from '../fixtures/hub/tinyHubRepo'
-import { newDataDir, startServer, type TestServer } from './server'
+import { callApi, newDataDir, startServer, type TestServer } from './server'
 
 let server: TestServer | undefined
 let hub: FakeHub | undefined
@@ -73,10 +73,8 @@ test('import the tiny model folder by path, see its details, use it for the proj
   await details.getByTestId('use-for-project').click()
   await expect(details.getByTestId('used-for-project')).toBeVisible()
   await expect(row).toContainText('此專案使用中')
-  const call = async <T>(channel: string): Promise<T> =>
-    ((await (await fetch(`${server!.base}/api/${channel}`, { method: 'POST', headers: { 'x-qt-token': server!.token, 'Content-Type': 'application/json' }, body: '{}' })).json()) as { value: T }).value
-  const projects = await call<{ modelId: number | null }[]>('projects:list')
-  const imported = (await call<{ id: number; name: string }[]>('models:list')).find((m) => m.name === '小型測試模型')
+  const projects = await callApi<{ modelId: number | null }[]>(server!, 'projects:list')
+  const imported = (await callApi<{ id: number; name: string }[]>(server!, 'models:list')).find((m) => m.name === '小型測試模型')
   expect(projects[0].modelId).toBe(imported?.id)
 
   // Delete says it only unregisters an imported folder.

@@ -62,3 +62,15 @@ export function startServer(dataDir: string = newDataDir(), env: NodeJS.ProcessE
     })
   })
 }
+
+/** Calls a channel of the server's HTTP API as the renderer does in browser mode; throws on `{ ok: false }`. */
+export async function callApi<T>(s: TestServer, channel: string, arg?: unknown): Promise<T> {
+  const res = await fetch(`${s.base}/api/${channel}`, {
+    method: 'POST',
+    headers: { 'x-qt-token': s.token, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ arg }),
+  })
+  const r = (await res.json()) as { ok: boolean; value?: T; error?: { message: string } }
+  if (!r.ok) throw new Error(`${channel}: ${r.error?.message}`)
+  return r.value as T
+}

@@ -12,7 +12,7 @@ import { expect, test, type Page } from '@playwright/test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { EngineStatus, Run, RunDetail } from '../../preload/contract'
-import { newDataDir, startServer, type TestServer } from './server'
+import { callApi, newDataDir, startServer, type TestServer } from './server'
 
 let server: TestServer | undefined
 const extra: TestServer[] = []
@@ -22,16 +22,6 @@ test.afterEach(async () => {
   extra.length = 0
 })
 
-async function call<T>(s: TestServer, channel: string, arg?: unknown): Promise<T> {
-  const res = await fetch(`${s.base}/api/${channel}`, {
-    method: 'POST',
-    headers: { 'x-qt-token': s.token, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ arg }),
-  })
-  const body = (await res.json()) as { ok: boolean; value?: T; error?: { message: string } }
-  if (!body.ok) throw new Error(`${channel}: ${body.error?.message}`)
-  return body.value as T
-}
 
 const trainingUrl = (s: TestServer) => `${s.url.split('#')[0]}#/training`
 
@@ -62,7 +52,7 @@ async function pointsAbove(page: Page, n: number, timeout = 60_000): Promise<num
 }
 
 async function runOf(s: TestServer, id: number): Promise<RunDetail> {
-  return call<RunDetail>(s, 'runs:get', { id })
+  return callApi<RunDetail>(s, 'runs:get', { id })
 }
 
 function expectAdapter(run: Run): void {
@@ -143,7 +133,7 @@ test('kill -9 of the engine host mid-run: the run is interrupted with the reason
   const runId = Number(await panel.getAttribute('data-run-id'))
   await pointsAbove(page, 2)
 
-  const status = await call<EngineStatus>(server, 'engine:status')
+  const status = await callApi<EngineStatus>(server, 'engine:status')
   expect(status.holder).toEqual({ kind: 'training', runId })
   const pid = status.host.pid!
   expect(pid).toBeGreaterThan(0)
@@ -170,7 +160,7 @@ test('kill -9 of the engine host mid-run: the run is interrupted with the reason
   const done = await runOf(server, runId)
   expect(done.step).toBe(done.totalSteps)
   expectAdapter(done)
-  const after = await call<EngineStatus>(server, 'engine:status')
+  const after = await callApi<EngineStatus>(server, 'engine:status')
   expect(after.host.pid).not.toBe(pid)
   expect(after.host.restarts).toBeGreaterThanOrEqual(1)
 })
@@ -187,7 +177,7 @@ test('SIGKILL of the whole server mid-run: after a restart the run is interrupte
   await expect.poll(async () => (await runOf(server!, runId)).checkpoints.length, { timeout: 60_000 }).toBeGreaterThan(0)
   const before = await runOf(server, runId)
   expect(before.active).toBe(true)
-  const hostPid = (await call<EngineStatus>(server, 'engine:status')).host.pid
+  const hostPid = (await callApi<EngineStatus>(server, 'engine:status')).host.pid
 
   await server.stop('SIGKILL')
   // The engine host goes with its parent (no orphan holding the device).
@@ -239,7 +229,7 @@ test('bad settings are refused before a run starts: learning rate 0, an empty pr
   await expect(problem).toContainText('請設成大於 0 的值')
   await expect(page.getByTestId('field-lr')).toBeVisible()
   await expect(page.getByTestId('field-problem-lr')).toContainText('大於 0')
-  expect(await call<Run[]>(server, 'runs:list', {})).toHaveLength(0)
+  expect(await callApi<Run[]>(server, 'runs:list', {})).toHaveLength(0)
   await expect(page.getByTestId('run-panel')).toHaveCount(0)
 
   // A value outside the field's range is not sent; the field says why.
@@ -247,10 +237,10 @@ test('bad settings are refused before a run starts: learning rate 0, an empty pr
   await expect(page.getByTestId('field-lr')).toContainText('必須介於')
 
   // An empty project (with a model): refused, pointing to the dataset editor.
-  const demo = (await call<{ id: number; source: string }[]>(server, 'models:list')).find((m) => m.source === 'demo')!
-  const empty = await call<{ id: number }>(server, 'projects:create', { name: '空白專案' })
-  await call(server, 'projects:update', { id: empty.id, modelId: demo.id })
-  await call(server, 'settings:set', { lastProjectId: empty.id })
+  const demo = (await callApi<{ id: number; source: string }[]>(server, 'models:list')).find((m) => m.source === 'demo')!
+  const empty = await callApi<{ id: number }>(server, 'projects:create', { name: '空白專案' })
+  await callApi(server, 'projects:update', { id: empty.id, modelId: demo.id })
+  await callApi(server, 'settings:set', { lastProjectId: empty.id })
   await page.goto(trainingUrl(server))
   await expect(page.getByTestId('current-project')).toContainText('空白專案')
   await expect(page.getByTestId('estimate-rows')).toContainText('0')
@@ -259,18 +249,18 @@ test('bad settings are refused before a run starts: learning rate 0, an empty pr
   const emptyProblem = page.getByTestId('training-problem').and(page.locator('[data-code="emptyDataset"]'))
   await expect(emptyProblem).toContainText('沒有啟用中的問答')
   await expect(emptyProblem.getByRole('link', { name: '前往資料集' })).toBeVisible()
-  expect(await call<Run[]>(server, 'runs:list', {})).toHaveLength(0)
+  expect(await callApi<Run[]>(server, 'runs:list', {})).toHaveLength(0)
 })
 
 test('history: compare two runs (overlaid curves, settings diff), then delete one after confirming', async ({ page }) => {
   test.setTimeout(180_000)
   server = await startServer()
-  const demo = (await call<{ id: number; source: string }[]>(server, 'models:list')).find((m) => m.source === 'demo')!
-  const project = (await call<{ id: number }[]>(server, 'projects:list'))[0]
-  await call(server, 'projects:update', { id: project.id, modelId: demo.id })
+  const demo = (await callApi<{ id: number; source: string }[]>(server, 'models:list')).find((m) => m.source === 'demo')!
+  const project = (await callApi<{ id: number }[]>(server, 'projects:list'))[0]
+  await callApi(server, 'projects:update', { id: project.id, modelId: demo.id })
   const ids: number[] = []
   for (const lr of [3e-3, 1e-3]) {
-    const run = await call<Run>(server, 'training:start', { projectId: project.id, preset: 'demo', settings: { epochs: 1, lr } })
+    const run = await callApi<Run>(server, 'training:start', { projectId: project.id, preset: 'demo', settings: { epochs: 1, lr } })
     ids.push(run.id)
     await expect.poll(async () => (await runOf(server!, run.id)).status, { timeout: 60_000 }).toBe('completed')
   }
@@ -303,5 +293,5 @@ test('history: compare two runs (overlaid curves, settings diff), then delete on
   await expect(rows).toHaveCount(1)
   await expect(page.getByTestId('run-panel')).toHaveCount(0)
   expect(existsSync(first.outputDir)).toBe(false)
-  expect((await call<Run[]>(server, 'runs:list', {})).map((r) => r.id)).toEqual([ids[1]])
+  expect((await callApi<Run[]>(server, 'runs:list', {})).map((r) => r.id)).toEqual([ids[1]])
 })
