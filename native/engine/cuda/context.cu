@@ -176,7 +176,7 @@ std::string active_paths() {
   return std::string("attn=") + (p.attn == Paths::kAttnTc16 ? "tc16" : p.attn == Paths::kAttnTc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora_fused ? "fused" : "cublas") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto") +
-         " reuse=" + (ru ? ru : "auto");
+         " reuse=" + (ru ? ru : "0");
 }
 
 // ---- profiling ----------------------------------------------------------------------------------------

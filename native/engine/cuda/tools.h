@@ -50,8 +50,8 @@ void release_workspace();
  *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
  *                                              with the row in registers (decode_kernels.h), or the general kernels
  *  (Read by the engine at trainer creation: QT_CKPT_BF16=1|0 forces bf16 activation checkpoints on or off;
- *  QT_DEQUANT_REUSE=1|0 forces the reuse of a checkpointed layer's converted weights in its backward on or off; unset,
- *  both are automatic: memory.cpp.)
+ *  QT_DEQUANT_REUSE=1 turns on the (experimental, default off) reuse of a checkpointed layer's converted weights in its
+ *  backward; QT_CKPT_BF16 unset is automatic: memory.cpp.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
 /** "attn=tc16 gemv=3 dequant=auto(vec2: ...) lora=cublas xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
