@@ -4,11 +4,13 @@
 //   train     tokens/s and the engine's peak device memory at each batch x length (median of timed steps after
 //             warm-up; each step ends with a device synchronisation), plus a per-op time breakdown of one step
 //             (CUDA events around every backend op; "host gap" = step wall time minus the ops' GPU time)
+//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4 with its rows per warp auto, 1,
+//             2 and 4; 3; 1), us per call
 //   decode    single-stream greedy decode of 128 new tokens after a 64-token prompt
 //   epoch     one epoch of short Q&A-like rows (lengths read from --lengths, the same list bench_torch.py uses)
 //             with token-budget batching, and with padded batches of 4 as PyTorch runs it
 // Usage: gpu_bench --model DIR [--json PATH] [--sizes 4x128,4x512,8x1024] [--steps 5] [--warmup 2]
-//                  [--lengths FILE] [--budget 4096] [--skip decode,epoch,profile]
+//                  [--lengths FILE] [--budget 4096] [--skip gemv,decode,epoch,profile]
 #include <algorithm>
 #include <filesystem>
 #include <sstream>
@@ -209,6 +211,62 @@ int main(int argc, char** argv) {
   // QT_CUDA_DEQUANT=auto decides on the first large dequantization (during training): the paths as they ran
   std::printf("fast paths after training: %s\n", qt::cuda::active_paths().c_str());
   out.set("paths", Value::from_string(qt::cuda::active_paths()));
+
+  // ---- the decode GEMV alone, per kernel and weight shape (layer 0's NF4 weights, one row of x) ----
+  // Back-to-back launches timed by the wall clock to a device synchronisation: GPU time per call when the kernel
+  // outlasts its launch, else the launch rate. GB/s counts the codes and the absmax bytes it must read.
+  if (!skipped("gemv")) {
+    try {
+      const qt::Backend& be = *m->be;
+      const qt::LayerWeights& lw = m->layers[0];
+      std::vector<float> xh(static_cast<size_t>(std::max(m->config.intermediate_size, m->config.hidden_size)));
+      for (size_t i = 0; i < xh.size(); i++) xh[i] = static_cast<float>(qt::rng_u64(91, i) % 2001) / 1000.0f - 1.0f;
+      float* x = static_cast<float*>(be.alloc(xh.size() * 4));
+      float* y = static_cast<float*>(be.alloc(static_cast<size_t>(m->config.intermediate_size) * 4));
+      be.upload(x, xh.data(), xh.size() * 4);
+      Value rows = Value::new_array();
+      const char* names[] = {"q", "k", "v", "o", "gate", "up", "down"};
+      std::printf("decode GEMV alone (layer 0, N=1; us per call, GB/s of codes + absmax):\n");
+      std::printf("  %-6s %-12s", "weight", "shape");
+      // gemv 4 with its rows per warp chosen by the weight (auto) and forced to 1, 2 and 4; run 3's and run 2's kernels
+      struct Mode {
+        const char *gemv, *rows, *label;
+      };
+      const Mode modes[] = {{"4", "0", "4"}, {"4", "1", "4r1"}, {"4", "2", "4r2"}, {"4", "4", "4r4"}, {"3", "0", "3"}, {"1", "0", "1"}};
+      for (const Mode& md : modes) std::printf("  gemv=%-4s       ", md.label);
+      std::printf("\n");
+      for (int t = 0; t < 7; t++) {
+        const qt::Weight& w = lw.lin[t];
+        const int OC = static_cast<int>(w.rows), C = static_cast<int>(w.cols);
+        const double bytes = static_cast<double>(OC) * C / 2 + static_cast<double>(OC) * C / 64 * (w.double_quant ? 1 : 4);
+        std::printf("  %-6s %5dx%-6d", names[t], OC, C);
+        Value row = Value::new_object().set("weight", Value::from_string(names[t])).set("OC", Value::from_int(OC)).set("C", Value::from_int(C));
+        for (const Mode& md : modes) {
+          qt::cuda::set_path("gemv", md.gemv);
+          qt::cuda::set_path("gemv_rows", md.rows);
+          for (int i = 0; i < 20; i++) be.matmul_forward(y, x, w, nullptr, 1, C, OC);
+          qt::cuda::synchronize();
+          const int iters = 300;
+          const auto t0 = Clock::now();
+          for (int i = 0; i < iters; i++) be.matmul_forward(y, x, w, nullptr, 1, C, OC);
+          qt::cuda::synchronize();
+          const double us = seconds_since(t0) * 1e6 / iters;
+          std::printf("  %7.2f %6.0f", us, bytes / us / 1e3);
+          row.set(std::string("us_gemv") + md.label, Value::from_double(us));
+        }
+        std::printf("\n");
+        rows.push(std::move(row));
+      }
+      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "4");
+      qt::cuda::set_path("gemv_rows", std::getenv("QT_CUDA_GEMV_ROWS") ? std::getenv("QT_CUDA_GEMV_ROWS") : "0");
+      be.free(x);
+      be.free(y);
+      out.set("gemv", std::move(rows));
+    } catch (const std::exception& e) {
+      std::printf("gemv FAILED: %s\n", e.what());
+      failures++;
+    }
+  }
 
   // ---- decode ----
   if (!skipped("decode")) {

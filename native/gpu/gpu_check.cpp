@@ -44,7 +44,7 @@ const char* default_attn() {
 }
 const char* default_gemv() {
   const char* e = std::getenv("QT_CUDA_GEMV");
-  return e && std::strcmp(e, "0") == 0 ? "0" : e && std::strcmp(e, "1") == 0 ? "1" : "3";
+  return e && std::strcmp(e, "0") == 0 ? "0" : e && std::strcmp(e, "1") == 0 ? "1" : e && std::strcmp(e, "3") == 0 ? "3" : "4";
 }
 const char* default_dequant() {
   const char* e = std::getenv("QT_CUDA_DEQUANT");
@@ -63,12 +63,15 @@ std::string run3_tags(bool bf16, bool decode = true) {
   if (bf16 && std::strcmp(default_attn(), "tc16") == 0) t += " [fp16 tc16]";
   if (!decode) return t;
   if (std::strcmp(default_gemv(), "3") == 0) t += " [gemv3]";
+  if (std::strcmp(default_gemv(), "4") == 0) t += " [gemv4] [gemv3]";  // N > 1 and long rows take gemv3
   if (std::strcmp(default_decode(), "1") == 0) t += " [decode]";
   return t;
 }
 void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   qt::cuda::set_path("gemv", default_gemv());
+  const char* gr = std::getenv("QT_CUDA_GEMV_ROWS");
+  qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());
   const char* e = std::getenv("QT_CUDA_LORA");
   qt::cuda::set_path("lora", e && std::strcmp(e, "fused") == 0 ? "fused" : "cublas");  // default cublas (run 2)
@@ -431,9 +434,12 @@ void check_matmul(Report& R) {
 }
 
 // The fused NF4 GEMV (decode: N <= 4 rows, straight from the codes, exact fp32 products whatever the compute
-// dtype) against the CPU: run 3's warp-per-rows kernel ([gemv3], QT_CUDA_GEMV=3), run 2's block kernel ([gemv],
+// dtype) against the CPU: run 4's staged-x kernel ([gemv4], QT_CUDA_GEMV=4; N = 1, N > 1 takes gemv3), run 3's
+// warp-per-rows kernel ([gemv3], QT_CUDA_GEMV=3), run 2's block kernel ([gemv],
 // QT_CUDA_GEMV=1), and the dequantize + GEMM path they replace (QT_CUDA_GEMV=0) for the same inputs; then Llama-3-8B
 // shapes at N = 1, where run 3's persistent grid strides over more row groups than it has warps.
+std::string gemv_tag(const std::string& mode) { return mode == "4" ? " [gemv4]" : mode == "3" ? " [gemv3]" : " [gemv]"; }
+
 void check_gemv(Report& R) {
   const int C = 1536, OC = 773;  // a partial last row group
   auto w = rand_vec(static_cast<size_t>(OC) * C, 161, -0.05f, 0.05f);
@@ -448,8 +454,8 @@ void check_gemv(Report& R) {
         qt::Weight wg = wp.gpu;
         wg.compute = compute;
         const std::string tag = std::string(dq ? " NF4+DQ" : " NF4") + " N=" + std::to_string(N) + " compute=" + dtype_label(compute);
-        for (const char* mode : {"3", "1"}) {
-          const std::string kt = std::string(mode) == "3" ? " [gemv3]" : " [gemv]";
+        for (const char* mode : {"4", "3", "1"}) {
+          const std::string kt = gemv_tag(mode);
           qt::cuda::set_path("gemv", mode);
           DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC));
           const bool used = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_g.f(), xg.f(), wg, bg.f(), N, C, OC); });
@@ -478,8 +484,8 @@ void check_gemv(Report& R) {
     qt::Weight wg = wp.gpu;
     wg.compute = DType::BF16;
     std::vector<std::vector<float>> outs;
-    for (const char* mode : {"3", "1"}) {
-      const std::string kt = std::string(mode) == "3" ? " [gemv3]" : " [gemv]";
+    for (const char* mode : {"4", "3", "1"}) {
+      const std::string kt = gemv_tag(mode);
       qt::cuda::set_path("gemv", mode);
       for (int rep = 0; rep < 2; rep++) {
         DevBuf out_g(GPU, nans(static_cast<size_t>(sh.OC)));
@@ -489,6 +495,16 @@ void check_gemv(Report& R) {
       cmp(R, "ops", "matmul_forward" + kt + " NF4+DQ N=1 " + sh.name, ref, outs[outs.size() - 2], 1e-5);
       exact(R, "ops", "matmul_forward" + kt + " deterministic (rerun) " + sh.name, outs[outs.size() - 2], outs.back());
     }
+    // gemv4 reads x from its staged copy: the same products in the same order as gemv3, whatever its rows per warp
+    exact(R, "ops", "matmul_forward [gemv4] equals [gemv3] bit for bit N=1 " + std::string(sh.name), outs[0], outs[2]);
+    qt::cuda::set_path("gemv", "4");
+    for (const char* rows : {"1", "2", "4"}) {
+      qt::cuda::set_path("gemv_rows", rows);
+      DevBuf out_g(GPU, nans(static_cast<size_t>(sh.OC)));
+      GPU.matmul_forward(out_g.f(), xg.f(), wg, nullptr, 1, sh.C, sh.OC);
+      exact(R, "ops", std::string("matmul_forward [gemv4] ") + rows + " rows/warp equals [gemv3] N=1 " + sh.name, outs[2], out_g.get());
+    }
+    qt::cuda::set_path("gemv_rows", "0");
   }
   restore_paths();
 }

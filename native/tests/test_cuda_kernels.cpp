@@ -392,7 +392,57 @@ void run_gemv3(const qt::kern::GemvArgs& a, int blocks) {
   });
 }
 
+// nf4_gemv4 (one row of x staged in shared memory, transposed per tile of 32 chunks; RW rows per warp, U chunks per
+// row and step) on `blocks` blocks
+template <int RW, int U>
+void run_gemv4(const qt::kern::GemvArgs& a, int blocks) {
+  warpsim::launch({blocks, 1, 1}, qt::kern::kGemv3Threads, qt::kern::gemv4_smem_bytes(a.C), [&](warpsim::Ctx& c) {
+    float* xs = reinterpret_cast<float*>(c.smem()) + qt::kern::kNf4TabSize;
+    qt::kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
+    fill_tab(c);  // ends with the block barrier the staged x needs too
+    qt::kern::nf4_gemv3<1, true, RW, U>(c, a, reinterpret_cast<const float*>(c.smem()), xs);
+  });
+}
+
 }  // namespace
+
+TEST(sim_nf4_gemv4_staged_x_equals_gemv3) {
+  struct Shape {
+    int OC, C, blocks;
+  };
+  // 320 inputs = 10 chunks: one partial tile; 1536 = 48 chunks: a whole tile and a partial one; a Llama down_proj row
+  // (14336 inputs, 14 tiles) on 2 blocks; 9 rows x 4096 on 1 block (3 row groups for 8 warps)
+  for (Shape sh : {Shape{37, 320, 1}, Shape{37, 320, 3}, Shape{21, 1536, 2}, Shape{9, 4096, 1}, Shape{6, 14336, 2}})
+    for (bool dq : {true, false}) {
+      Nf4Pair p = make_nf4(sh.OC, sh.C, dq, 90 + sh.C);
+      auto x = rnd(static_cast<size_t>(sh.C), 91, -2, 2), bias = rnd(sh.OC, 92);
+      std::vector<float> ref(static_cast<size_t>(sh.OC)), g3(ref.size(), std::nanf("")), g4(ref.size(), std::nanf(""));
+      qt::cpu::matmul_forward(ref.data(), x.data(), p.w, bias.data(), 1, sh.C, sh.OC);
+      qt::kern::GemvArgs a;
+      a.x = x.data();
+      a.bias = bias.data();
+      a.w = nf4_args(p.w);
+      a.N = 1;
+      a.C = sh.C;
+      a.OC = sh.OC;
+      a.out = g3.data();
+      run_gemv3(a, sh.blocks);
+      for (int rw : {1, 2, 4}) {
+        std::fill(g4.begin(), g4.end(), std::nanf(""));
+        a.out = g4.data();
+        if (rw == 1) run_gemv4<1, 8>(a, sh.blocks);
+        else if (rw == 2) run_gemv4<2, 4>(a, sh.blocks);
+        else run_gemv4<4, 2>(a, sh.blocks);
+        const double e = rel_l2(ref, g4);
+        CHECK_MSG(e <= 1e-5, "OC=" << sh.OC << " C=" << sh.C << " dq=" << dq << " rows/warp=" << rw << ": rel L2 " << e);
+        // the same products in the same order as nf4_gemv3: the same bits
+        CHECK_MSG(std::memcmp(g3.data(), g4.data(), g3.size() * 4) == 0,
+                  "OC=" << sh.OC << " C=" << sh.C << " rows/warp=" << rw << ": gemv4 != gemv3");
+      }
+    }
+  CHECK(qt::kern::gemv4_xs_floats(320) == 1024 && qt::kern::gemv4_xs_floats(1024) == 1024 && qt::kern::gemv4_xs_floats(1056) == 2048);
+  CHECK(qt::kern::gemv4_smem_bytes(14336) == (qt::kern::kNf4TabSize + 14336) * 4);
+}
 
 TEST(sim_nf4_gemv3_matches_cpu_matmul) {
   struct Shape {

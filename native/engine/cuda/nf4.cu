@@ -5,7 +5,8 @@
 //   w = code[idx] * absmax_b,  absmax_b = map[q_b] * scale_{b/256} + offset  (double quant)
 // Dequantization: one thread per byte of codes (2 weights; run 1's kernel, kept for odd sizes and
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
-// Decode: nf4_gemv3 (nf4_kernels.h; run 2's nf4_gemv with QT_CUDA_GEMV=1) multiplies straight from the codes for
+// Decode: nf4_gemv3 (nf4_kernels.h; nf4_gemv4 with x staged in shared memory, QT_CUDA_GEMV=4; run 2's nf4_gemv with
+// QT_CUDA_GEMV=1) multiplies straight from the codes for
 // matmuls of <= 4 rows.
 #include <cstdio>
 #include <map>
@@ -130,6 +131,65 @@ int gemv3_resident_blocks(const DeviceCtx& dc) {
   const int blocks = (per_sm < 1 ? 1 : per_sm) * dc.prop.multiProcessorCount;
   per_device[dc.device] = blocks;
   return blocks;
+}
+
+// nf4_gemv4: RW rows per warp, U chunks per row and step (RW x U = 8 loads in flight per lane). At most 80 registers
+// (3 blocks of 256 threads per SM: 24 warps; run 4's gemv4 with RW = 4 used 94 and got 2 blocks).
+template <int RW, int U>
+__global__ void __launch_bounds__(kern::kGemv3Threads, 3) nf4_gemv4_kernel(kern::GemvArgs a) {
+  kern::DevCtx c;
+  float* tab = reinterpret_cast<float*>(c.smem());
+  float* xs = tab + kern::kNf4TabSize;
+  for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];
+  kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
+  __syncthreads();
+  kern::nf4_gemv3<1, true, RW, U>(c, a, tab, xs);
+}
+
+// Resident blocks of nf4_gemv4_kernel<RW, U> with `smem` bytes of shared memory (its persistent grid), per device.
+template <int RW, int U>
+int gemv4_resident_blocks(const DeviceCtx& dc, int smem) {
+  static std::mutex mu;
+  static std::map<std::pair<int, int>, int> cap_of;  // (device, smem) -> blocks
+  static std::map<int, bool> attr_set;               // device -> the kernel may use the opt-in shared memory
+  std::lock_guard<std::mutex> lk(mu);
+  if (smem > 48 * 1024 && !attr_set[dc.device]) {
+    QT_CUDA_CHECK(cudaFuncSetAttribute(nf4_gemv4_kernel<RW, U>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(dc.prop.sharedMemPerBlockOptin)));
+    attr_set[dc.device] = true;
+  }
+  auto it = cap_of.find({dc.device, smem});
+  if (it == cap_of.end()) {
+    int per_sm = 0;
+    QT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, nf4_gemv4_kernel<RW, U>, kern::kGemv3Threads, smem));
+    it = cap_of.emplace(std::make_pair(dc.device, smem), (per_sm < 1 ? 1 : per_sm) * dc.prop.multiProcessorCount).first;
+  }
+  return it->second;
+}
+
+template <int RW, int U>
+void gemv4_launch_rw(const kern::GemvArgs& a, int smem, cudaStream_t s) {
+  const int cap = gemv4_resident_blocks<RW, U>(device_ctx(), smem);
+  const int groups = (a.OC + RW - 1) / RW;
+  const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);
+  nf4_gemv4_kernel<RW, U><<<static_cast<unsigned>(want < cap ? want : cap), kern::kGemv3Threads, static_cast<size_t>(smem), s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
+// nf4_gemv4 for one row: launched when its shared memory (table + staged x) fits the device; false: the caller takes
+// nf4_gemv3. Rows per warp: QT_CUDA_GEMV_ROWS (1, 2 or 4), else 2 for weights of more than 2048 rows and 1 below
+// (run 5 on an H200, us per call: q/o 9.6 with 2 rows, 11.4 with 1, 10.5 with 4; down 24.1 / 31.7 / 28.8; gate/up
+// 21.2 / 25.1 / 20.8; k/v 6.7 / 6.3 / 9.6).
+bool gemv4_launch(const kern::GemvArgs& a, cudaStream_t s) {
+  const DeviceCtx& dc = device_ctx();
+  const int smem = kern::gemv4_smem_bytes(a.C);
+  if (smem > static_cast<int>(dc.prop.sharedMemPerBlockOptin)) return false;
+  int rw = paths().gemv_rows;
+  if (rw == 0) rw = a.OC > 2048 ? 2 : 1;
+  if (rw == 4) gemv4_launch_rw<4, 2>(a, smem, s);
+  else if (rw == 2) gemv4_launch_rw<2, 4>(a, smem, s);
+  else gemv4_launch_rw<1, 8>(a, smem, s);
+  return true;
 }
 
 template <int NR>
@@ -322,7 +382,8 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   a.N = N;
   a.C = C;
   a.OC = OC;
-  if (paths().gemv == 3) {
+  if (paths().gemv == 4 && N == 1 && gemv4_launch(a, s)) return true;
+  if (paths().gemv == 3 || paths().gemv == 4) {
     if (N == 1) gemv3_launch<1>(a, s);
     else if (N == 2) gemv3_launch<2>(a, s);
     else if (N == 3) gemv3_launch<3>(a, s);

@@ -20,6 +20,14 @@
 //                    blocks (as many as fit on the GPU, the launcher's choice) strides over the row groups, so
 //                    the table is filled once per block, and a row's sum is one warp's xor-shuffle tree (fixed
 //                    order: deterministic, no shared-memory reduction, no block barrier after the table).
+//   nf4_gemv4        nf4_gemv3 for one row of x (decode), with x staged in shared memory once per block
+//                    (QT_CUDA_GEMV=4). In nf4_gemv3 each lane reads its chunk's 32 x values straight from global
+//                    memory: 8 16-byte loads whose addresses sit 128 bytes apart across the warp, so each load
+//                    instruction touches 32 cache lines (32 L1 wavefronts) and shares the L1/shared pipe with the
+//                    per-weight table reads. Here the block first copies x into shared memory transposed per tile
+//                    of 32 chunks (nf4_gemv_stage_x), so a warp's 8 loads per chunk step read 512 contiguous bytes
+//                    each (4 wavefronts, no bank conflict). The products and their order are nf4_gemv3's: the same
+//                    bits.
 // Both take the 16 NF4 code values and bnb's 256-entry dynamic map in shared memory (`tab`, 272 floats, filled by
 // the caller): the codes index them per lane, which constant memory would serialise.
 // Templates over the kernel context (kernel_ctx.h): nf4.cu launches them, native/tests simulates them.
@@ -216,18 +224,61 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
   }
 }
 
+// ---- nf4_gemv4: x staged in shared memory (one row) --------------------------------------------------------
+
+/** Floats of staged x for C inputs: whole tiles of 32 chunks (1024 values; the last tile may be partial). */
+QT_KFN int gemv4_xs_floats(int C) { return (C / 32 + 31) / 32 * 1024; }
+/** Shared memory of nf4_gemv4: the table, then the staged x. */
+QT_KFN int gemv4_smem_bytes(int C) { return (kNf4TabSize + gemv4_xs_floats(C)) * 4; }
+
+/** xs <- x[0, C) transposed per tile of 32 chunks: value j of chunk ch (x[32 ch + j]) lives at float4 slot
+ *  (ch / 32) * 256 + (j / 4) * 32 + ch % 32, element j % 4. Slot i of the block's walk is written by thread
+ *  i % nthreads, so consecutive threads write consecutive 16 bytes (no bank conflict); the caller syncs after. */
+template <class Ctx>
+QT_KFN void nf4_gemv_stage_x(Ctx& c, float* xs, const float* x, int C) {
+  const int chunks = C / 32, slots = gemv4_xs_floats(C) / 4;
+  for (int i = c.tid(); i < slots; i += c.nthreads()) {
+    const int tile = i / 256, s = (i / 32) % 8, ch = tile * 32 + i % 32;
+    if (ch >= chunks) continue;  // a partial last tile: never read
+    const F4 f = ldg4(x + static_cast<int64_t>(ch) * 32 + 4 * s);
+    float* d = xs + 4 * static_cast<int64_t>(i);
+    d[0] = f.x;
+    d[1] = f.y;
+    d[2] = f.z;
+    d[3] = f.w;
+  }
+}
+
+/** The 32 x values of chunk ch from the staged copy (a warp's lanes hold 32 consecutive chunks of one tile, so
+ *  each of the 8 loads reads 512 contiguous bytes). */
+QT_KFN void load_staged_x(float* xv, const float* xs, int ch) {
+  const float* b = xs + (static_cast<int64_t>(ch / 32) * 256 + ch % 32) * 4;
+  QT_UNROLL
+  for (int s = 0; s < 8; s++) {
+    const F4 f = ldg4(b + s * 128);  // a 16-byte load (generic address: shared here)
+    xv[4 * s] = f.x;
+    xv[4 * s + 1] = f.y;
+    xv[4 * s + 2] = f.z;
+    xv[4 * s + 3] = f.w;
+  }
+}
+
 constexpr int kGemv3Threads = 256;     // 8 warps
 constexpr int kGemv3RowsPerWarp = 4;   // output features per warp (the x values each lane loads serve all 4)
 constexpr int kGemv3Unroll = 2;        // chunks per lane and row whose loads are issued together (N = 1)
 constexpr int kGemv3Smem = kNf4TabSize * 4;
 
 /** NR = N (1..4). Any grid (blocks of kGemv3Threads): warp w of block b takes row groups g = b * 8 + w, then every
- *  (nbx * 8)-th; group g is rows 4g .. 4g + 3. Lane l reads chunks l, l + 32, ... of each row (N = 1: 2 per row and
- *  step, all 8 loads of a step before any use; N > 1: 1, the registers go to the rows of x); its partial sums are
- *  added in chunk order, then the warp's lanes by a fixed xor tree. */
-template <int NR, class Ctx>
-QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab) {
-  constexpr int RW = kGemv3RowsPerWarp, U = NR == 1 ? kGemv3Unroll : 1, NWB = kGemv3Threads / 32;
+ *  (nbx * 8)-th; group g is rows RW g .. RW g + RW - 1 (RW = 4 unless given). Lane l reads chunks l, l + 32, ... of
+ *  each row, U per row and step (N = 1: 2 unless given, all U x RW loads of a step before any use; N > 1: 1, the
+ *  registers go to the rows of x); its partial sums are added in chunk order, then the warp's lanes by a fixed xor
+ *  tree, so a row's result does not depend on RW, U or the grid. XS: x comes from xs, staged by nf4_gemv_stage_x
+ *  (nf4_gemv4: RW 2 or 1 with U 4 or 8 keeps 8 loads in flight per lane and gives 2-4x the warps of RW = 4 on
+ *  4096-row weights, which run 4's profile showed at 8 warps per SM). */
+template <int NR, bool XS = false, int RW = kGemv3RowsPerWarp, int U = (NR == 1 ? kGemv3Unroll : 1), class Ctx>
+QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* xs = nullptr) {
+  static_assert(!XS || NR == 1, "x is staged in shared memory for one row only");
+  constexpr int NWB = kGemv3Threads / 32;
   const int warp = c.tid() / 32, lane = c.tid() % 32;
   const int chunks = p.C / 32;
   const int64_t row_bytes = p.C / 2;
@@ -265,15 +316,19 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab) {
         if (ch >= chunks) continue;  // lanes past the row's end (no x to read); their cw are zero anyway
         QT_UNROLL
         for (int n = 0; n < NR; n++) {
-          const float* xr = p.x + static_cast<int64_t>(n) * p.C + static_cast<int64_t>(ch) * 32;
           float xv[32];
-          QT_UNROLL
-          for (int s = 0; s < 8; s++) {
-            const F4 f = ldg4(xr + 4 * s);
-            xv[4 * s] = f.x;
-            xv[4 * s + 1] = f.y;
-            xv[4 * s + 2] = f.z;
-            xv[4 * s + 3] = f.w;
+          if constexpr (XS) {
+            load_staged_x(xv, xs, ch);
+          } else {
+            const float* xr = p.x + static_cast<int64_t>(n) * p.C + static_cast<int64_t>(ch) * 32;
+            QT_UNROLL
+            for (int s = 0; s < 8; s++) {
+              const F4 f = ldg4(xr + 4 * s);
+              xv[4 * s] = f.x;
+              xv[4 * s + 1] = f.y;
+              xv[4 * s + 2] = f.z;
+              xv[4 * s + 3] = f.w;
+            }
           }
           QT_UNROLL
           for (int r = 0; r < RW; r++) {
