@@ -300,6 +300,56 @@ int main(int argc, char** argv) {
         }
         out.set("decode_profile", std::move(arr));
       }
+      {  // host vs GPU of one token step (embedding to the final norm; no lm_head, no logits download): with the
+         // stream held for 100 ms by a host callback, the host's time to queue the step's ~550 launches is its own
+         // cost, and the time the stream then needs to drain is the GPU's (one step at a time: the driver's queue
+         // of pending launches is finite, more steps would block the host on it). Median of 7; plus the step timed
+         // to a synchronisation with nothing held, as decoding runs it.
+        qt::Activations acts;
+        qt::KvCache kv;
+        const int P = 64, reps = 7;
+        qt::alloc_kv_cache(kv, *m, P + 2 * reps + 2);
+        qt::alloc_activations(acts, *m, qt::ActMode::Inference, P, 0, 0);
+        m->be->upload(acts.ids, prompt.data(), static_cast<size_t>(P) * sizeof(int32_t));
+        qt::Pass pp;
+        pp.B = 1;
+        pp.T = P;
+        pp.cache = &kv;
+        qt::model_forward(*m, nullptr, acts, pp, nullptr);
+        int pos = P;
+        auto step = [&]() {
+          qt::Pass p1;
+          p1.B = 1;
+          p1.T = 1;
+          p1.pos0 = pos++;
+          p1.cache = &kv;
+          qt::model_forward(*m, nullptr, acts, p1, nullptr);
+        };
+        step();  // warm
+        qt::cuda::synchronize();
+        const double hold_ms = 100;
+        std::vector<double> host, gpu, plain;
+        for (int r = 0; r < reps; r++) {
+          const auto t0 = Clock::now();
+          qt::cuda::hold_stream(hold_ms);
+          step();
+          const double enq = seconds_since(t0) * 1e3;
+          qt::cuda::synchronize();
+          const double tot = seconds_since(t0) * 1e3;
+          host.push_back(enq);
+          gpu.push_back(enq < hold_ms ? tot - hold_ms : -1);
+          const auto t1 = Clock::now();
+          step();
+          qt::cuda::synchronize();
+          plain.push_back(seconds_since(t1) * 1e3);
+        }
+        std::printf("    decode step (no lm_head), median of %d: host queues it in %.3f ms, the GPU runs it in %.3f ms; "
+                    "queued and run as decoding does: %.3f ms\n", reps, median(host), median(gpu), median(plain));
+        out.set("decode_host_vs_gpu", Value::new_object()
+                                          .set("host_ms_per_step", Value::from_double(median(host)))
+                                          .set("gpu_ms_per_step", Value::from_double(median(gpu)))
+                                          .set("step_ms", Value::from_double(median(plain))));
+      }
       out.set("decode", Value::new_object()
                             .set("tokens", Value::from_int(static_cast<int64_t>(r.tokens.size())))
                             .set("tokens_per_s", Value::from_double(tps))

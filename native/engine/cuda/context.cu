@@ -3,10 +3,12 @@
 // selection and the device list. Errors: a failed allocation is qt::Error(OutOfMemory) with the sizes in
 // the message; any other CUDA error is qt::Error(Device) with CUDA's error string.
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <thread>
 #include <unordered_map>
 
 #include "ops.cuh"
@@ -255,6 +257,18 @@ std::vector<ProfileEntry> profile_end() {
 void synchronize() {
   DeviceCtx& c = device_ctx();
   QT_CUDA_CHECK(cudaStreamSynchronize(c.stream));
+}
+
+namespace {
+void CUDART_CB sleep_callback(void* ms) {
+  std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(*static_cast<double*>(ms)));
+  delete static_cast<double*>(ms);
+}
+}  // namespace
+
+void hold_stream(double ms) {
+  DeviceCtx& c = device_ctx();
+  QT_CUDA_CHECK(cudaLaunchHostFunc(c.stream, sleep_callback, new double(ms)));
 }
 
 void release_workspace() {

@@ -31,6 +31,10 @@ std::vector<ProfileEntry> profile_end();
 /** Waits for everything queued on the current device's stream. */
 void synchronize();
 
+/** Holds the current device's stream for `ms` milliseconds (a host callback that sleeps): work queued after it waits,
+ *  so a benchmark can time how fast the host queues work apart from how fast the GPU runs it. */
+void hold_stream(double ms);
+
 /** Frees the op scratch workspace of the current device (it grows again on demand). */
 void release_workspace();
 
