@@ -56,6 +56,19 @@ QT_KFN float nf4_block_absmax(const Nf4Args& w, const float* tab, int64_t blk) {
 
 QT_KFN uint32_t u4_word(const U4& v, int q) { return q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w; }
 
+/** xv[4 s .. 4 s + 3] = p[s * step .. s * step + 3] for s = 0..7: a chunk's 32 x values in 8 16-byte loads (step 4:
+ *  contiguous; 128: nf4_gemv4's staged tiles). */
+QT_KFN void load_x32(float* xv, const float* p, int step) {
+  QT_UNROLL
+  for (int s = 0; s < 8; s++) {
+    const F4 f = ldg4(p + s * step);
+    xv[4 * s] = f.x;
+    xv[4 * s + 1] = f.y;
+    xv[4 * s + 2] = f.z;
+    xv[4 * s + 3] = f.w;
+  }
+}
+
 enum class DqOut { F32 = 0, BF16 = 1, F16 = 2 };
 
 /** out[i] = value of weight element i for the n = 32 * nchunks elements (n % 32 == 0); grid-stride over chunks. */
@@ -175,14 +188,7 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
     for (int n = 0; n < NR; n++) {
       const float* xr = p.x + static_cast<int64_t>(n) * p.C + static_cast<int64_t>(ch) * 32;
       float xv[32];
-      QT_UNROLL
-      for (int s = 0; s < 8; s++) {
-        const F4 f = ldg4(xr + 4 * s);
-        xv[4 * s] = f.x;
-        xv[4 * s + 1] = f.y;
-        xv[4 * s + 2] = f.z;
-        xv[4 * s + 3] = f.w;
-      }
+      load_x32(xv, xr, 4);
       QT_UNROLL
       for (int r = 0; r < RW; r++) {
         float s = 0.0f;
@@ -250,17 +256,9 @@ QT_KFN void nf4_gemv_stage_x(Ctx& c, float* xs, const float* x, int C) {
 }
 
 /** The 32 x values of chunk ch from the staged copy (a warp's lanes hold 32 consecutive chunks of one tile, so
- *  each of the 8 loads reads 512 contiguous bytes). */
+ *  each of the 8 loads reads 512 contiguous bytes; generic addresses, shared memory here). */
 QT_KFN void load_staged_x(float* xv, const float* xs, int ch) {
-  const float* b = xs + (static_cast<int64_t>(ch / 32) * 256 + ch % 32) * 4;
-  QT_UNROLL
-  for (int s = 0; s < 8; s++) {
-    const F4 f = ldg4(b + s * 128);  // a 16-byte load (generic address: shared here)
-    xv[4 * s] = f.x;
-    xv[4 * s + 1] = f.y;
-    xv[4 * s + 2] = f.z;
-    xv[4 * s + 3] = f.w;
-  }
+  load_x32(xv, xs + (static_cast<int64_t>(ch / 32) * 256 + ch % 32) * 4, 128);
 }
 
 constexpr int kGemv3Threads = 256;     // 8 warps
@@ -321,14 +319,7 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
             load_staged_x(xv, xs, ch);
           } else {
             const float* xr = p.x + static_cast<int64_t>(n) * p.C + static_cast<int64_t>(ch) * 32;
-            QT_UNROLL
-            for (int s = 0; s < 8; s++) {
-              const F4 f = ldg4(xr + 4 * s);
-              xv[4 * s] = f.x;
-              xv[4 * s + 1] = f.y;
-              xv[4 * s + 2] = f.z;
-              xv[4 * s + 3] = f.w;
-            }
+            load_x32(xv, xr, 4);
           }
           QT_UNROLL
           for (int r = 0; r < RW; r++) {
