@@ -102,6 +102,11 @@ struct Backend {
   // ---- matmul (cpu/matmul.cpp): out[N,OC] = inp[N,C] @ w^T + bias (bias may be null) ---------------
   // w may be any Weight dtype (NF4 and 16-bit weights are dequantized to fp32 first, as bitsandbytes does).
   void (*matmul_forward)(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC);
+  // The products of one input with `count` weights (a layer's q/k/v, its gate/up): outs[i][N, ws[i]->rows] =
+  // inp @ ws[i]^T + biases[i] (biases[i] may be null); the same results as count matmul_forward calls in order. The CUDA
+  // backend runs a decode step's (N = 1, NF4) as one GEMV launch.
+  void (*matmul_forward_many)(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases,
+                              int count, int N, int C);
   // dinp += dout @ w; dweight += dout^T @ inp (only for F32 weights; may be null); dbias += sum_n dout (may be null)
   void (*matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                           const Weight& w, int N, int C, int OC);

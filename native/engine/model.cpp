@@ -31,16 +31,38 @@ namespace {
 inline uint64_t dropout_seed(const Pass& p, int l, int t) { return rng_derive(p.seed, 1 + static_cast<uint64_t>(l), static_cast<uint64_t>(t)); }
 inline uint64_t neftune_seed(const Pass& p) { return rng_derive(p.seed, 0, 0xfeedu); }
 
+// y[N, out] += scale * B A dropout(x) when the adapter has target t
+void lora_add(const Model& m, const Adapter* ad, Activations& a, const Pass& p, int l, int t, float* out, const float* inp,
+              float* u) {
+  if (!ad || !ad->has(t)) return;
+  const int N = p.B * p.T, in = target_in_features(m.config, t), outf = target_out_features(m.config, t);
+  m.be->lora_forward(out, u, a.lora_scratch, inp, ad->A(l, t), ad->B(l, t), ad->scaling,
+                     p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r);
+}
+
 // y[N, out] = x[N, in] @ W^T (+ bias) (+ scale * B A dropout(x))
 void linear_forward(const Model& m, const Adapter* ad, Activations& a, const Pass& p, int l, int t, float* out,
                     const float* inp, float* u) {
-  const Backend& be = *m.be;
   const int N = p.B * p.T, in = target_in_features(m.config, t), outf = target_out_features(m.config, t);
   const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
-  be.matmul_forward(out, inp, lw.lin[t], lw.bias[t], N, in, outf);
-  if (ad && ad->has(t))
-    be.lora_forward(out, u, a.lora_scratch, inp, ad->A(l, t), ad->B(l, t), ad->scaling,
-                    p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r);
+  m.be->matmul_forward(out, inp, lw.lin[t], lw.bias[t], N, in, outf);
+  lora_add(m, ad, a, p, l, t, out, inp, u);
+}
+
+// linear_forward for K targets that share their input (q/k/v; gate/up): the K base products in one backend call (one
+// GEMV launch when decoding on a GPU), then each target's LoRA path. Outputs are independent: the same results.
+template <int K>
+void linear_forward_many(const Model& m, const Adapter* ad, Activations& a, const Pass& p, int l, const int (&t)[K],
+                         float* const (&out)[K], const float* inp, LayerActs& la) {
+  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  const Weight* ws[K];
+  const float* bs[K];
+  for (int k = 0; k < K; k++) {
+    ws[k] = &lw.lin[t[k]];
+    bs[k] = lw.bias[t[k]];
+  }
+  m.be->matmul_forward_many(out, inp, ws, bs, K, p.B * p.T, target_in_features(m.config, t[0]));
+  for (int k = 0; k < K; k++) lora_add(m, ad, a, p, l, t[k], out[k], inp, la.u[t[k]]);
 }
 
 // dinp[N, in] += dout @ W (+ LoRA path); dA, dB += LoRA gradients. dinp may be null (not needed).
@@ -77,9 +99,7 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
   float* kdst = p.cache ? p.cache->k[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD : la.k;
   float* vdst = p.cache ? p.cache->v[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD : la.v;
   be.rmsnorm_forward(la.xn1, la.rstd1, x, lw.attn_norm, N, C, c.rms_norm_eps);
-  linear_forward(m, ad, a, p, l, TQ, la.q, la.xn1, la.u[TQ]);
-  linear_forward(m, ad, a, p, l, TK, kdst, la.xn1, la.u[TK]);
-  linear_forward(m, ad, a, p, l, TV, vdst, la.xn1, la.u[TV]);
+  linear_forward_many<3>(m, ad, a, p, l, {TQ, TK, TV}, {la.q, kdst, vdst}, la.xn1, la);
   be.rope_forward(la.q, la.q, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
   be.rope_forward(kdst, kdst, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
   const float* keys = la.k;
@@ -97,13 +117,10 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
 
   // MLP block
   be.rmsnorm_forward(la.xn2, la.rstd2, la.x_mid, lw.mlp_norm, N, C, c.rms_norm_eps);
-  linear_forward(m, ad, a, p, l, TGATE, la.gate, la.xn2, la.u[TGATE]);
-  linear_forward(m, ad, a, p, l, TUP, la.up, la.xn2, la.u[TUP]);
+  linear_forward_many<2>(m, ad, a, p, l, {TGATE, TUP}, {la.gate, la.up}, la.xn2, la);
   be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
   if (recompute) {
-    if (ad && ad->has(TDOWN))
-      be.lora_forward(x_out, la.u[TDOWN], a.lora_scratch, la.h, ad->A(l, TDOWN), ad->B(l, TDOWN), ad->scaling,
-                      p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, TDOWN), N, FF, C, ad->config.r);
+    lora_add(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);
     return;
   }
   linear_forward(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);

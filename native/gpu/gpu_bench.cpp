@@ -4,8 +4,8 @@
 //   train     tokens/s and the engine's peak device memory at each batch x length (median of timed steps after
 //             warm-up; each step ends with a device synchronisation), plus a per-op time breakdown of one step
 //             (CUDA events around every backend op; "host gap" = step wall time minus the ops' GPU time)
-//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4 with its rows per warp auto, 1,
-//             2 and 4; 3; 1), us per call
+//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4 with its rows per warp auto, 1
+//             and 2; 3; 1), us per call; q/k/v and gate/up as one launch each (matmul_forward_many)
 //   decode    single-stream greedy decode of 128 new tokens after a 64-token prompt
 //   epoch     one epoch of short Q&A-like rows (lengths read from --lengths, the same list bench_torch.py uses)
 //             with token-budget batching, and with padded batches of 4 as PyTorch runs it
@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
       struct Mode {
         const char *gemv, *rows, *label;
       };
-      const Mode modes[] = {{"4", "0", "4"}, {"4", "1", "4r1"}, {"4", "2", "4r2"}, {"4", "4", "4r4"}, {"3", "0", "3"}, {"1", "0", "1"}};
+      const Mode modes[] = {{"4", "0", "4"}, {"4", "1", "4r1"}, {"4", "2", "4r2"}, {"3", "0", "3"}, {"1", "0", "1"}};
       for (const Mode& md : modes) std::printf("  gemv=%-4s       ", md.label);
       std::printf("\n");
       for (int t = 0; t < 7; t++) {
@@ -258,6 +258,33 @@ int main(int argc, char** argv) {
         rows.push(std::move(row));
       }
       qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "4");
+      qt::cuda::set_path("gemv_rows", "0");
+      // the layer's weights that share an input, one launch each group (what a decode step runs)
+      for (const auto& grp : {std::vector<int>{0, 1, 2}, std::vector<int>{4, 5}}) {
+        std::vector<float*> outs;
+        std::vector<const qt::Weight*> ws;
+        std::vector<const float*> bs;
+        double bytes = 0;
+        for (int t : grp) {
+          const qt::Weight& w = lw.lin[t];
+          ws.push_back(&w);
+          bs.push_back(nullptr);
+          outs.push_back(static_cast<float*>(be.alloc(static_cast<size_t>(w.rows) * 4)));
+          bytes += static_cast<double>(w.rows) * w.cols / 2 + static_cast<double>(w.rows) * w.cols / 64;
+        }
+        const int C = static_cast<int>(ws[0]->cols), K = static_cast<int>(grp.size());
+        for (int i = 0; i < 20; i++) be.matmul_forward_many(outs.data(), x, ws.data(), bs.data(), K, 1, C);
+        qt::cuda::synchronize();
+        const int iters = 300;
+        const auto t0 = Clock::now();
+        for (int i = 0; i < iters; i++) be.matmul_forward_many(outs.data(), x, ws.data(), bs.data(), K, 1, C);
+        qt::cuda::synchronize();
+        const double us = seconds_since(t0) * 1e6 / iters;
+        const char* name = K == 3 ? "q+k+v" : "gate+up";
+        std::printf("  %-8s one launch: %7.2f us (%4.0f GB/s)\n", name, us, bytes / us / 1e3);
+        rows.push(Value::new_object().set("weight", Value::from_string(name)).set("us_one_launch", Value::from_double(us)));
+        for (float* o : outs) be.free(o);
+      }
       qt::cuda::set_path("gemv_rows", std::getenv("QT_CUDA_GEMV_ROWS") ? std::getenv("QT_CUDA_GEMV_ROWS") : "0");
       be.free(x);
       be.free(y);

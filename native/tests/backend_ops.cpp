@@ -262,6 +262,26 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
                      d.get(dwt, static_cast<size_t>(OC) * C), d.get(db, static_cast<size_t>(OC)), d.get(deq, static_cast<size_t>(OC) * C)};
     });
   }
+  // several weights sharing one input (q/k/v, gate/up): N = 1 is the decode GEMV's one launch on a GPU
+  for (int N : {1, 3}) {
+    const int C = 192;
+    HostWeight w0 = make_weight(qt::DType::NF4, 70, C, 40, true), w1 = make_weight(qt::DType::NF4, 18, C, 41, true),
+               w2 = make_weight(qt::DType::NF4, 18, C, 42, false);
+    run("matmul_forward_many N=" + std::to_string(N), [&](Dev& d) {
+      const qt::Weight d0 = upload_weight(d, w0), d1 = upload_weight(d, w1), d2 = upload_weight(d, w2);
+      const float* x = d.put(rnd(static_cast<size_t>(N) * C, 43));
+      const float* bias = d.put(rnd(18, 44));
+      float* outs[3] = {d.put(std::vector<float>(static_cast<size_t>(N) * 70)), d.put(std::vector<float>(static_cast<size_t>(N) * 18)),
+                        d.put(std::vector<float>(static_cast<size_t>(N) * 18))};
+      const qt::Weight* ws[3] = {&d0, &d1, &d2};
+      const float* bs[3] = {nullptr, bias, nullptr};
+      d.be().matmul_forward_many(outs, x, ws, bs, 3, N, C);
+      float* one = d.put(std::vector<float>(static_cast<size_t>(N) * 18));  // the same product alone
+      d.be().matmul_forward(one, x, d1, bias, N, C, 18);
+      return Outputs{d.get(outs[0], static_cast<size_t>(N) * 70), d.get(outs[1], static_cast<size_t>(N) * 18),
+                     d.get(outs[2], static_cast<size_t>(N) * 18), d.get(one, static_cast<size_t>(N) * 18)};
+    });
+  }
   // LoRA with and without dropout
   for (float p : {0.0f, 0.1f}) {
     run("lora dropout=" + std::to_string(p), [&](Dev& d) {

@@ -444,6 +444,51 @@ TEST(sim_nf4_gemv4_staged_x_equals_gemv3) {
   CHECK(qt::kern::gemv4_smem_bytes(14336) == (qt::kern::kNf4TabSize + 14336) * 4);
 }
 
+// nf4_gemv4 with segments (one launch for a layer's q/k/v or gate/up): each weight's output is the one it gets alone
+TEST(sim_nf4_gemv4_segments_equal_one_launch_per_weight) {
+  for (int C : {320, 1536})
+    for (int blocks : {1, 3}) {
+      const int ocs[3] = {37, 9, 20};  // odd: each weight's last row group is partial
+      std::vector<Nf4Pair> ps;
+      for (int i = 0; i < 3; i++) ps.push_back(make_nf4(ocs[i], C, i != 2, 120 + i + C));
+      auto x = rnd(static_cast<size_t>(C), 125, -2, 2), bias = rnd(9, 126);
+      std::vector<std::vector<float>> alone(3), together(3);
+      qt::kern::GemvArgs a;
+      a.x = x.data();
+      a.N = 1;
+      a.C = C;
+      for (int i = 0; i < 3; i++) {
+        alone[i].assign(static_cast<size_t>(ocs[i]), std::nanf(""));
+        together[i].assign(static_cast<size_t>(ocs[i]), std::nanf(""));
+        qt::kern::GemvArgs one = a;
+        one.out = alone[i].data();
+        one.bias = i == 1 ? bias.data() : nullptr;
+        one.w = nf4_args(ps[static_cast<size_t>(i)].w);
+        one.OC = ocs[i];
+        run_gemv3(one, blocks);
+        a.seg[i].out = together[i].data();
+        a.seg[i].bias = one.bias;
+        a.seg[i].w = one.w;
+        a.seg[i].OC = ocs[i];
+      }
+      for (int rw : {1, 2}) {
+        for (auto& t : together) std::fill(t.begin(), t.end(), std::nanf(""));
+        a.nseg = 3;
+        if (rw == 1) run_gemv4<1, 8>(a, blocks);
+        else run_gemv4<2, 4>(a, blocks);
+        for (int i = 0; i < 3; i++)
+          CHECK_MSG(std::memcmp(alone[i].data(), together[i].data(), alone[i].size() * 4) == 0,
+                    "C=" << C << " blocks=" << blocks << " rows/warp=" << rw << " weight " << i);
+      }
+      a.nseg = 2;  // two weights (gate/up)
+      for (auto& t : together) std::fill(t.begin(), t.end(), std::nanf(""));
+      run_gemv4<2, 4>(a, blocks);
+      CHECK(std::memcmp(alone[0].data(), together[0].data(), alone[0].size() * 4) == 0);
+      CHECK(std::memcmp(alone[1].data(), together[1].data(), alone[1].size() * 4) == 0);
+      CHECK(std::isnan(together[2][0]));  // the third is not written
+    }
+}
+
 TEST(sim_nf4_gemv3_matches_cpu_matmul) {
   struct Shape {
     int OC, C, blocks;

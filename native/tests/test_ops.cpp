@@ -210,6 +210,21 @@ TEST(grad_matmul) {
   grad_check("matmul dbias", bias.data(), db, loss, 1e-2f, 1e-3, 1e-5);
 }
 
+TEST(matmul_forward_many_equals_one_call_per_weight) {
+  const int N = 2, C = 7;
+  auto x = rand_vec(N * C, 25);
+  auto w0 = rand_vec(4 * C, 26), w1 = rand_vec(3 * C, 27), b1 = rand_vec(3, 28);
+  const qt::Weight q0 = f32_weight(w0, 4, C), q1 = f32_weight(w1, 3, C);
+  std::vector<float> m0(N * 4), m1(N * 3), s0(N * 4), s1(N * 3);
+  float* outs[2] = {m0.data(), m1.data()};
+  const qt::Weight* ws[2] = {&q0, &q1};
+  const float* bs[2] = {nullptr, b1.data()};
+  cpu::matmul_forward_many(outs, x.data(), ws, bs, 2, N, C);
+  cpu::matmul_forward(s0.data(), x.data(), q0, nullptr, N, C, 4);
+  cpu::matmul_forward(s1.data(), x.data(), q1, b1.data(), N, C, 3);
+  CHECK(m0 == s0 && m1 == s1);
+}
+
 TEST(matmul_nf4_and_bf16_weights_use_their_dequantized_values) {
   const int N = 5, C = 128, OC = 6;
   auto x = rand_vec(N * C, 22);

@@ -72,6 +72,7 @@ const Backend kCpu = {
     cpu::swiglu_forward,
     cpu::swiglu_backward,
     cpu::matmul_forward,
+    cpu::matmul_forward_many,
     cpu::matmul_backward,
     cpu_keep_weights,
     cpu::dequantize,

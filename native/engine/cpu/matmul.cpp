@@ -82,6 +82,11 @@ void matmul_forward(float* out, const float* inp, const Weight& w, const float* 
   gemm_nt(out, inp, fp32_weight(w, tmp), bias, N, C, OC, false);
 }
 
+void matmul_forward_many(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases, int count,
+                         int N, int C) {
+  for (int i = 0; i < count; i++) matmul_forward(outs[i], inp, *ws[i], biases[i], N, C, static_cast<int>(ws[i]->rows));
+}
+
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
                      int N, int C, int OC) {
   // dinp [N, C] += dout @ w; dweight [OC, C] += dout^T @ inp; dbias [OC] += column sums of dout

@@ -30,6 +30,8 @@ void swiglu_forward(float* out, const float* gate, const float* up, size_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
 
 void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC);
+void matmul_forward_many(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases, int count,
+                         int N, int C);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
                      int N, int C, int OC);
 

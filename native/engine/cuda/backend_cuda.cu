@@ -29,6 +29,7 @@ const Backend kCuda = {
     cuda::swiglu_forward,
     cuda::swiglu_backward,
     cuda::matmul_forward,
+    cuda::matmul_forward_many,
     cuda::matmul_backward,
     cuda::keep_weights,
     cuda::dequantize,

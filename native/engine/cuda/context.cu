@@ -143,7 +143,7 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
     if (env_is("QT_CUDA_GEMV", "1")) d.gemv = 1;  // run 2's kernel
     if (env_is("QT_CUDA_GEMV", "3")) d.gemv = 3;  // run 3's kernel (default: 4, x staged in shared memory)
-    for (const char* r : {"1", "2", "4"})
+    for (const char* r : {"1", "2"})
       if (env_is("QT_CUDA_GEMV_ROWS", r)) d.gemv_rows = r[0] - '0';
     if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant = Paths::kDqSimple;
     if (env_is("QT_CUDA_DEQUANT", "vec")) d.dequant = Paths::kDqVec;
@@ -165,7 +165,7 @@ bool set_path(const std::string& name, const std::string& value) {
   if (name == "attn" && (value == "tc16" || value == "tc" || value == "simt"))
     p.attn = value == "tc16" ? Paths::kAttnTc16 : value == "tc" ? Paths::kAttnTc : Paths::kAttnSimt;
   else if (name == "gemv" && (value == "4" || value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
-  else if (name == "gemv_rows" && (value == "0" || value == "1" || value == "2" || value == "4")) p.gemv_rows = value[0] - '0';
+  else if (name == "gemv_rows" && (value == "0" || value == "1" || value == "2")) p.gemv_rows = value[0] - '0';
   else if (name == "dequant" && (value == "auto" || value == "vec2" || value == "vec" || value == "simple"))
     p.dequant = value == "auto" ? Paths::kDqAuto : value == "vec2" ? Paths::kDqVec2 : value == "vec" ? Paths::kDqVec : Paths::kDqSimple;
   else if (name == "lora" && (value == "fused" || value == "cublas")) p.lora_fused = value == "fused";

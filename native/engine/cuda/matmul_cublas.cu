@@ -150,6 +150,19 @@ void matmul_forward(float* out, const float* inp, const Weight& w, const float* 
   note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
 }
 
+void matmul_forward_many(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases, int count,
+                         int N, int C) {
+  if (N == 1 && nf4_gemv_many_applies(inp, ws, count, C)) {  // decode: one GEMV launch for the weights sharing x
+    Op op("matmul_forward", /*keeps_inputs=*/true);
+    for (int i = 0; i < count; i++) check_compute(*ws[i]);
+    Section sec(op.c, "matmul.gemv");
+    nf4_gemv_many(outs, inp, ws, biases, count, C, op.s);
+    for (int i = 0; i < count; i++) note_write(op.c, outs[i], static_cast<size_t>(ws[i]->rows) * sizeof(float));
+    return;
+  }
+  for (int i = 0; i < count; i++) matmul_forward(outs[i], inp, *ws[i], biases[i], N, C, static_cast<int>(ws[i]->rows));
+}
+
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
                      int N, int C, int OC) {
   // dinp [N, C] += dout @ w; dweight [OC, C] += dout^T @ inp (F32 weights only); dbias [OC] += column sums of dout

@@ -170,24 +170,23 @@ int gemv4_resident_blocks(const DeviceCtx& dc, int smem) {
 template <int RW, int U>
 void gemv4_launch_rw(const kern::GemvArgs& a, int smem, cudaStream_t s) {
   const int cap = gemv4_resident_blocks<RW, U>(device_ctx(), smem);
-  const int groups = (a.OC + RW - 1) / RW;
+  const int groups = kern::gemv_groups<RW>(a);
   const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);
   nf4_gemv4_kernel<RW, U><<<static_cast<unsigned>(want < cap ? want : cap), kern::kGemv3Threads, static_cast<size_t>(smem), s>>>(a);
   QT_LAUNCH_CHECK();
 }
 
-// nf4_gemv4 for one row: launched when its shared memory (table + staged x) fits the device; false: the caller takes
-// nf4_gemv3. Rows per warp: QT_CUDA_GEMV_ROWS (1, 2 or 4), else 2 for weights of more than 2048 rows and 1 below
-// (run 5 on an H200, us per call: q/o 9.6 with 2 rows, 11.4 with 1, 10.5 with 4; down 24.1 / 31.7 / 28.8; gate/up
-// 21.2 / 25.1 / 20.8; k/v 6.7 / 6.3 / 9.6).
-bool gemv4_launch(const kern::GemvArgs& a, cudaStream_t s) {
+// nf4_gemv4 for one row (a.OC rows, or all of a.seg's): launched when its shared memory (table + staged x) fits the
+// device; false: the caller takes nf4_gemv3. Rows per warp: QT_CUDA_GEMV_ROWS (1 or 2), else 2 for more than 2048
+// rows and 1 below (run 4 on an H200, us per call: q/o 9.6 with 2 rows, 11.4 with 1 (10.5 with 4, since dropped: it
+// spills with segments); down 24.1 / 31.7; gate/up 21.2 / 25.1; k/v 6.7 / 6.3).
+bool gemv4_launch(const kern::GemvArgs& a, int rows, cudaStream_t s) {
   const DeviceCtx& dc = device_ctx();
   const int smem = kern::gemv4_smem_bytes(a.C);
   if (smem > static_cast<int>(dc.prop.sharedMemPerBlockOptin)) return false;
   int rw = paths().gemv_rows;
-  if (rw == 0) rw = a.OC > 2048 ? 2 : 1;
-  if (rw == 4) gemv4_launch_rw<4, 2>(a, smem, s);
-  else if (rw == 2) gemv4_launch_rw<2, 4>(a, smem, s);
+  if (rw == 0) rw = rows > 2048 ? 2 : 1;
+  if (rw == 2) gemv4_launch_rw<2, 4>(a, smem, s);
   else gemv4_launch_rw<1, 8>(a, smem, s);
   return true;
 }
@@ -382,7 +381,7 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   a.N = N;
   a.C = C;
   a.OC = OC;
-  if (paths().gemv == 4 && N == 1 && gemv4_launch(a, s)) return true;
+  if (paths().gemv == 4 && N == 1 && gemv4_launch(a, OC, s)) return true;
   if (paths().gemv == 3 || paths().gemv == 4) {
     if (N == 1) gemv3_launch<1>(a, s);
     else if (N == 2) gemv3_launch<2>(a, s);
@@ -398,6 +397,35 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   else nf4_gemv_kernel<4><<<blocks, kern::kGemvThreads, smem, s>>>(a);
   QT_LAUNCH_CHECK();
   return true;
+}
+
+bool nf4_gemv_many_applies(const float* inp, const Weight* const* ws, int count, int C) {
+  if (paths().gemv != 4 || count < 1 || count > kern::kGemvMaxSegs) return false;
+  if (kern::gemv4_smem_bytes(C) > static_cast<int>(device_ctx().prop.sharedMemPerBlockOptin)) return false;
+  for (int i = 0; i < count; i++)
+    if (ws[i]->cols != C || !nf4_gemv_applies(*ws[i], inp, 1, C, static_cast<int>(ws[i]->rows))) return false;
+  return true;
+}
+
+bool nf4_gemv_many(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases, int count, int C,
+                   cudaStream_t s) {
+  if (!nf4_gemv_many_applies(inp, ws, count, C)) return false;
+  kern::GemvArgs a;
+  a.x = inp;
+  a.N = 1;
+  a.C = C;
+  a.nseg = count;
+  int rows = 0;
+  for (int i = 0; i < count; i++) {
+    const Weight& w = *ws[i];
+    const int OC = static_cast<int>(w.rows);
+    a.seg[i].out = outs[i];
+    a.seg[i].bias = biases[i];
+    a.seg[i].w = nf4_args(w);
+    a.seg[i].OC = OC;
+    rows += OC;
+  }
+  return gemv4_launch(a, rows, s);
 }
 
 void dequantize(float* out, const Weight& w) {

@@ -140,13 +140,56 @@ QT_KFN void nf4_dequant16(Ctx& c, void* out, const Nf4Args& w, int64_t nunits, c
   }
 }
 
+/** One weight of a multi-weight GEMV: out[OC] = x @ w^T (+ bias). */
+struct GemvSeg {
+  float* out = nullptr;
+  const float* bias = nullptr;
+  Nf4Args w;
+  int OC = 0;
+};
+constexpr int kGemvMaxSegs = 3;
+
 struct GemvArgs {
   float* out = nullptr;        // [N, OC]
   const float* x = nullptr;    // [N, C]
   const float* bias = nullptr; // [OC] or null
   Nf4Args w;                   // [OC, C]
   int N = 0, C = 0, OC = 0;    // C % 32 == 0
+  // nf4_gemv4 only (N = 1): nseg > 0 multiplies x by each of seg[0 .. nseg) instead of w (one launch for a layer's
+  // q/k/v or gate/up, which share their input); each weight's rows are split into its own row groups
+  int nseg = 0;
+  GemvSeg seg[kGemvMaxSegs];
 };
+
+/** The weight, output and rows of row group g (rows RW g ..) of a GEMV: p's own, or the segment holding group g
+ *  (segments in order, each ceil(OC / RW) groups); *o0 = the group's first row within its weight. Value selects, so
+ *  the parameters are never indexed at run time. */
+template <int RW>
+QT_KFN GemvSeg gemv_group(const GemvArgs& p, int g, int* o0) {
+  GemvSeg s;
+  if (p.nseg == 0) {
+    s.out = p.out;
+    s.bias = p.bias;
+    s.w = p.w;
+    s.OC = p.OC;
+    *o0 = g * RW;
+    return s;
+  }
+  const int g1 = (p.seg[0].OC + RW - 1) / RW, g2 = g1 + (p.nseg > 1 ? (p.seg[1].OC + RW - 1) / RW : 0);
+  const int k = g < g1 ? 0 : g < g2 ? 1 : 2;
+  s = k == 0 ? p.seg[0] : k == 1 ? p.seg[1] : p.seg[2];
+  *o0 = (g - (k == 0 ? 0 : k == 1 ? g1 : g2)) * RW;
+  return s;
+}
+
+/** Row groups of a GEMV with RW rows per group (all segments'). */
+template <int RW>
+QT_KFN int gemv_groups(const GemvArgs& p) {
+  if (p.nseg == 0) return (p.OC + RW - 1) / RW;
+  int n = 0;
+  for (int k = 0; k < p.nseg; k++) n += (p.seg[k].OC + RW - 1) / RW;
+  return n;
+}
 
 constexpr int kGemvThreads = 128;
 constexpr int kGemvRowsPerBlock = 4;
@@ -280,10 +323,14 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
   const int warp = c.tid() / 32, lane = c.tid() % 32;
   const int chunks = p.C / 32;
   const int64_t row_bytes = p.C / 2;
-  const int groups = (p.OC + RW - 1) / RW;
+  const int groups = XS ? gemv_groups<RW>(p) : (p.OC + RW - 1) / RW;  // XS: nf4_gemv4, which may have segments
   const int nwarps = c.nbx() * NWB;
   for (int gi = c.bx() * NWB + warp; gi < groups; gi += nwarps) {  // uniform per warp
-    const int o0 = gi * RW;
+    int o0 = gi * RW;
+    GemvSeg sg;
+    if constexpr (XS) sg = gemv_group<RW>(p, gi, &o0);
+    const Nf4Args& w = XS ? sg.w : p.w;
+    const int OC = XS ? sg.OC : p.OC;
     float acc[RW][NR];
     QT_UNROLL
     for (int r = 0; r < RW; r++) {
@@ -299,9 +346,9 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
         QT_UNROLL
         for (int r = 0; r < RW; r++) {
           const int o = o0 + r;
-          if (ch < chunks && o < p.OC) {
-            cw[u][r] = ldg16(p.w.codes + static_cast<int64_t>(o) * row_bytes + static_cast<int64_t>(ch) * 16);
-            am[u][r] = nf4_block_absmax(p.w, tab, (static_cast<int64_t>(o) * p.C + static_cast<int64_t>(ch) * 32) / 64);
+          if (ch < chunks && o < OC) {
+            cw[u][r] = ldg16(w.codes + static_cast<int64_t>(o) * row_bytes + static_cast<int64_t>(ch) * 16);
+            am[u][r] = nf4_block_absmax(w, tab, (static_cast<int64_t>(o) * p.C + static_cast<int64_t>(ch) * 32) / 64);
           } else {
             cw[u][r] = U4{0, 0, 0, 0};
             am[u][r] = 0.0f;
@@ -350,7 +397,11 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
         v += c.shfl_xor(v, 2);
         v += c.shfl_xor(v, 1);
         const int o = o0 + r;
-        if (lane == 0 && o < p.OC) p.out[static_cast<int64_t>(n) * p.OC + o] = v + (p.bias ? p.bias[o] : 0.0f);
+        if constexpr (XS) {
+          if (lane == 0 && o < OC) sg.out[o] = v + (sg.bias ? sg.bias[o] : 0.0f);  // N = 1
+        } else {
+          if (lane == 0 && o < p.OC) p.out[static_cast<int64_t>(n) * p.OC + o] = v + (p.bias ? p.bias[o] : 0.0f);
+        }
       }
     }
   }

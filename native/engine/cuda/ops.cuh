@@ -18,7 +18,7 @@ struct Paths {
                             // with one row of x staged in shared memory and 1-2 rows per warp (run 5; N > 1 and rows
                             // too long for shared memory take 3), 3 = warp-per-rows kernel (run 3), 1 = run 2's block
                             // kernel, 0 = off (dequantize + GEMM)
-  int gemv_rows = 0;        // QT_CUDA_GEMV_ROWS=1|2|4: rows per warp of gemv 4 (0: by the weight's rows; measurements)
+  int gemv_rows = 0;        // QT_CUDA_GEMV_ROWS=1|2: rows per warp of gemv 4 (0: by the weight's rows; measurements)
   // QT_CUDA_DEQUANT=auto|vec2|vec|simple: NF4 dequantization: vec = 16-byte loads and stores (run 2), vec2 = coalesced
   // 512-byte warp stores for 16-bit outputs (run 3), auto = vec2 or vec, whichever the first large 16-bit dequantization
   // on the device times faster (fp32 outputs: vec); simple = a byte per thread. All give the same bits.
@@ -66,6 +66,8 @@ void swiglu_forward(float* out, const float* gate, const float* up, size_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n);
 
 void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC);
+void matmul_forward_many(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases, int count,
+                         int N, int C);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
                      int N, int C, int OC);
 
@@ -105,6 +107,11 @@ void dequantize_to(void* out, DType out_t, const Weight& w, cudaStream_t s);
  *  (nothing enqueued) when the weight or shape does not qualify or the GEMV path is switched off (nf4.cu). */
 bool nf4_gemv_applies(const Weight& w, const float* inp, int N, int C, int OC);
 bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC, cudaStream_t s);
+// One launch of nf4_gemv4 for up to 3 NF4 weights sharing one row of input (outs[i] = inp @ ws[i]^T + biases[i]);
+// false (nothing launched) when the GEMV path or a weight does not allow it (nf4_gemv_many_applies).
+bool nf4_gemv_many_applies(const float* inp, const Weight* const* ws, int count, int C);
+bool nf4_gemv_many(float* const* outs, const float* inp, const Weight* const* ws, const float* const* biases, int count, int C,
+                   cudaStream_t s);
 /** The fused LoRA kernels (lora.cu): whether they apply (switch on, 1 <= R <= 64), the dA row slices for N rows,
  *  u = dropout(x) A^T, and dA += du^T dropout(x) (partials into a.part [S, R, C], then summed) with, when dx,
  *  dinp += dropout'(du A). */
