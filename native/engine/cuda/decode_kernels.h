@@ -59,7 +59,7 @@ QT_KFN void rmsnorm_rows(Ctx& c, const RmsArgs& a) {
     ss += static_cast<double>(v[i].z) * v[i].z;
     ss += static_cast<double>(v[i].w) * v[i].w;
   }
-  for (int o = 16; o > 0; o >>= 1) ss += c.shfl_xor(ss, o);
+  ss = warp_xor_sum(c, ss);
   if (lane == 0) red[warp] = ss;
   c.sync();
   if (warp == 0) {
@@ -153,7 +153,7 @@ QT_KFN void attn_decode(Ctx& c, const DecodeAttnArgs& p) {
       float d = 0.0f;
       QT_UNROLL
       for (int e = 0; e < DPL; e++) d += qv[e] * kv[u][e];
-      for (int x = 16; x > 0; x >>= 1) d += c.shfl_xor(d, x);
+      d = warp_xor_sum(c, d);
       sc[u] = jb + u < j1 ? d * p.scale : -INFINITY;
       mx = fmax2(mx, sc[u]);
     }

@@ -203,6 +203,15 @@ QT_KFN int imin(int a, int b) { return a < b ? a : b; }
 QT_KFN int imax(int a, int b) { return a > b ? a : b; }
 QT_KFN float fmax2(float a, float b) { return a > b ? a : b; }  // no NaN inputs here
 
+/** The sum of v over a warp's 32 lanes, in every lane: an xor tree in a fixed order (16, 8, 4, 2, 1), so the
+ *  result is the same bits in every lane and every run. Any context with shfl_xor (DevCtx, the simulator's). */
+template <class Ctx, class T>
+QT_KFN T warp_xor_sum(Ctx& c, T v) {
+  QT_UNROLL
+  for (int m = 16; m > 0; m >>= 1) v += c.shfl_xor(v, m);
+  return v;
+}
+
 #if defined(__CUDACC__)
 // ---- the device context: one intrinsic / instruction per operation ---------------------------------------------
 

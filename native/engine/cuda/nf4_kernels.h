@@ -253,12 +253,7 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
   for (int r = 0; r < RW; r++) {
     QT_UNROLL
     for (int n = 0; n < NR; n++) {
-      float v = acc[r][n];
-      v += c.shfl_xor(v, 16);
-      v += c.shfl_xor(v, 8);
-      v += c.shfl_xor(v, 4);
-      v += c.shfl_xor(v, 2);
-      v += c.shfl_xor(v, 1);
+      const float v = warp_xor_sum(c, acc[r][n]);
       if (lane == 0) red[(warp * RW + r) * 4 + n] = v;
     }
   }
@@ -390,12 +385,7 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
     for (int r = 0; r < RW; r++) {
       QT_UNROLL
       for (int n = 0; n < NR; n++) {
-        float v = acc[r][n];
-        v += c.shfl_xor(v, 16);
-        v += c.shfl_xor(v, 8);
-        v += c.shfl_xor(v, 4);
-        v += c.shfl_xor(v, 2);
-        v += c.shfl_xor(v, 1);
+        const float v = warp_xor_sum(c, acc[r][n]);
         const int o = o0 + r;
         if constexpr (XS) {
           if (lane == 0 && o < OC) sg.out[o] = v + (sg.bias ? sg.bias[o] : 0.0f);  // N = 1
