@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
       const char* names[] = {"q", "k", "v", "o", "gate", "up", "down"};
       std::printf("decode GEMV alone (layer 0, N=1; us per call, GB/s of codes + absmax):\n");
       std::printf("  %-6s %-12s", "weight", "shape");
-      // gemv 4 with its rows per warp chosen by the weight (auto) and forced to 1, 2 and 4; run 3's and run 2's kernels
+      // gemv 4 with its rows per warp chosen by the weight (auto) and forced to 1 and 2; run 3's and run 2's kernels
       struct Mode {
         const char *gemv, *rows, *label;
       };

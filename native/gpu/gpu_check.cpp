@@ -520,7 +520,7 @@ void check_gemv(Report& R) {
       wps.push_back(std::make_unique<WeightPair>(wl, gr.ocs[static_cast<size_t>(i)], C, DType::NF4, true));
     }
     for (int N : {1, 2}) {
-      auto x = rand_vec(static_cast<size_t>(N) * C, 310 + N, -2, 2), bias = rand_vec(1024, 320);
+      auto x = rand_vec(static_cast<size_t>(N) * C, 310 + N, -2, 2), bias = rand_vec(static_cast<size_t>(gr.ocs[1]), 320);
       DevBuf xg(GPU, x), bg(GPU, bias);
       std::vector<qt::Weight> wg(static_cast<size_t>(K));
       std::vector<const qt::Weight*> ws;

@@ -5,9 +5,9 @@
 //   w = code[idx] * absmax_b,  absmax_b = map[q_b] * scale_{b/256} + offset  (double quant)
 // Dequantization: one thread per byte of codes (2 weights; run 1's kernel, kept for odd sizes and
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
-// Decode: nf4_gemv3 (nf4_kernels.h; nf4_gemv4 with x staged in shared memory, QT_CUDA_GEMV=4; run 2's nf4_gemv with
-// QT_CUDA_GEMV=1) multiplies straight from the codes for
-// matmuls of <= 4 rows.
+// Decode: matmuls of <= 4 rows multiply straight from the codes: nf4_gemv4 (nf4_kernels.h: one row, x staged in shared
+// memory; the default, QT_CUDA_GEMV=4, also several weights sharing x in one launch), nf4_gemv3 (more rows, and
+// QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1).
 #include <cstdio>
 #include <map>
 #include <mutex>

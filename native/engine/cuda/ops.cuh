@@ -15,7 +15,7 @@ struct Paths {
   enum Attn { kAttnSimt = 0, kAttnTc = 1, kAttnTc16 = 2 };
   int attn = kAttnTc16;
   int gemv = 4;             // QT_CUDA_GEMV=4|3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 4 = run 3's kernel
-                            // with one row of x staged in shared memory and 1-2 rows per warp (run 5; N > 1 and rows
+                            // with one row of x staged in shared memory and 1-2 rows per warp (run 4; N > 1 and rows
                             // too long for shared memory take 3), 3 = warp-per-rows kernel (run 3), 1 = run 2's block
                             // kernel, 0 = off (dequantize + GEMM)
   int gemv_rows = 0;        // QT_CUDA_GEMV_ROWS=1|2: rows per warp of gemv 4 (0: by the weight's rows; measurements)
