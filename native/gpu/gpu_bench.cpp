@@ -232,7 +232,8 @@ int main(int argc, char** argv) {
       struct Mode {
         const char *gemv, *rows, *label;
       };
-      const Mode modes[] = {{"4", "0", "4"}, {"4", "1", "4r1"}, {"4", "2", "4r2"}, {"3", "0", "3"}, {"1", "0", "1"}};
+      const Mode modes[] = {{"4", "0", "4"}, {"4", "1", "4r1"}, {"4", "2", "4r2"}, {"6", "0", "6"}, {"6", "1", "6r1"},
+                            {"6", "2", "6r2"}, {"3", "0", "3"}, {"1", "0", "1"}};
       for (const Mode& md : modes) std::printf("  gemv=%-4s       ", md.label);
       std::printf("\n");
       for (int t = 0; t < 7; t++) {
@@ -257,10 +258,12 @@ int main(int argc, char** argv) {
         std::printf("\n");
         rows.push(std::move(row));
       }
-      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "4");
+      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "6");
       qt::cuda::set_path("gemv_rows", "0");
-      // the layer's weights that share an input, one launch each group (what a decode step runs)
+      // the layer's weights that share an input, one launch each group (what a decode step runs), gemv 4 and 6
+      for (const char* gm : {"4", "6"})
       for (const auto& grp : {std::vector<int>{0, 1, 2}, std::vector<int>{4, 5}}) {
+        qt::cuda::set_path("gemv", gm);
         std::vector<float*> outs;
         std::vector<const qt::Weight*> ws;
         std::vector<const float*> bs;
@@ -281,10 +284,11 @@ int main(int argc, char** argv) {
         qt::cuda::synchronize();
         const double us = seconds_since(t0) * 1e6 / iters;
         const char* name = K == 3 ? "q+k+v" : "gate+up";
-        std::printf("  %-8s one launch: %7.2f us (%4.0f GB/s)\n", name, us, bytes / us / 1e3);
-        rows.push(Value::new_object().set("weight", Value::from_string(name)).set("us_one_launch", Value::from_double(us)));
+        std::printf("  %-8s one launch (gemv=%s): %7.2f us (%4.0f GB/s)\n", name, gm, us, bytes / us / 1e3);
+        rows.push(Value::new_object().set("weight", Value::from_string(name)).set("gemv", Value::from_string(gm)).set("us_one_launch", Value::from_double(us)));
         for (float* o : outs) be.free(o);
       }
+      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "6");
       qt::cuda::set_path("gemv_rows", std::getenv("QT_CUDA_GEMV_ROWS") ? std::getenv("QT_CUDA_GEMV_ROWS") : "0");
       be.free(x);
       be.free(y);

@@ -44,7 +44,9 @@ const char* default_attn() {
 }
 const char* default_gemv() {
   const char* e = std::getenv("QT_CUDA_GEMV");
-  return e && std::strcmp(e, "0") == 0 ? "0" : e && std::strcmp(e, "1") == 0 ? "1" : e && std::strcmp(e, "3") == 0 ? "3" : "4";
+  for (const char* m : {"0", "1", "3", "4"})
+    if (e && std::strcmp(e, m) == 0) return m;
+  return "6";
 }
 const char* default_dequant() {
   const char* e = std::getenv("QT_CUDA_DEQUANT");
@@ -64,6 +66,7 @@ std::string run3_tags(bool bf16, bool decode = true) {
   if (!decode) return t;
   if (std::strcmp(default_gemv(), "3") == 0) t += " [gemv3]";
   if (std::strcmp(default_gemv(), "4") == 0) t += " [gemv4] [gemv3]";  // N > 1 and long rows take gemv3
+  if (std::strcmp(default_gemv(), "6") == 0) t += " [gemv6] [gemv3]";
   if (std::strcmp(default_decode(), "1") == 0) t += " [decode]";
   return t;
 }
@@ -438,7 +441,9 @@ void check_matmul(Report& R) {
 // warp-per-rows kernel ([gemv3], QT_CUDA_GEMV=3), run 2's block kernel ([gemv],
 // QT_CUDA_GEMV=1), and the dequantize + GEMM path they replace (QT_CUDA_GEMV=0) for the same inputs; then Llama-3-8B
 // shapes at N = 1, where run 3's persistent grid strides over more row groups than it has warps.
-std::string gemv_tag(const std::string& mode) { return mode == "4" ? " [gemv4]" : mode == "3" ? " [gemv3]" : " [gemv]"; }
+std::string gemv_tag(const std::string& mode) {
+  return mode == "6" ? " [gemv6]" : mode == "4" ? " [gemv4]" : mode == "3" ? " [gemv3]" : " [gemv]";
+}
 
 void check_gemv(Report& R) {
   const int C = 1536, OC = 773;  // a partial last row group
@@ -454,7 +459,7 @@ void check_gemv(Report& R) {
         qt::Weight wg = wp.gpu;
         wg.compute = compute;
         const std::string tag = std::string(dq ? " NF4+DQ" : " NF4") + " N=" + std::to_string(N) + " compute=" + dtype_label(compute);
-        for (const char* mode : {"4", "3", "1"}) {
+        for (const char* mode : {"6", "4", "3", "1"}) {
           const std::string kt = gemv_tag(mode);
           qt::cuda::set_path("gemv", mode);
           DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC));
@@ -484,7 +489,7 @@ void check_gemv(Report& R) {
     qt::Weight wg = wp.gpu;
     wg.compute = DType::BF16;
     std::vector<std::vector<float>> outs;
-    for (const char* mode : {"4", "3", "1"}) {
+    for (const char* mode : {"4", "3", "1", "6"}) {
       const std::string kt = gemv_tag(mode);
       qt::cuda::set_path("gemv", mode);
       for (int rep = 0; rep < 2; rep++) {
@@ -497,12 +502,17 @@ void check_gemv(Report& R) {
     }
     // gemv4 reads x from its staged copy: the same products in the same order as gemv3, whatever its rows per warp
     exact(R, "ops", "matmul_forward [gemv4] equals [gemv3] bit for bit N=1 " + std::string(sh.name), outs[0], outs[2]);
-    qt::cuda::set_path("gemv", "4");
-    for (const char* rows : {"1", "2"}) {
-      qt::cuda::set_path("gemv_rows", rows);
-      DevBuf out_g(GPU, nans(static_cast<size_t>(sh.OC)));
-      GPU.matmul_forward(out_g.f(), xg.f(), wg, nullptr, 1, sh.C, sh.OC);
-      exact(R, "ops", std::string("matmul_forward [gemv4] ") + rows + " rows/warp equals [gemv3] N=1 " + sh.name, outs[2], out_g.get());
+    // gemv6 only forms its table offsets differently: the same bits again
+    exact(R, "ops", "matmul_forward [gemv6] equals [gemv3] bit for bit N=1 " + std::string(sh.name), outs[6], outs[2]);
+    for (const char* mode : {"4", "6"}) {
+      qt::cuda::set_path("gemv", mode);
+      for (const char* rows : {"1", "2"}) {
+        qt::cuda::set_path("gemv_rows", rows);
+        DevBuf out_g(GPU, nans(static_cast<size_t>(sh.OC)));
+        GPU.matmul_forward(out_g.f(), xg.f(), wg, nullptr, 1, sh.C, sh.OC);
+        exact(R, "ops", std::string("matmul_forward") + gemv_tag(mode) + " " + rows + " rows/warp equals [gemv3] N=1 " + sh.name, outs[2],
+              out_g.get());
+      }
     }
     qt::cuda::set_path("gemv_rows", "0");
   }
@@ -519,7 +529,9 @@ void check_gemv(Report& R) {
       auto wl = rand_vec(static_cast<size_t>(gr.ocs[static_cast<size_t>(i)]) * C, 300 + i, -0.05f, 0.05f);
       wps.push_back(std::make_unique<WeightPair>(wl, gr.ocs[static_cast<size_t>(i)], C, DType::NF4, true));
     }
+    for (const char* mode : {"4", "6"})
     for (int N : {1, 2}) {
+      qt::cuda::set_path("gemv", mode);
       auto x = rand_vec(static_cast<size_t>(N) * C, 310 + N, -2, 2), bias = rand_vec(static_cast<size_t>(gr.ocs[1]), 320);
       DevBuf xg(GPU, x), bg(GPU, bias);
       std::vector<qt::Weight> wg(static_cast<size_t>(K));
@@ -540,7 +552,7 @@ void check_gemv(Report& R) {
       int gemv_calls = 0;
       for (const auto& e : qt::cuda::profile_end())
         if (e.name == "matmul.gemv") gemv_calls = e.calls;
-      const std::string tag = std::string(" [gemv4] ") + gr.name + " N=" + std::to_string(N);
+      const std::string tag = gemv_tag(mode) + " " + gr.name + " N=" + std::to_string(N);
       R.check("ops", "matmul_forward_many: GEMV launches " + std::to_string(N == 1 ? 1 : K) + tag, gemv_calls == (N == 1 ? 1 : K));
       for (int i = 0; i < K; i++) {
         DevBuf one(GPU, nans(static_cast<size_t>(N) * gr.ocs[static_cast<size_t>(i)]));

@@ -394,13 +394,13 @@ void run_gemv3(const qt::kern::GemvArgs& a, int blocks) {
 
 // nf4_gemv4 (one row of x staged in shared memory, transposed per tile of 32 chunks; RW rows per warp, U chunks per
 // row and step) on `blocks` blocks
-template <int RW, int U>
+template <int RW, int U, bool OFF = false>
 void run_gemv4(const qt::kern::GemvArgs& a, int blocks) {
   warpsim::launch({blocks, 1, 1}, qt::kern::kGemv3Threads, qt::kern::gemv4_smem_bytes(a.C), [&](warpsim::Ctx& c) {
     float* xs = reinterpret_cast<float*>(c.smem()) + qt::kern::kNf4TabSize;
     qt::kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
     fill_tab(c);  // ends with the block barrier the staged x needs too
-    qt::kern::nf4_gemv3<1, true, RW, U>(c, a, reinterpret_cast<const float*>(c.smem()), xs);
+    qt::kern::nf4_gemv3<1, true, RW, U, OFF>(c, a, reinterpret_cast<const float*>(c.smem()), xs);
   });
 }
 
@@ -439,6 +439,15 @@ TEST(sim_nf4_gemv4_staged_x_equals_gemv3) {
         CHECK_MSG(std::memcmp(g3.data(), g4.data(), g3.size() * 4) == 0,
                   "OC=" << sh.OC << " C=" << sh.C << " rows/warp=" << rw << ": gemv4 != gemv3");
       }
+      // nf4_gemv6 (nf4_gemv4 with the table offsets formed 4 codes at a time): the same bits as well
+      for (int rw : {1, 2}) {
+        std::fill(g4.begin(), g4.end(), std::nanf(""));
+        a.out = g4.data();
+        if (rw == 1) run_gemv4<1, 8, true>(a, sh.blocks);
+        else run_gemv4<2, 4, true>(a, sh.blocks);
+        CHECK_MSG(std::memcmp(g3.data(), g4.data(), g3.size() * 4) == 0,
+                  "OC=" << sh.OC << " C=" << sh.C << " rows/warp=" << rw << ": gemv6 != gemv3");
+      }
     }
   CHECK(qt::kern::gemv4_xs_floats(320) == 1024 && qt::kern::gemv4_xs_floats(1024) == 1024 && qt::kern::gemv4_xs_floats(1056) == 2048);
   CHECK(qt::kern::gemv4_smem_bytes(14336) == (qt::kern::kNf4TabSize + 14336) * 4);
@@ -475,7 +484,7 @@ TEST(sim_nf4_gemv4_segments_equal_one_launch_per_weight) {
         for (auto& t : together) std::fill(t.begin(), t.end(), std::nanf(""));
         a.nseg = 3;
         if (rw == 1) run_gemv4<1, 8>(a, blocks);
-        else run_gemv4<2, 4>(a, blocks);
+        else run_gemv4<2, 4, true>(a, blocks);  // and nf4_gemv6's lookups
         for (int i = 0; i < 3; i++)
           CHECK_MSG(std::memcmp(alone[i].data(), together[i].data(), alone[i].size() * 4) == 0,
                     "C=" << C << " blocks=" << blocks << " rows/warp=" << rw << " weight " << i);

@@ -161,14 +161,32 @@ QT_KFN uint32_t ldg32(const void* p) {
 #endif
 }
 
+/** 16 bytes of data that no thread writes while the kernel runs (the NF4 codes): a global load through the read-only
+ *  path (ld.global.nc), whatever the compiler can infer about the pointer's address space. */
 QT_KFN U4 ldg16(const void* p) {
 #if defined(__CUDA_ARCH__)
-  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
   return U4{v.x, v.y, v.z, v.w};
 #else
   U4 v;
   std::memcpy(&v, p, 16);
   return v;
+#endif
+}
+
+/** Read-only scalar global loads (as ldg16): the NF4 statistics. */
+QT_KFN float ldg_f32(const float* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+QT_KFN uint8_t ldg_u8(const uint8_t* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldg(p);
+#else
+  return *p;
 #endif
 }
 

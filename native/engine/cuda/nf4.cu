@@ -7,7 +7,7 @@
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
 // Decode: matmuls of <= 4 rows multiply straight from the codes: nf4_gemv4 (nf4_kernels.h: one row, x staged in shared
 // memory; the default, QT_CUDA_GEMV=4, also several weights sharing x in one launch), nf4_gemv3 (more rows, and
-// QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1).
+// QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1); QT_CUDA_GEMV=6: nf4_gemv4 with offset table lookups (the same bits).
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -135,7 +135,7 @@ int gemv3_resident_blocks(const DeviceCtx& dc) {
 
 // nf4_gemv4: RW rows per warp, U chunks per row and step (RW x U = 8 loads in flight per lane). At most 80 registers
 // (3 blocks of 256 threads per SM: 24 warps; run 4's gemv4 with RW = 4 used 94 and got 2 blocks).
-template <int RW, int U>
+template <int RW, int U, bool OFF>
 __global__ void __launch_bounds__(kern::kGemv3Threads, 3) nf4_gemv4_kernel(kern::GemvArgs a) {
   kern::DevCtx c;
   float* tab = reinterpret_cast<float*>(c.smem());
@@ -143,36 +143,36 @@ __global__ void __launch_bounds__(kern::kGemv3Threads, 3) nf4_gemv4_kernel(kern:
   for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];
   kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
   __syncthreads();
-  kern::nf4_gemv3<1, true, RW, U>(c, a, tab, xs);
+  kern::nf4_gemv3<1, true, RW, U, OFF>(c, a, tab, xs);
 }
 
-// Resident blocks of nf4_gemv4_kernel<RW, U> with `smem` bytes of shared memory (its persistent grid), per device.
-template <int RW, int U>
+// Resident blocks of nf4_gemv4_kernel<RW, U, OFF> with `smem` bytes of shared memory (its persistent grid), per device.
+template <int RW, int U, bool OFF>
 int gemv4_resident_blocks(const DeviceCtx& dc, int smem) {
   static std::mutex mu;
   static std::map<std::pair<int, int>, int> cap_of;  // (device, smem) -> blocks
   static std::map<int, bool> attr_set;               // device -> the kernel may use the opt-in shared memory
   std::lock_guard<std::mutex> lk(mu);
   if (smem > 48 * 1024 && !attr_set[dc.device]) {
-    QT_CUDA_CHECK(cudaFuncSetAttribute(nf4_gemv4_kernel<RW, U>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    QT_CUDA_CHECK(cudaFuncSetAttribute(nf4_gemv4_kernel<RW, U, OFF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(dc.prop.sharedMemPerBlockOptin)));
     attr_set[dc.device] = true;
   }
   auto it = cap_of.find({dc.device, smem});
   if (it == cap_of.end()) {
     int per_sm = 0;
-    QT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, nf4_gemv4_kernel<RW, U>, kern::kGemv3Threads, smem));
+    QT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, nf4_gemv4_kernel<RW, U, OFF>, kern::kGemv3Threads, smem));
     it = cap_of.emplace(std::make_pair(dc.device, smem), (per_sm < 1 ? 1 : per_sm) * dc.prop.multiProcessorCount).first;
   }
   return it->second;
 }
 
-template <int RW, int U>
+template <int RW, int U, bool OFF>
 void gemv4_launch_rw(const kern::GemvArgs& a, int smem, cudaStream_t s) {
-  const int cap = gemv4_resident_blocks<RW, U>(device_ctx(), smem);
+  const int cap = gemv4_resident_blocks<RW, U, OFF>(device_ctx(), smem);
   const int groups = kern::gemv_groups<RW>(a);
   const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);
-  nf4_gemv4_kernel<RW, U><<<static_cast<unsigned>(want < cap ? want : cap), kern::kGemv3Threads, static_cast<size_t>(smem), s>>>(a);
+  nf4_gemv4_kernel<RW, U, OFF><<<static_cast<unsigned>(want < cap ? want : cap), kern::kGemv3Threads, static_cast<size_t>(smem), s>>>(a);
   QT_LAUNCH_CHECK();
 }
 
@@ -186,8 +186,9 @@ bool gemv4_launch(const kern::GemvArgs& a, int rows, cudaStream_t s) {
   if (smem > static_cast<int>(dc.prop.sharedMemPerBlockOptin)) return false;
   int rw = paths().gemv_rows;
   if (rw == 0) rw = rows > 2048 ? 2 : 1;
-  if (rw == 2) gemv4_launch_rw<2, 4>(a, smem, s);
-  else gemv4_launch_rw<1, 8>(a, smem, s);
+  const bool off = paths().gemv == 6;  // nf4_gemv6: the same kernel with nf4_chunk_dot's offset lookups
+  if (rw == 2) off ? gemv4_launch_rw<2, 4, true>(a, smem, s) : gemv4_launch_rw<2, 4, false>(a, smem, s);
+  else off ? gemv4_launch_rw<1, 8, true>(a, smem, s) : gemv4_launch_rw<1, 8, false>(a, smem, s);
   return true;
 }
 
@@ -381,8 +382,8 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   a.N = N;
   a.C = C;
   a.OC = OC;
-  if (paths().gemv == 4 && N == 1 && gemv4_launch(a, OC, s)) return true;
-  if (paths().gemv == 3 || paths().gemv == 4) {
+  if ((paths().gemv == 4 || paths().gemv == 6) && N == 1 && gemv4_launch(a, OC, s)) return true;
+  if (paths().gemv >= 3) {
     if (N == 1) gemv3_launch<1>(a, s);
     else if (N == 2) gemv3_launch<2>(a, s);
     else if (N == 3) gemv3_launch<3>(a, s);
@@ -400,7 +401,7 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
 }
 
 bool nf4_gemv_many_applies(const float* inp, const Weight* const* ws, int count, int C) {
-  if (paths().gemv != 4 || count < 1 || count > kern::kGemvMaxSegs) return false;
+  if ((paths().gemv != 4 && paths().gemv != 6) || count < 1 || count > kern::kGemvMaxSegs) return false;
   if (kern::gemv4_smem_bytes(C) > static_cast<int>(device_ctx().prop.sharedMemPerBlockOptin)) return false;
   for (int i = 0; i < count; i++)
     if (ws[i]->cols != C || !nf4_gemv_applies(*ws[i], inp, 1, C, static_cast<int>(ws[i]->rows))) return false;

@@ -28,6 +28,8 @@
 //                    of 32 chunks (nf4_gemv_stage_x), so a warp's 8 loads per chunk step read 512 contiguous bytes
 //                    each (4 wavefronts, no bank conflict). The products and their order are nf4_gemv3's: the same
 //                    bits.
+//   nf4_gemv6        nf4_gemv4 with nf4_chunk_dot<true>'s table offsets (QT_CUDA_GEMV=6): fewer integer instructions per
+//                    weight for the same table reads and products (the same bits).
 // Both take the 16 NF4 code values and bnb's 256-entry dynamic map in shared memory (`tab`, 272 floats, filled by
 // the caller): the codes index them per lane, which constant memory would serialise.
 // Templates over the kernel context (kernel_ctx.h): nf4.cu launches them, native/tests simulates them.
@@ -50,8 +52,8 @@ constexpr int kNf4TabSize = 16 + 256;  // codes, then the dynamic map
 
 /** The block's absmax (double quant: map[q] * scale + offset, each op rounded once, as the CPU computes it). */
 QT_KFN float nf4_block_absmax(const Nf4Args& w, const float* tab, int64_t blk) {
-  if (!w.dq) return w.absmax[blk];
-  return add_rn(mul_rn(tab[16 + w.absmax_q[blk]], w.absmax_scale[blk / 256]), w.offset);
+  if (!w.dq) return ldg_f32(w.absmax + blk);
+  return add_rn(mul_rn(tab[16 + ldg_u8(w.absmax_q + blk)], ldg_f32(w.absmax_scale + blk / 256)), w.offset);
 }
 
 QT_KFN uint32_t u4_word(const U4& v, int q) { return q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w; }
@@ -67,6 +69,51 @@ QT_KFN void load_x32(float* xv, const float* p, int step) {
     xv[4 * s + 2] = f.z;
     xv[4 * s + 3] = f.w;
   }
+}
+
+/** The table entry at byte offset `off` (a code times 4). */
+QT_KFN float nf4_tab_at(const float* tab, uint32_t off) {
+  return *reinterpret_cast<const float*>(reinterpret_cast<const char*>(tab) + off);
+}
+
+/** Byte k of v, zero-extended: one PRMT on the GPU (an opaque intrinsic, so the compiler cannot fold it back into a
+ *  shift and mask of the original word per lookup). */
+QT_KFN uint32_t byte_of(uint32_t v, int k) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(v, 0u, 0x4440u + static_cast<uint32_t>(k));
+#else
+  return (v >> (8 * k)) & 0xffu;
+#endif
+}
+
+/** A chunk's dot product before its block's absmax: sum over its 32 weights, in element order, of code value times
+ *  x (xv = the chunk's 32 x values). OFF (nf4_gemv6): each code word's table offsets (code x 4) are formed 4 at a
+ *  time, the 4 high nibbles by one shift and mask of the word and the 4 low ones by another, so each lookup takes
+ *  one byte of them (one PRMT) instead of a shift and a mask of its own. The same table reads
+ *  and products in the same order either way: the same bits. */
+template <bool OFF>
+QT_KFN float nf4_chunk_dot(const U4& cw, const float* xv, const float* tab) {
+  float sum = 0.0f;
+  QT_UNROLL
+  for (int q = 0; q < 4; q++) {
+    const uint32_t word = u4_word(cw, q);
+    if (OFF) {
+      const uint32_t hi = (word >> 2) & 0x3c3c3c3cu, lo = (word << 2) & 0x3c3c3c3cu;  // byte k: nibble of byte k x 4
+      QT_UNROLL
+      for (int k = 0; k < 4; k++) {
+        sum += nf4_tab_at(tab, byte_of(hi, k)) * xv[8 * q + 2 * k];
+        sum += nf4_tab_at(tab, byte_of(lo, k)) * xv[8 * q + 2 * k + 1];
+      }
+    } else {
+      QT_UNROLL
+      for (int k = 0; k < 4; k++) {
+        const uint32_t byte = (word >> (8 * k)) & 0xffu;  // little endian: byte 4q + k of the chunk
+        sum += tab[byte >> 4] * xv[8 * q + 2 * k];
+        sum += tab[byte & 15u] * xv[8 * q + 2 * k + 1];
+      }
+    }
+  }
+  return sum;
 }
 
 enum class DqOut { F32 = 0, BF16 = 1, F16 = 2 };
@@ -234,17 +281,7 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
       load_x32(xv, xr, 4);
       QT_UNROLL
       for (int r = 0; r < RW; r++) {
-        float s = 0.0f;
-        QT_UNROLL
-        for (int q = 0; q < 4; q++) {
-          const uint32_t word = u4_word(cw[r], q);
-          QT_UNROLL
-          for (int k = 0; k < 4; k++) {
-            const uint32_t byte = (word >> (8 * k)) & 0xffu;
-            s += tab[byte >> 4] * xv[8 * q + 2 * k];
-            s += tab[byte & 15u] * xv[8 * q + 2 * k + 1];
-          }
-        }
+        const float s = nf4_chunk_dot<false>(cw[r], xv, tab);
         acc[r][n] += s * am[r];
       }
     }
@@ -310,8 +347,9 @@ constexpr int kGemv3Smem = kNf4TabSize * 4;
  *  registers go to the rows of x); its partial sums are added in chunk order, then the warp's lanes by a fixed xor
  *  tree, so a row's result does not depend on RW, U or the grid. XS: x comes from xs, staged by nf4_gemv_stage_x
  *  (nf4_gemv4: RW 2 or 1 with U 4 or 8 keeps 8 loads in flight per lane and gives 2-4x the warps of RW = 4 on
- *  4096-row weights, which run 4's profile showed at 8 warps per SM). */
-template <int NR, bool XS = false, int RW = kGemv3RowsPerWarp, int U = (NR == 1 ? kGemv3Unroll : 1), class Ctx>
+ *  4096-row weights, which run 4's profile showed at 8 warps per SM). OFF: nf4_chunk_dot's offset lookups
+ *  (nf4_gemv6). */
+template <int NR, bool XS = false, int RW = kGemv3RowsPerWarp, int U = (NR == 1 ? kGemv3Unroll : 1), bool OFF = false, class Ctx>
 QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* xs = nullptr) {
   static_assert(!XS || NR == 1, "x is staged in shared memory for one row only");
   constexpr int NWB = kGemv3Threads / 32;
@@ -365,17 +403,7 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
           }
           QT_UNROLL
           for (int r = 0; r < RW; r++) {
-            float sum = 0.0f;
-            QT_UNROLL
-            for (int q = 0; q < 4; q++) {
-              const uint32_t word = u4_word(cw[u][r], q);
-              QT_UNROLL
-              for (int k = 0; k < 4; k++) {
-                const uint32_t byte = (word >> (8 * k)) & 0xffu;
-                sum += tab[byte >> 4] * xv[8 * q + 2 * k];
-                sum += tab[byte & 15u] * xv[8 * q + 2 * k + 1];
-              }
-            }
+            const float sum = nf4_chunk_dot<OFF>(cw[u][r], xv, tab);
             acc[r][n] += sum * am[u][r];
           }
         }
