@@ -81,6 +81,9 @@ struct Backend {
   void (*rope_forward)(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
   // dinp = R^T dout: OVERWRITES dinp (not +=) and may run in place (dinp == dout)
   void (*rope_backward)(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+  // The queries' and the keys' rotation as one op, in place: q [B, T, NH, HS], k [B, T, NKV, HS] (k may be a KV-cache
+  // slot). Bit-identical to rope_forward(q, q, ..., NH, ...) then rope_forward(k, k, ..., NKV, ...); q and k do not overlap.
+  void (*rope_forward_qk)(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0);
 
   // ---- attention (cpu/attention.cpp): causal, GQA (head h uses kv head h / (NH/NKV)), scale 1/sqrt(HS) --
   // q [B,Tq,NH,HS], k/v [B,Tk,NKV,HS]; query i sits at position Tk - Tq + i and sees keys j <= that position

@@ -199,6 +199,17 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
       d.be().rope_backward(g, g, f, B, T, H, HS, 1000);  // in place
       return Outputs{d.get(out, n), d.get(g, n)};
     });
+    // q and k in one op, in place (GQA: fewer key heads), at a decode step and over a prompt
+    for (int T : {1, 11}) {
+      run("rope_forward_qk T=" + std::to_string(T), [&](Dev& d) {
+        const int B = 2, NH = 4, NKV = 2, HS = 64;
+        const size_t nq = static_cast<size_t>(B) * T * NH * HS, nk = static_cast<size_t>(B) * T * NKV * HS;
+        float* q = d.put(rnd(nq, 53));
+        float* k = d.put(rnd(nk, 54));
+        d.be().rope_forward_qk(q, k, d.put(inv), B, T, NH, NKV, HS, 37 + T);
+        return Outputs{d.get(q, nq), d.get(k, nk)};
+      });
+    }
   }
   // attention: GQA + padding, and cached queries (Tq < Tk)
   struct AttnShape {

@@ -1,5 +1,6 @@
 // Every CPU op against finite differences (gradcheck.h), plus forward properties the backward checks
 // cannot see (masking, caching, dtype handling). These are the semantics the CUDA backend must match.
+#include <cstring>
 #include <numeric>
 
 #include "cpu/ops.h"
@@ -66,6 +67,10 @@ TEST(grad_rmsnorm) {
   grad_check("rmsnorm dweight", w.data(), dw, loss, 1e-3f, 1e-2, 1e-4);
 }
 
+static bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
 static std::vector<float> test_inv_freq(int HS, bool llama3) {
   qt::ModelConfig c;
   c.head_dim = HS;
@@ -99,6 +104,28 @@ TEST(grad_rope) {
   const double ang = (5 + t) * static_cast<double>(inv[i]);
   CHECK_NEAR(out[o + i], x[o + i] * std::cos(ang) - x[o + i + HS / 2] * std::sin(ang), 1e-5);
   CHECK_NEAR(out[o + i + HS / 2], x[o + i + HS / 2] * std::cos(ang) + x[o + i] * std::sin(ang), 1e-5);
+}
+
+TEST(rope_forward_qk_equals_two_rope_forward_bit_for_bit) {
+  // q and k rotated in place by one op, as the attention block does (k may be a KV-cache slot): the same bits as
+  // rope_forward on each, for a prefill-like and a decode-like shape (GQA: fewer key heads).
+  struct Shape {
+    int B, T, NH, NKV, HS, pos0;
+  };
+  for (Shape sh : {Shape{2, 5, 4, 2, 16, 0}, Shape{1, 1, 8, 2, 64, 777}}) {
+    const auto inv = test_inv_freq(sh.HS, true);
+    const size_t nq = static_cast<size_t>(sh.B) * sh.T * sh.NH * sh.HS, nk = static_cast<size_t>(sh.B) * sh.T * sh.NKV * sh.HS;
+    auto q = rand_vec(nq, 63, -2, 2), k = rand_vec(nk, 64, -2, 2);
+    std::vector<float> q_ref = q, k_ref = k;
+    cpu::rope_forward(q_ref.data(), q_ref.data(), inv.data(), sh.B, sh.T, sh.NH, sh.HS, sh.pos0);
+    cpu::rope_forward(k_ref.data(), k_ref.data(), inv.data(), sh.B, sh.T, sh.NKV, sh.HS, sh.pos0);
+    CHECK(!same_bits(q, q_ref) && !same_bits(k, k_ref));  // the rotation did something
+    std::vector<float> q1 = q, k1 = k;
+    cpu::rope_forward_qk(q1.data(), k1.data(), inv.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.HS, sh.pos0);
+    CHECK_MSG(same_bits(q1, q_ref) && same_bits(k1, k_ref), "B=" << sh.B << " T=" << sh.T << " pos0=" << sh.pos0);
+    qt::cpu_backend().rope_forward_qk(q.data(), k.data(), inv.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.HS, sh.pos0);
+    CHECK(same_bits(q, q_ref) && same_bits(k, k_ref));
+  }
 }
 
 TEST(rope_llama3_inverse_frequencies) {

@@ -67,6 +67,7 @@ const Backend kCpu = {
     cpu::rmsnorm_backward,
     cpu::rope_forward,
     cpu::rope_backward,
+    cpu::rope_forward_qk,
     cpu::attention_forward,
     cpu::attention_backward,
     cpu::swiglu_forward,

@@ -24,6 +24,7 @@ const Backend kCuda = {
     cuda::rmsnorm_backward,
     cuda::rope_forward,
     cuda::rope_backward,
+    cuda::rope_forward_qk,
     cuda::attention_forward,
     cuda::attention_backward,
     cuda::swiglu_forward,

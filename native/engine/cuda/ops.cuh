@@ -55,6 +55,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 
 void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0);
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
                        int B, int Tq, int Tk, int NH, int NKV, int HS, DType compute);
