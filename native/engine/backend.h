@@ -75,6 +75,11 @@ struct Backend {
   // dinp += ..., dweight += ... (dweight may be null)
   void (*rmsnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                            const float* rstd, int N, int C);
+  // A residual add and the RMSNorm that follows it, as one op (decode: one launch instead of two):
+  // x_out = a + b (x_out may alias a or b), then out, rstd = rmsnorm_forward(x_out). Bit-identical to add followed by
+  // rmsnorm_forward on the same backend. out and rstd overlap none of x_out, a, b.
+  void (*add_rmsnorm_forward)(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* weight,
+                              int N, int C, float eps);
 
   // ---- RoPE (cpu/rope.cpp), HF rotate_half layout, position = pos0 + t; out may alias inp ----------
   // x [B, T, H, HS]; inv_freq [HS/2] (with llama3/linear scaling already applied, see rope_inv_freq)

@@ -71,6 +71,35 @@ static bool same_bits(const std::vector<float>& a, const std::vector<float>& b) 
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+TEST(add_rmsnorm_equals_add_then_rmsnorm_bit_for_bit) {
+  // The fused residual add + norm (model.cpp's every residual add) against the two ops it stands for, with x_out
+  // separate, in place on a (x_mid = x_mid + x) and in place on b.
+  struct Shape {
+    int N, C;
+  };
+  for (Shape sh : {Shape{1, 4096}, Shape{37, 96}, Shape{3, 33}}) {
+    const size_t n = static_cast<size_t>(sh.N) * sh.C;
+    const auto a0 = rand_vec(n, 60, -2, 2), b0 = rand_vec(n, 61, -2, 2), w = rand_vec(static_cast<size_t>(sh.C), 62, 0.5f, 1.5f);
+    std::vector<float> sum(n), out(n), rstd(static_cast<size_t>(sh.N));
+    cpu::add(sum.data(), a0.data(), b0.data(), n);
+    cpu::rmsnorm_forward(out.data(), rstd.data(), sum.data(), w.data(), sh.N, sh.C, 1e-5f);
+    for (int alias = 0; alias < 3; alias++) {  // x_out: separate, == a, == b
+      std::vector<float> a = a0, b = b0, sep(n, -7.0f), f_out(n, -7.0f), f_rstd(static_cast<size_t>(sh.N), -7.0f);
+      float* x_out = alias == 0 ? sep.data() : alias == 1 ? a.data() : b.data();
+      cpu::add_rmsnorm_forward(x_out, f_out.data(), f_rstd.data(), a.data(), b.data(), w.data(), sh.N, sh.C, 1e-5f);
+      const std::vector<float> got(x_out, x_out + n);
+      CHECK_MSG(same_bits(got, sum) && same_bits(f_out, out) && same_bits(f_rstd, rstd),
+                "N=" << sh.N << " C=" << sh.C << " alias " << alias);
+      if (alias != 1) CHECK(same_bits(a, a0));  // the addend that is not the output is left alone
+      if (alias != 2) CHECK(same_bits(b, b0));
+    }
+    // and through the backend table (what model.cpp calls)
+    std::vector<float> x = a0, t_out(n), t_rstd(static_cast<size_t>(sh.N));
+    qt::cpu_backend().add_rmsnorm_forward(x.data(), t_out.data(), t_rstd.data(), x.data(), b0.data(), w.data(), sh.N, sh.C, 1e-5f);
+    CHECK(same_bits(x, sum) && same_bits(t_out, out) && same_bits(t_rstd, rstd));
+  }
+}
+
 static std::vector<float> test_inv_freq(int HS, bool llama3) {
   qt::ModelConfig c;
   c.head_dim = HS;

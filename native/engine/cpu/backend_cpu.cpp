@@ -65,6 +65,7 @@ const Backend kCpu = {
     cpu::neftune_forward,
     cpu::rmsnorm_forward,
     cpu::rmsnorm_backward,
+    cpu::add_rmsnorm_forward,
     cpu::rope_forward,
     cpu::rope_backward,
     cpu::rope_forward_qk,

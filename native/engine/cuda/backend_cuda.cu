@@ -22,6 +22,7 @@ const Backend kCuda = {
     cuda::neftune_forward,
     cuda::rmsnorm_forward,
     cuda::rmsnorm_backward,
+    cuda::add_rmsnorm_forward,
     cuda::rope_forward,
     cuda::rope_backward,
     cuda::rope_forward_qk,
