@@ -75,12 +75,20 @@ struct Backend {
   // dinp += ..., dweight += ... (dweight may be null)
   void (*rmsnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                            const float* rstd, int N, int C);
+  // A residual add and the RMSNorm that follows it, as one op (decode: one launch instead of two):
+  // x_out = a + b (x_out may alias a or b), then out, rstd = rmsnorm_forward(x_out). Bit-identical to add followed by
+  // rmsnorm_forward on the same backend. out and rstd overlap none of x_out, a, b.
+  void (*add_rmsnorm_forward)(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* weight,
+                              int N, int C, float eps);
 
   // ---- RoPE (cpu/rope.cpp), HF rotate_half layout, position = pos0 + t; out may alias inp ----------
   // x [B, T, H, HS]; inv_freq [HS/2] (with llama3/linear scaling already applied, see rope_inv_freq)
   void (*rope_forward)(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
   // dinp = R^T dout: OVERWRITES dinp (not +=) and may run in place (dinp == dout)
   void (*rope_backward)(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+  // The queries' and the keys' rotation as one op, in place: q [B, T, NH, HS], k [B, T, NKV, HS] (k may be a KV-cache
+  // slot). Bit-identical to rope_forward(q, q, ..., NH, ...) then rope_forward(k, k, ..., NKV, ...); q and k do not overlap.
+  void (*rope_forward_qk)(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0);
 
   // ---- attention (cpu/attention.cpp): causal, GQA (head h uses kv head h / (NH/NKV)), scale 1/sqrt(HS) --
   // q [B,Tq,NH,HS], k/v [B,Tk,NKV,HS]; query i sits at position Tk - Tq + i and sees keys j <= that position

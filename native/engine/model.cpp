@@ -10,6 +10,9 @@
 // Only LoRA matrices get gradients: the base, norms and embeddings are frozen, so backward never forms weight
 // gradients for them. With gradient checkpointing only each layer's input is kept; backward recomputes the
 // layer (same dropout masks: they are counter-based) before differentiating it.
+// Fused ops, each bit-identical to the ops it replaces (they only save GPU launches): every residual add runs together
+// with the RMSNorm after it (add_rmsnorm_forward: x_mid with xn2, a layer's output with the next layer's xn1 or xf),
+// and q's and k's RoPE are one op (rope_forward_qk).
 //
 // Dims legend: B rows, T padded length, N = B*T, C hidden, NH/NKV heads, HS head size, FF intermediate,
 // V vocab, R LoRA rank, L layers.
@@ -81,11 +84,24 @@ void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pa
 
 const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_lengths ? a.lengths : nullptr; }
 
-// recompute: the backward pass's recomputation of a checkpointed layer. Backward needs the layer's internals, not
-// its output, so down_proj's product and the last residual add are skipped (only its LoRA intermediate u is kept:
-// lora_forward's delta lands in x_out, which nothing reads).
+// Where the RMSNorm after a layer's output goes: the next layer's attention norm (xn1, rstd1 of its LayerActs) or,
+// after the last layer, the final norm (a.xf, a.rstdf).
+struct NextNorm {
+  float* out;
+  float* rstd;
+  const float* weight;
+};
+
+// Residual adds fused with the RMSNorm after them (Backend::add_rmsnorm_forward; same bits as add then rmsnorm, one
+// GPU launch instead of two, which is what a decode step's tiny kernels cost): x_mid = x + o(att) with xn2, and the
+// layer's last add x_out = x_mid + down(h) with the norm after the layer (`next`). So in the forward pass a layer
+// starts with its xn1/rstd1 already computed: by the previous layer, or by model_forward for layer 0.
+// next == nullptr: the backward pass's recomputation of a checkpointed layer. It computes its own xn1 from x, and as
+// backward needs the layer's internals, not its output, it skips down_proj's product and the last residual add (only
+// its LoRA intermediate u is kept: lora_forward's delta lands in x_out, which nothing reads).
 void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs& la, const Pass& p, int l,
-                   const float* x, float* x_out, bool recompute = false) {
+                   const float* x, float* x_out, const NextNorm* next) {
+  const bool recompute = next == nullptr;
   const Backend& be = *m.be;
   const ModelConfig& c = m.config;
   const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
@@ -98,10 +114,9 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
   const size_t KD = static_cast<size_t>(NKV * HS);
   float* kdst = p.cache ? p.cache->k[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD : la.k;
   float* vdst = p.cache ? p.cache->v[static_cast<size_t>(l)] + static_cast<size_t>(p.pos0) * KD : la.v;
-  be.rmsnorm_forward(la.xn1, la.rstd1, x, lw.attn_norm, N, C, c.rms_norm_eps);
+  if (recompute) be.rmsnorm_forward(la.xn1, la.rstd1, x, lw.attn_norm, N, C, c.rms_norm_eps);
   linear_forward_many<3>(m, ad, a, p, l, {TQ, TK, TV}, {la.q, kdst, vdst}, la.xn1, la);
-  be.rope_forward(la.q, la.q, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
-  be.rope_forward(kdst, kdst, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
+  be.rope_forward_qk(la.q, kdst, m.inv_freq, p.B, p.T, NH, NKV, HS, p.pos0);  // both rotations in one op
   const float* keys = la.k;
   const float* values = la.v;
   int Tk = p.T;
@@ -111,12 +126,12 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
     Tk = p.pos0 + p.T;
   }
   be.attention_forward(la.att, la.lse, la.q, keys, values, lengths_of(a, p), p.B, p.T, Tk, NH, NKV, HS, m.compute);
-  // x_mid = x + o(att): the product lands in x_mid, then the residual is added in place (a + b == b + a exactly)
+  // x_mid = x + o(att): the product lands in x_mid, then the residual is added in place (a + b == b + a exactly),
+  // fused with the MLP block's norm xn2 = rmsnorm(x_mid)
   linear_forward(m, ad, a, p, l, TO, la.x_mid, la.att, la.u[TO]);
-  be.add(la.x_mid, la.x_mid, x, static_cast<size_t>(N) * C);
+  be.add_rmsnorm_forward(la.x_mid, la.xn2, la.rstd2, la.x_mid, x, lw.mlp_norm, N, C, c.rms_norm_eps);
 
   // MLP block
-  be.rmsnorm_forward(la.xn2, la.rstd2, la.x_mid, lw.mlp_norm, N, C, c.rms_norm_eps);
   linear_forward_many<2>(m, ad, a, p, l, {TGATE, TUP}, {la.gate, la.up}, la.xn2, la);
   be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
   if (recompute) {
@@ -124,7 +139,8 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
     return;
   }
   linear_forward(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);
-  be.add(x_out, x_out, la.x_mid, static_cast<size_t>(N) * C);
+  // x_out = x_mid + down(h), fused with the norm after this layer (next layer's xn1, or the final norm)
+  be.add_rmsnorm_forward(x_out, next->out, next->rstd, x_out, la.x_mid, next->weight, N, C, c.rms_norm_eps);
 }
 
 // On entry a.dx = d(layer output); on exit a.dx = d(layer input) (when need_dx). Buffers are reused once their
@@ -216,12 +232,21 @@ void model_forward(const Model& m, const Adapter* ad, Activations& a, const Pass
   be.embedding_forward(x_in(a, 0), a.ids, m.wte, N, C);
   if (p.training && p.neftune_alpha > 0)
     be.neftune_forward(x_in(a, 0), a.lengths, p.neftune_alpha, neftune_seed(p), p.B, p.T, C);
+  // Layer 0's attention norm; every later norm is computed by the layer before it, fused with its last residual add
+  // (layer_forward), the final norm by the last layer. Outside Train mode the layers share one LayerActs set: layer l
+  // writes the next layer's xn1/rstd1 into it once it is done with its own (and a.xf is that xn1 too: memory.cpp).
+  LayerActs& la0 = acts_of(a, 0);
+  be.rmsnorm_forward(la0.xn1, la0.rstd1, x_in(a, 0), m.layers[0].attn_norm, N, C, c.rms_norm_eps);
   for (int l = 0; l < L; l++) {
     check_cancel(cancel);
     if (a.ckpt_bf16) be.to_bf16(a.xs[static_cast<size_t>(l)], x_in(a, l), static_cast<size_t>(N) * C);
-    layer_forward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), x_in(a, l + 1));
+    NextNorm next{a.xf, a.rstdf, m.final_norm};
+    if (l + 1 < L) {
+      LayerActs& nl = acts_of(a, l + 1);
+      next = NextNorm{nl.xn1, nl.rstd1, m.layers[static_cast<size_t>(l + 1)].attn_norm};
+    }
+    layer_forward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), x_in(a, l + 1), &next);
   }
-  be.rmsnorm_forward(a.xf, a.rstdf, x_in(a, L), m.final_norm, N, C, c.rms_norm_eps);
 }
 
 double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass& p, float* dparams, float dloss,
@@ -259,7 +284,7 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
     if (a.mode == ActMode::TrainCheckpointed) {  // recompute this layer's activations from its saved input
       kept.next_layer();  // its converted weights serve the recomputation and then the backward
       if (a.ckpt_bf16) be.from_bf16(x_in(a, l), a.xs[static_cast<size_t>(l)], static_cast<size_t>(N) * C);
-      layer_forward(m, ad, a, a.layer[0], p, l, x_in(a, l), x_in(a, l + 1), /*recompute=*/true);
+      layer_forward(m, ad, a, a.layer[0], p, l, x_in(a, l), x_in(a, l + 1), /*next=*/nullptr);  // recompute
     }
     layer_backward(m, ad, a, acts_of(a, l), p, l, x_in(a, l), dparams, l > 0);
   }

@@ -274,6 +274,105 @@ void check_rope(Report& R) {
   }
 }
 
+// The decode fusions (model.cpp): each fused op on the GPU against the GPU's own unfused ops, bit for bit, and against
+// the CPU. add_rmsnorm_forward (in place on a, as model.cpp's x_mid = x_mid + x) vs add + rmsnorm_forward, on decode
+// and odd shapes with QT_CUDA_DECODE on and off (the fused kernel must take the path rmsnorm_forward takes: the rows
+// kernel with the add inside for N <= 256, the one-block-per-row kernel with the add inside for more rows), and with a
+// misaligned addend (the rows path then runs the add and the plain rows kernel). rope_forward_qk vs rope_forward on q
+// and then on k, with k a slot of a KV cache (the rest of the cache must be untouched).
+void check_decode_fusions(Report& R) {
+  struct Shape {
+    int N, C;
+  };
+  for (Shape sh : {Shape{1, 4096}, Shape{37, 96}, Shape{3, 8192}, Shape{512, 4096}}) {
+    const int N = sh.N, C = sh.C;
+    const size_t n = static_cast<size_t>(N) * C;
+    const auto a = rand_vec(n, 51, -2, 2), b = rand_vec(n, 52, -2, 2), w = rand_vec(C, 53, 0.5f, 1.5f);
+    std::vector<float> sum_c(n), out_c(n), rstd_c(N);
+    CPU.add(sum_c.data(), a.data(), b.data(), n);
+    CPU.rmsnorm_forward(out_c.data(), rstd_c.data(), sum_c.data(), w.data(), N, C, 1e-5f);
+    DevBuf db(GPU, b), dw(GPU, w);
+    for (const char* mode : {"1", "0"}) {
+      qt::cuda::set_path("decode", mode);
+      const bool rows = std::strcmp(mode, "1") == 0 && N <= 256;
+      const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C) + (rows ? " [decode]" : "");
+      DevBuf xu(GPU, a), out_u(GPU, nans(n)), rstd_u(GPU, nans(N));
+      GPU.add(xu.f(), xu.f(), db.f(), n);
+      GPU.rmsnorm_forward(out_u.f(), rstd_u.f(), xu.f(), dw.f(), N, C, 1e-5f);
+      DevBuf xf(GPU, a), out_f(GPU, nans(n)), rstd_f(GPU, nans(N));
+      const bool used = ran_section("add_rmsnorm.rows", [&] {
+        GPU.add_rmsnorm_forward(xf.f(), out_f.f(), rstd_f.f(), xf.f(), db.f(), dw.f(), N, C, 1e-5f);
+      });
+      R.check("ops", std::string("add_rmsnorm_forward ") + (rows ? "takes" : "does not take") + " the fused rows kernel" + tag,
+              used == rows);
+      exact(R, "ops", "add_rmsnorm_forward x_out == add" + tag, xu.get(), xf.get());
+      exact(R, "ops", "add_rmsnorm_forward out == add + rmsnorm_forward" + tag, out_u.get(), out_f.get());
+      exact(R, "ops", "add_rmsnorm_forward rstd == add + rmsnorm_forward" + tag, rstd_u.get(), rstd_f.get());
+      cmp(R, "ops", "add_rmsnorm_forward out vs CPU" + tag, out_c, out_f.get(), 1e-6);
+      cmp(R, "ops", "add_rmsnorm_forward rstd vs CPU" + tag, rstd_c, rstd_f.get(), 1e-6);
+    }
+    restore_paths();
+  }
+  {  // an addend 4 bytes off 16-byte alignment on the rows path: add kernel + rows kernel, the same bits
+    const int N = 1, C = 4096;
+    const size_t n = static_cast<size_t>(N) * C;
+    const auto a = rand_vec(n, 54, -2, 2), w = rand_vec(C, 55, 0.5f, 1.5f);
+    auto b1 = rand_vec(n + 1, 56, -2, 2);
+    DevBuf db1(GPU, b1), dw(GPU, w);
+    const float* b = db1.f() + 1;
+    DevBuf xu(GPU, a), out_u(GPU, nans(n)), rstd_u(GPU, nans(N));
+    GPU.add(xu.f(), xu.f(), b, n);
+    GPU.rmsnorm_forward(out_u.f(), rstd_u.f(), xu.f(), dw.f(), N, C, 1e-5f);
+    DevBuf xf(GPU, a), out_f(GPU, nans(n)), rstd_f(GPU, nans(N));
+    qt::cuda::profile_begin();
+    GPU.add_rmsnorm_forward(xf.f(), out_f.f(), rstd_f.f(), xf.f(), b, dw.f(), N, C, 1e-5f);
+    bool fused = false, plain = false;
+    for (const auto& e : qt::cuda::profile_end()) {
+      fused = fused || e.name == "add_rmsnorm.rows";
+      plain = plain || e.name == "rmsnorm.rows";
+    }
+    const std::string tag = " N=1 C=4096 misaligned addend [decode]";
+    if (std::strcmp(default_decode(), "1") == 0)
+      R.check("ops", "add_rmsnorm_forward takes add + the plain rows kernel" + tag, !fused && plain);
+    exact(R, "ops", "add_rmsnorm_forward x_out == add" + tag, xu.get(), xf.get());
+    exact(R, "ops", "add_rmsnorm_forward out == add + rmsnorm_forward" + tag, out_u.get(), out_f.get());
+    exact(R, "ops", "add_rmsnorm_forward rstd == add + rmsnorm_forward" + tag, rstd_u.get(), rstd_f.get());
+  }
+
+  qt::ModelConfig c;
+  c.head_dim = 128;
+  c.rope_theta = 500000.0f;
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8;
+  c.rope_scaling.low_freq_factor = 1;
+  c.rope_scaling.high_freq_factor = 4;
+  c.rope_scaling.original_max_position = 8192;
+  const auto inv = qt::rope_inv_freq(c);
+  DevBuf dinv(GPU, inv);
+  struct Case {
+    int B, T, NH, NKV, pos0;
+  };
+  for (Case k : {Case{1, 1, 32, 8, 4000}, Case{1, 1, 28, 4, 5}, Case{2, 50, 8, 2, 7}, Case{1, 37, 32, 8, 0}}) {
+    const int HS = 128;
+    const size_t nq = static_cast<size_t>(k.B) * k.T * k.NH * HS, nk = static_cast<size_t>(k.B) * k.T * k.NKV * HS;
+    // k lives in a cache of pos0 + T + 3 positions at slot pos0 (B = 1, as model.cpp's kdst), or alone (B > 1)
+    const size_t slot = k.B == 1 ? static_cast<size_t>(k.pos0) * k.NKV * HS : 0;
+    const size_t cache_n = k.B == 1 ? static_cast<size_t>(k.pos0 + k.T + 3) * k.NKV * HS : nk;
+    const auto q = rand_vec(nq, 57, -2, 2), cache = rand_vec(cache_n, 58, -2, 2);
+    DevBuf qu(GPU, q), ku(GPU, cache), qf(GPU, q), kf(GPU, cache);
+    GPU.rope_forward(qu.f(), qu.f(), dinv.f(), k.B, k.T, k.NH, HS, k.pos0);
+    GPU.rope_forward(ku.f() + slot, ku.f() + slot, dinv.f(), k.B, k.T, k.NKV, HS, k.pos0);
+    GPU.rope_forward_qk(qf.f(), kf.f() + slot, dinv.f(), k.B, k.T, k.NH, k.NKV, HS, k.pos0);
+    const std::string tag = " B=" + std::to_string(k.B) + " T=" + std::to_string(k.T) + " NH=" + std::to_string(k.NH) +
+                            " NKV=" + std::to_string(k.NKV) + " pos0=" + std::to_string(k.pos0);
+    exact(R, "ops", "rope_forward_qk q == rope_forward" + tag, qu.get(), qf.get());
+    exact(R, "ops", "rope_forward_qk k (whole cache) == rope_forward" + tag, ku.get(), kf.get());
+    std::vector<float> q_c = q;
+    CPU.rope_forward(q_c.data(), q_c.data(), inv.data(), k.B, k.T, k.NH, HS, k.pos0);
+    cmp(R, "ops", "rope_forward_qk q vs CPU" + tag, q_c, qf.get(), 1e-5);
+  }
+}
+
 // Both attention paths against the CPU: fp32 compute runs the fp32 SIMT kernels (tight tolerances); bf16 compute runs
 // the tensor-core kernels (attention_tc.h: bf16 operands, fp32 accumulation; tolerances ~3x what the warp simulator
 // measured for these shapes in native/tests/test_cuda_kernels.cpp), and with QT_CUDA_ATTN=simt the SIMT ones again.
@@ -1288,6 +1387,7 @@ int main(int argc, char** argv) {
     R.guard("ops", "neftune", [&] { check_neftune(R); });
     R.guard("ops", "rmsnorm", [&] { check_rmsnorm(R); });
     R.guard("ops", "rope", [&] { check_rope(R); });
+    R.guard("ops", "decode fusions", [&] { check_decode_fusions(R); });
     R.guard("ops", "attention", [&] { check_attention(R); });
     R.guard("ops", "swiglu", [&] { check_swiglu(R); });
     R.guard("ops", "matmul", [&] { check_matmul(R); });

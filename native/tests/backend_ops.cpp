@@ -180,6 +180,24 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
       return Outputs{d.get(out, NC), d.get(rstd, static_cast<size_t>(N)), d.get(dx, NC), d.get(dw, static_cast<size_t>(C))};
     });
   }
+  // the residual add fused with the RMSNorm after it: out of place and in place on a (model.cpp's x_mid = x_mid + x);
+  // a decode row (one rows-kernel launch on a GPU), a few odd rows, and more rows than the GPU's rows kernel takes
+  struct AddNormShape {
+    int N, C;
+    bool in_place;
+  };
+  for (AddNormShape s : {AddNormShape{1, 256, true}, AddNormShape{7, 33, false}, AddNormShape{5, 96, true}, AddNormShape{300, 64, true}}) {
+    run("add_rmsnorm N=" + std::to_string(s.N) + " C=" + std::to_string(s.C) + (s.in_place ? " in place" : ""), [&](Dev& d) {
+      const size_t NC = static_cast<size_t>(s.N) * s.C;
+      float* a = d.put(rnd(NC, 50, -2, 2));
+      const float* b = d.put(rnd(NC, 51, -2, 2));
+      float* x_out = s.in_place ? a : d.put(std::vector<float>(NC));
+      float* out = d.put(std::vector<float>(NC));
+      float* rstd = d.put(std::vector<float>(static_cast<size_t>(s.N)));
+      d.be().add_rmsnorm_forward(x_out, out, rstd, a, b, d.put(rnd(static_cast<size_t>(s.C), 52, 0.5f, 1.5f)), s.N, s.C, 1e-5f);
+      return Outputs{d.get(x_out, NC), d.get(out, NC), d.get(rstd, static_cast<size_t>(s.N))};
+    });
+  }
   // RoPE (llama3-scaled frequencies), forward and backward, with a position offset
   {
     qt::ModelConfig mc;
@@ -199,6 +217,17 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
       d.be().rope_backward(g, g, f, B, T, H, HS, 1000);  // in place
       return Outputs{d.get(out, n), d.get(g, n)};
     });
+    // q and k in one op, in place (GQA: fewer key heads), at a decode step and over a prompt
+    for (int T : {1, 11}) {
+      run("rope_forward_qk T=" + std::to_string(T), [&](Dev& d) {
+        const int B = 2, NH = 4, NKV = 2, HS = 64;
+        const size_t nq = static_cast<size_t>(B) * T * NH * HS, nk = static_cast<size_t>(B) * T * NKV * HS;
+        float* q = d.put(rnd(nq, 53));
+        float* k = d.put(rnd(nk, 54));
+        d.be().rope_forward_qk(q, k, d.put(inv), B, T, NH, NKV, HS, 37 + T);
+        return Outputs{d.get(q, nq), d.get(k, nk)};
+      });
+    }
   }
   // attention: GQA + padding, and cached queries (Tq < Tk)
   struct AttnShape {

@@ -8,7 +8,8 @@
 //   NF4 GEMV (run 2's and run 3's kernels): within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5), run 3's
 //                          bit-identical on any grid;
 //   fused LoRA kernels (dropout mask inside): u, dA and dinp within fp32 rounding of cpu/lora.cpp (rel. L2 <= 1e-5);
-//   decode kernels: RMSNorm of a few rows (rel. L2 <= 1e-6, as gpu_check), single-query split-key attention in fp32
+//   decode kernels: RMSNorm of a few rows (rel. L2 <= 1e-6, as gpu_check; with the residual add fused in: the bits of
+//                   the add then the plain rows kernel), single-query split-key attention in fp32
 //                   (out <= 1e-5, lse <= 1e-6, -inf where the CPU has it).
 // QT_SIM_BIG=1 adds a Llama-sized attention case (head size 128, GQA 8/2, T = 200; about a minute).
 #include <algorithm>
@@ -559,6 +560,47 @@ TEST(sim_rmsnorm_rows_matches_cpu) {
     CHECK_MSG(rel_l2(rstd_c, rstd_s) <= 1e-6, "N=" << sh.N << " C=" << sh.C << ": rstd rel L2 " << rel_l2(rstd_c, rstd_s));
   }
   CHECK(!qt::kern::rms_rows_applies(16388) && !qt::kern::rms_rows_applies(98) && qt::kern::rms_rows_applies(16384));
+}
+
+TEST(sim_add_rmsnorm_rows_equals_add_then_rmsnorm_rows) {
+  // add_rmsnorm_forward's rows kernel (the decode path) against the two launches it replaces, the add (cpu/elementwise:
+  // the same single rounding as the add kernel's __fadd_rn) and then rmsnorm_rows on its result: x_out, out and rstd
+  // bit for bit, with x_out separate or in place on either addend; and out against the CPU RMSNorm as above.
+  struct Shape {
+    int N, C;
+  };
+  for (Shape sh : {Shape{1, 4096}, Shape{3, 96}, Shape{2, 8192}, Shape{1, 16384}, Shape{2, 100}}) {
+    const size_t n = static_cast<size_t>(sh.N) * sh.C;
+    const int threads = qt::kern::rms_rows_threads(sh.C);
+    const auto xa = rnd(n, 90 + sh.C, -2, 2), xb = rnd(n, 91, -2, 2), w = rnd(static_cast<size_t>(sh.C), 92, 0.5f, 1.5f);
+    std::vector<float> sum(n), out_r(n, std::nanf("")), rstd_r(static_cast<size_t>(sh.N), std::nanf(""));
+    qt::cpu::add(sum.data(), xa.data(), xb.data(), n);
+    qt::kern::RmsArgs a;
+    a.out = out_r.data();
+    a.rstd = rstd_r.data();
+    a.inp = sum.data();
+    a.weight = w.data();
+    a.C = sh.C;
+    a.eps = 1e-5f;
+    warpsim::launch({sh.N, 1, 1}, threads, qt::kern::kRmsSmem, [&](warpsim::Ctx& c) { qt::kern::rmsnorm_rows(c, a); });
+    std::vector<float> out_c(n), rstd_c(static_cast<size_t>(sh.N));
+    qt::cpu::rmsnorm_forward(out_c.data(), rstd_c.data(), sum.data(), w.data(), sh.N, sh.C, 1e-5f);
+    for (int alias = 0; alias < 3; alias++) {  // x_out: separate, == xa, == xb
+      std::vector<float> pa = xa, pb = xb, sep(n, std::nanf("")), out_f(n, std::nanf("")), rstd_f(static_cast<size_t>(sh.N), std::nanf(""));
+      float* x_out = alias == 0 ? sep.data() : alias == 1 ? pa.data() : pb.data();
+      qt::kern::RmsArgs f = a;
+      f.out = out_f.data();
+      f.rstd = rstd_f.data();
+      f.inp = nullptr;  // unused by the fused kernel
+      warpsim::launch({sh.N, 1, 1}, threads, qt::kern::kRmsSmem,
+                      [&](warpsim::Ctx& c) { qt::kern::add_rmsnorm_rows(c, f, x_out, pa.data(), pb.data()); });
+      const std::string tag = "N=" + std::to_string(sh.N) + " C=" + std::to_string(sh.C) + " alias " + std::to_string(alias);
+      CHECK_MSG(std::memcmp(x_out, sum.data(), n * 4) == 0, tag << ": x_out is not the add's bits");
+      CHECK_MSG(std::memcmp(out_f.data(), out_r.data(), n * 4) == 0, tag << ": out is not rmsnorm_rows' bits");
+      CHECK_MSG(std::memcmp(rstd_f.data(), rstd_r.data(), rstd_r.size() * 4) == 0, tag << ": rstd is not rmsnorm_rows' bits");
+      CHECK_MSG(rel_l2(out_c, out_f) <= 1e-6 && rel_l2(rstd_c, rstd_f) <= 1e-6, tag << ": out rel L2 " << rel_l2(out_c, out_f));
+    }
+  }
 }
 
 namespace {

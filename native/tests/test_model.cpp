@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -265,6 +266,107 @@ TEST(model_keeps_converted_weights_per_layer_in_backward) {
   CHECK(cancelled);
   CHECK(g_keep_calls.size() == 3 && g_keep_calls[2].first == nullptr);
   t.model->be = cpu;
+}
+
+namespace {
+
+// A CPU backend that counts the calls of the ops the decode fusions replaced and of the fused ops themselves.
+struct FusionCounts {
+  int add = 0, rmsnorm = 0, add_rmsnorm = 0, rope = 0, rope_qk = 0;
+  bool operator==(const FusionCounts& o) const {
+    return add == o.add && rmsnorm == o.rmsnorm && add_rmsnorm == o.add_rmsnorm && rope == o.rope && rope_qk == o.rope_qk;
+  }
+};
+FusionCounts g_fc;
+void counting_add(float* out, const float* a, const float* b, size_t n) {
+  g_fc.add++;
+  qt::cpu_backend().add(out, a, b, n);
+}
+void counting_rmsnorm(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) {
+  g_fc.rmsnorm++;
+  qt::cpu_backend().rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+}
+void counting_add_rmsnorm(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* w, int N, int C,
+                          float eps) {
+  g_fc.add_rmsnorm++;
+  qt::cpu_backend().add_rmsnorm_forward(x_out, out, rstd, a, b, w, N, C, eps);
+}
+void counting_rope(float* out, const float* inp, const float* f, int B, int T, int H, int HS, int pos0) {
+  g_fc.rope++;
+  qt::cpu_backend().rope_forward(out, inp, f, B, T, H, HS, pos0);
+}
+void counting_rope_qk(float* q, float* k, const float* f, int B, int T, int NH, int NKV, int HS, int pos0) {
+  g_fc.rope_qk++;
+  qt::cpu_backend().rope_forward_qk(q, k, f, B, T, NH, NKV, HS, pos0);
+}
+
+std::string counts_str(const FusionCounts& c) {
+  return "add " + std::to_string(c.add) + ", rmsnorm " + std::to_string(c.rmsnorm) + ", add_rmsnorm " +
+         std::to_string(c.add_rmsnorm) + ", rope " + std::to_string(c.rope) + ", rope_qk " + std::to_string(c.rope_qk);
+}
+
+}  // namespace
+
+TEST(model_fuses_residual_adds_with_norms_and_rotates_q_k_together) {
+  // The decode fusions' wiring in model.cpp: a forward pass norms layer 0's input alone (rmsnorm_forward once), runs
+  // every residual add fused with the norm after it (2 per layer: x_mid with xn2, the layer's output with the next
+  // layer's xn1 or the final norm), rotates q and k in one rope_forward_qk per layer, and calls no plain add or
+  // rope_forward; a checkpointed backward's recomputation norms each layer's input itself and skips the last add.
+  // Checked in every activation mode (Train, checkpointed with fp32 and bf16 checkpoints, KV-cache prefill and decode
+  // steps). That the fused ops write where the unfused ones did is what the model gradient checks above and the
+  // KV-cache test below establish (a misplaced norm changes the loss); here the counting table must also leave
+  // every result unchanged.
+  TinySpec spec;
+  spec.layers = 3;
+  const int L = spec.layers;
+  Tiny t(spec, qt::Quant::None, 0.1f);
+  qt::Backend counting = qt::cpu_backend();
+  counting.add = counting_add;
+  counting.rmsnorm_forward = counting_rmsnorm;
+  counting.add_rmsnorm_forward = counting_add_rmsnorm;
+  counting.rope_forward = counting_rope;
+  counting.rope_forward_qk = counting_rope_qk;
+  const qt::Backend* cpu = t.model->be;
+  Batch b(t.model->config.vocab_size);
+  const FusionCounts fwd{0, 1, 2 * L, 0, L};
+  const FusionCounts recompute{0, L, L, 0, L};
+  for (int mode = 0; mode < 3; mode++) {  // Train, TrainCheckpointed (fp32), TrainCheckpointed (bf16 checkpoints)
+    if (mode == 2) setenv("QT_CKPT_BF16", "1", 1);
+    qt::Activations a;
+    qt::alloc_activations(a, *t.model, mode == 0 ? qt::ActMode::Train : qt::ActMode::TrainCheckpointed, b.B * b.T,
+                          t.adapter->config.r);
+    unsetenv("QT_CKPT_BF16");
+    CHECK(a.ckpt_bf16 == (mode == 2));
+    std::vector<float> g_ref(t.adapter->layout.num_params, 0.0f), g(g_ref.size(), 0.0f);
+    const double loss_ref = run_loss(*t.model, t.adapter.get(), a, b, g_ref.data(), true);
+    t.model->be = &counting;
+    g_fc = FusionCounts{};
+    const double loss = run_loss(*t.model, t.adapter.get(), a, b, g.data(), true);
+    t.model->be = cpu;
+    FusionCounts expect = fwd;
+    if (mode > 0) {
+      expect.rmsnorm += recompute.rmsnorm;
+      expect.add_rmsnorm += recompute.add_rmsnorm;
+      expect.rope_qk += recompute.rope_qk;
+    }
+    CHECK_MSG(g_fc == expect, "mode " << mode << ": " << counts_str(g_fc) << ", expected " << counts_str(expect));
+    CHECK(loss == loss_ref && g == g_ref);
+  }
+  // decoding with the KV cache: every step (prefill and single tokens) is one forward pass
+  std::vector<int32_t> ids = {3, 17, 250, 8, 99};
+  qt::Decoder ref(t.model, t.adapter.get(), static_cast<int>(ids.size()));
+  const std::vector<float> ref_pre = ref.feed(ids.data(), 3, nullptr);
+  const std::vector<float> ref_step = ref.feed(&ids[3], 1, nullptr);
+  t.model->be = &counting;
+  qt::Decoder dec(t.model, t.adapter.get(), static_cast<int>(ids.size()));
+  g_fc = FusionCounts{};
+  const std::vector<float> pre = dec.feed(ids.data(), 3, nullptr);
+  CHECK_MSG(g_fc == fwd, "prefill: " << counts_str(g_fc));
+  g_fc = FusionCounts{};
+  const std::vector<float> step = dec.feed(&ids[3], 1, nullptr);
+  CHECK_MSG(g_fc == fwd, "decode step: " << counts_str(g_fc));
+  t.model->be = cpu;
+  CHECK(pre == ref_pre && step == ref_step);
 }
 
 TEST(model_grad_qwen2_bias_nf4_base) {

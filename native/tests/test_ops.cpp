@@ -1,5 +1,6 @@
 // Every CPU op against finite differences (gradcheck.h), plus forward properties the backward checks
 // cannot see (masking, caching, dtype handling). These are the semantics the CUDA backend must match.
+#include <cstring>
 #include <numeric>
 
 #include "cpu/ops.h"
@@ -66,6 +67,39 @@ TEST(grad_rmsnorm) {
   grad_check("rmsnorm dweight", w.data(), dw, loss, 1e-3f, 1e-2, 1e-4);
 }
 
+static bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(add_rmsnorm_equals_add_then_rmsnorm_bit_for_bit) {
+  // The fused residual add + norm (model.cpp's every residual add) against the two ops it stands for, with x_out
+  // separate, in place on a (x_mid = x_mid + x) and in place on b.
+  struct Shape {
+    int N, C;
+  };
+  for (Shape sh : {Shape{1, 4096}, Shape{37, 96}, Shape{3, 33}}) {
+    const size_t n = static_cast<size_t>(sh.N) * sh.C;
+    const auto a0 = rand_vec(n, 60, -2, 2), b0 = rand_vec(n, 61, -2, 2), w = rand_vec(static_cast<size_t>(sh.C), 62, 0.5f, 1.5f);
+    std::vector<float> sum(n), out(n), rstd(static_cast<size_t>(sh.N));
+    cpu::add(sum.data(), a0.data(), b0.data(), n);
+    cpu::rmsnorm_forward(out.data(), rstd.data(), sum.data(), w.data(), sh.N, sh.C, 1e-5f);
+    for (int alias = 0; alias < 3; alias++) {  // x_out: separate, == a, == b
+      std::vector<float> a = a0, b = b0, sep(n, -7.0f), f_out(n, -7.0f), f_rstd(static_cast<size_t>(sh.N), -7.0f);
+      float* x_out = alias == 0 ? sep.data() : alias == 1 ? a.data() : b.data();
+      cpu::add_rmsnorm_forward(x_out, f_out.data(), f_rstd.data(), a.data(), b.data(), w.data(), sh.N, sh.C, 1e-5f);
+      const std::vector<float> got(x_out, x_out + n);
+      CHECK_MSG(same_bits(got, sum) && same_bits(f_out, out) && same_bits(f_rstd, rstd),
+                "N=" << sh.N << " C=" << sh.C << " alias " << alias);
+      if (alias != 1) CHECK(same_bits(a, a0));  // the addend that is not the output is left alone
+      if (alias != 2) CHECK(same_bits(b, b0));
+    }
+    // and through the backend table (what model.cpp calls)
+    std::vector<float> x = a0, t_out(n), t_rstd(static_cast<size_t>(sh.N));
+    qt::cpu_backend().add_rmsnorm_forward(x.data(), t_out.data(), t_rstd.data(), x.data(), b0.data(), w.data(), sh.N, sh.C, 1e-5f);
+    CHECK(same_bits(x, sum) && same_bits(t_out, out) && same_bits(t_rstd, rstd));
+  }
+}
+
 static std::vector<float> test_inv_freq(int HS, bool llama3) {
   qt::ModelConfig c;
   c.head_dim = HS;
@@ -99,6 +133,28 @@ TEST(grad_rope) {
   const double ang = (5 + t) * static_cast<double>(inv[i]);
   CHECK_NEAR(out[o + i], x[o + i] * std::cos(ang) - x[o + i + HS / 2] * std::sin(ang), 1e-5);
   CHECK_NEAR(out[o + i + HS / 2], x[o + i + HS / 2] * std::cos(ang) + x[o + i] * std::sin(ang), 1e-5);
+}
+
+TEST(rope_forward_qk_equals_two_rope_forward_bit_for_bit) {
+  // q and k rotated in place by one op, as the attention block does (k may be a KV-cache slot): the same bits as
+  // rope_forward on each, for a prefill-like and a decode-like shape (GQA: fewer key heads).
+  struct Shape {
+    int B, T, NH, NKV, HS, pos0;
+  };
+  for (Shape sh : {Shape{2, 5, 4, 2, 16, 0}, Shape{1, 1, 8, 2, 64, 777}}) {
+    const auto inv = test_inv_freq(sh.HS, true);
+    const size_t nq = static_cast<size_t>(sh.B) * sh.T * sh.NH * sh.HS, nk = static_cast<size_t>(sh.B) * sh.T * sh.NKV * sh.HS;
+    auto q = rand_vec(nq, 63, -2, 2), k = rand_vec(nk, 64, -2, 2);
+    std::vector<float> q_ref = q, k_ref = k;
+    cpu::rope_forward(q_ref.data(), q_ref.data(), inv.data(), sh.B, sh.T, sh.NH, sh.HS, sh.pos0);
+    cpu::rope_forward(k_ref.data(), k_ref.data(), inv.data(), sh.B, sh.T, sh.NKV, sh.HS, sh.pos0);
+    CHECK(!same_bits(q, q_ref) && !same_bits(k, k_ref));  // the rotation did something
+    std::vector<float> q1 = q, k1 = k;
+    cpu::rope_forward_qk(q1.data(), k1.data(), inv.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.HS, sh.pos0);
+    CHECK_MSG(same_bits(q1, q_ref) && same_bits(k1, k_ref), "B=" << sh.B << " T=" << sh.T << " pos0=" << sh.pos0);
+    qt::cpu_backend().rope_forward_qk(q.data(), k.data(), inv.data(), sh.B, sh.T, sh.NH, sh.NKV, sh.HS, sh.pos0);
+    CHECK(same_bits(q, q_ref) && same_bits(k, k_ref));
+  }
 }
 
 TEST(rope_llama3_inverse_frequencies) {

@@ -15,9 +15,12 @@ void neftune_forward(float* x, const int32_t* lengths, float alpha, uint64_t see
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);
+void add_rmsnorm_forward(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* weight, int N,
+                         int C, float eps);
 
 void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0);
 
 // `compute` is ignored: the CPU always computes in fp32.
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,

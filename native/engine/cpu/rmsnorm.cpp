@@ -1,6 +1,7 @@
 // RMSNorm (Zhang & Sennrich 2019) as in Llama: y = x / sqrt(mean(x^2) + eps) * w, computed in fp32 like
 // transformers' LlamaRMSNorm. Backward with xhat = x * rstd and g = dy * w:
 //   dx = rstd * (g - xhat * mean(g * xhat)),  dw += sum_n dy * xhat.
+// add_rmsnorm_forward is a residual add followed by the norm (one op so the GPU can fuse them).
 #include <cmath>
 
 #include "ops.h"
@@ -21,6 +22,15 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
       for (int c = 0; c < C; c++) y[c] = x[c] * r * weight[c];
     }
   });
+}
+
+// The residual add and the norm after it (backend.h): by definition the two ops in turn. The CUDA backend runs them
+// as one kernel with the same bits; here they stay separate, the reference the fused kernel is checked against.
+void add_rmsnorm_forward(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* weight, int N,
+                         int C, float eps) {
+  // x_out, a, b, out [N, C]; rstd [N]; weight [C]
+  add(x_out, a, b, static_cast<size_t>(N) * C);
+  rmsnorm_forward(out, rstd, x_out, weight, N, C, eps);
 }
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,

@@ -73,6 +73,13 @@ void rope_forward(float* out, const float* inp, const float* inv_freq, int B, in
   rope_apply(out, inp, inv_freq, B, T, H, HS, pos0, 1.0f);
 }
 
+// q and k of one attention layer (backend.h): the two rotations in turn, in place (the GPU runs them as one launch).
+void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0) {
+  // q [B, T, NH, HS]; k [B, T, NKV, HS]
+  rope_forward(q, q, inv_freq, B, T, NH, HS, pos0);
+  rope_forward(k, k, inv_freq, B, T, NKV, HS, pos0);
+}
+
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0) {
   rope_apply(dinp, dout, inv_freq, B, T, H, HS, pos0, -1.0f);  // rotation matrices are orthogonal: R^T = R(-angle)
 }

@@ -3,7 +3,8 @@
 // and one query row of attention was a 64-row tensor-core tile walking the keys tile by tile (~19 us per layer).
 //   rmsnorm_rows      RMSNorm of a few rows (cpu/rmsnorm.cpp): one block per row, every thread keeps up to 4 float4
 //                     of the row in registers (one read of x), sum of squares in double (as the CPU), a warp
-//                     xor tree then the warps' sums in order: deterministic.
+//                     xor tree then the warps' sums in order: deterministic. add_rmsnorm_rows: the residual add
+//                     before it in the same kernel (the row's values are the sums; the same bits as add + rmsnorm_rows).
 //   attn_decode       attention of ONE query row per (batch row, head) over Tk cached keys (cpu/attention.cpp
 //                     semantics: causal, GQA, right padding, lse), in fp32 whatever the compute dtype (decode moves
 //                     kilobytes: there is nothing to gain from bf16 operands): flash-decoding's split over keys
@@ -41,19 +42,15 @@ constexpr int rms_rows_threads(int C) {
 /** Whether rmsnorm_rows handles rows of C values (16-byte aligned pointers are the caller's check). */
 constexpr bool rms_rows_applies(int C) { return C > 0 && C % 4 == 0 && C / 4 <= kRmsMaxVec * 1024; }
 
-/** grid N blocks (block b normalises row b); C <= 16 * nthreads, C % 4 == 0, rows 16-byte aligned. */
+/** The row's sum of squares and output once its values v are in registers (rmsnorm_rows, add_rmsnorm_rows). */
 template <class Ctx>
-QT_KFN void rmsnorm_rows(Ctx& c, const RmsArgs& a) {
+QT_KFN void rmsnorm_rows_of(Ctx& c, const RmsArgs& a, const F4 (&v)[kRmsMaxVec]) {
   double* red = reinterpret_cast<double*>(c.smem());  // [32] warps' sums, [32] the total
   const int64_t row = c.bx();
-  const float* x = a.inp + row * a.C;
   const int nv = a.C / 4, nt = c.nthreads(), warp = c.tid() / 32, lane = c.tid() % 32;
-  F4 v[kRmsMaxVec];
   double ss = 0;
   QT_UNROLL
-  for (int i = 0; i < kRmsMaxVec; i++) {
-    const int e = c.tid() + i * nt;
-    v[i] = e < nv ? ldg4(x + 4 * e) : F4{0, 0, 0, 0};
+  for (int i = 0; i < kRmsMaxVec; i++) {  // (elements past the row are zeros)
     ss += static_cast<double>(v[i].x) * v[i].x;
     ss += static_cast<double>(v[i].y) * v[i].y;
     ss += static_cast<double>(v[i].z) * v[i].z;
@@ -79,6 +76,42 @@ QT_KFN void rmsnorm_rows(Ctx& c, const RmsArgs& a) {
     stg16(y + 4 * e, U4{f32_bits(mul_rn(mul_rn(v[i].x, r), w.x)), f32_bits(mul_rn(mul_rn(v[i].y, r), w.y)),
                         f32_bits(mul_rn(mul_rn(v[i].z, r), w.z)), f32_bits(mul_rn(mul_rn(v[i].w, r), w.w))});
   }
+}
+
+/** grid N blocks (block b normalises row b); C <= 16 * nthreads, C % 4 == 0, rows 16-byte aligned. */
+template <class Ctx>
+QT_KFN void rmsnorm_rows(Ctx& c, const RmsArgs& a) {
+  const float* x = a.inp + static_cast<int64_t>(c.bx()) * a.C;
+  const int nv = a.C / 4, nt = c.nthreads();
+  F4 v[kRmsMaxVec];
+  QT_UNROLL
+  for (int i = 0; i < kRmsMaxVec; i++) {
+    const int e = c.tid() + i * nt;
+    v[i] = e < nv ? ldg4(x + 4 * e) : F4{0, 0, 0, 0};
+  }
+  rmsnorm_rows_of(c, a, v);
+}
+
+/** The residual add fused in (add_rmsnorm_forward): x_out = xa + xb (each thread adds, stores and keeps its own
+ *  float4s, so x_out may alias xa or xb), then rmsnorm_rows of those values: the same bits as the add kernel
+ *  followed by rmsnorm_rows on x_out. a.inp is unused. Same grid, block and alignment as rmsnorm_rows. */
+template <class Ctx>
+QT_KFN void add_rmsnorm_rows(Ctx& c, const RmsArgs& a, float* x_out, const float* xa, const float* xb) {
+  const int64_t off = static_cast<int64_t>(c.bx()) * a.C;
+  const int nv = a.C / 4, nt = c.nthreads();
+  F4 v[kRmsMaxVec];
+  QT_UNROLL
+  for (int i = 0; i < kRmsMaxVec; i++) {
+    const int e = c.tid() + i * nt;
+    if (e < nv) {
+      const F4 p = ldg4(xa + off + 4 * e), q = ldg4(xb + off + 4 * e);
+      v[i] = F4{add_rn(p.x, q.x), add_rn(p.y, q.y), add_rn(p.z, q.z), add_rn(p.w, q.w)};
+      stg16(x_out + off + 4 * e, U4{f32_bits(v[i].x), f32_bits(v[i].y), f32_bits(v[i].z), f32_bits(v[i].w)});
+    } else {
+      v[i] = F4{0, 0, 0, 0};
+    }
+  }
+  rmsnorm_rows_of(c, a, v);
 }
 
 // ---- attention of one query row (decode) -------------------------------------------------------------------------

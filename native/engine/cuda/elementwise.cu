@@ -195,7 +195,11 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 
 void add(float* out, const float* a, const float* b, size_t n) {
   Op op("add");
-  add_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, a, b, n);
+  add_launch(out, a, b, n, op.s);
+}
+
+void add_launch(float* out, const float* a, const float* b, size_t n, cudaStream_t s) {
+  add_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(out, a, b, n);
   QT_LAUNCH_CHECK();
 }
 

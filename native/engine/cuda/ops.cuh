@@ -53,9 +53,12 @@ void neftune_forward(float* x, const int32_t* lengths, float alpha, uint64_t see
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);
+void add_rmsnorm_forward(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* weight, int N,
+                         int C, float eps);
 
 void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0);
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0);
+void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0);
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* lengths,
                        int B, int Tq, int Tk, int NH, int NKV, int HS, DType compute);
@@ -128,6 +131,8 @@ void dropout_apply(float* out, const float* in, float p, uint64_t seed, size_t n
 void dropout_backward_add(float* dinp, const float* g, float p, uint64_t seed, size_t n, cudaStream_t s);
 /** out[n, o] += bias[o] for N rows of OC. */
 void bias_add(float* out, const float* bias, int N, int OC, cudaStream_t s);
+/** out = a + b elementwise (the add op's kernel, enqueued without an Op: add_rmsnorm_forward's fallback). */
+void add_launch(float* out, const float* a, const float* b, size_t n, cudaStream_t s);
 /** dbias[o] += sum_n dout[n, o] (serial over n per column: deterministic). */
 void bias_backward(float* dbias, const float* dout, int N, int OC, cudaStream_t s);
 

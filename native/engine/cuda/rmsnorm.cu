@@ -2,6 +2,8 @@
 // are accumulated in double, as on the CPU, with a fixed tree order (deterministic). dweight, when asked,
 // sums rows serially per column (the CPU's order). Forward over <= 256 rows (decode, short prompts) runs
 // decode_kernels.h's rmsnorm_rows (QT_CUDA_DECODE=1): a block as wide as the row, which it reads once.
+// add_rmsnorm_forward (a residual add and the norm after it) is one launch of either kernel with the add fused in,
+// taking the kernel rmsnorm_forward would take, with the same per-element operations: the same bits as add + norm.
 #include "decode_kernels.h"
 #include "ops.cuh"
 
@@ -24,12 +26,56 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp
   for (int c = threadIdx.x; c < C; c += blockDim.x) y[c] = __fmul_rn(__fmul_rn(x[c], r), weight[c]);
 }
 
+// add_rmsnorm_forward off the rows path: rmsnorm_forward_kernel on x_out = a + b, the add fused into its first loop
+// (each thread adds, stores and squares the elements it later normalises; __fadd_rn as the add op's kernel), so the
+// same bits as the add kernel followed by rmsnorm_forward_kernel. x_out may alias a or b.
+__global__ void add_rmsnorm_forward_kernel(float* x_out, float* out, float* rstd, const float* a, const float* b,
+                                           const float* weight, int C, float eps) {
+  __shared__ double scratch[32];
+  const size_t row = blockIdx.x;
+  const float* xa = a + row * C;
+  const float* xb = b + row * C;
+  float* x = x_out + row * C;
+  double ss = 0;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    const float v = __fadd_rn(xa[c], xb[c]);
+    x[c] = v;
+    ss += static_cast<double>(v) * v;
+  }
+  ss = block_sum(ss, scratch);
+  const float r = 1.0f / sqrtf(static_cast<float>(ss / C) + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+  float* y = out + row * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) y[c] = __fmul_rn(__fmul_rn(x[c], r), weight[c]);
+}
+
 __global__ void __launch_bounds__(1024) rmsnorm_rows_kernel(kern::RmsArgs a) {
   kern::DevCtx c;
   kern::rmsnorm_rows(c, a);
 }
 
+__global__ void __launch_bounds__(1024) add_rmsnorm_rows_kernel(kern::RmsArgs a, float* x_out, const float* xa, const float* xb) {
+  kern::DevCtx c;
+  kern::add_rmsnorm_rows(c, a, x_out, xa, xb);
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Whether rmsnorm_forward takes the rows kernel for these rows (add_rmsnorm_forward follows the same choice).
+bool rows_path(int N, int C, const float* out, const float* inp, const float* weight) {
+  return paths().decode && N <= 256 && kern::rms_rows_applies(C) && aligned16(out) && aligned16(inp) && aligned16(weight);
+}
+
+kern::RmsArgs rms_args(float* out, float* rstd, const float* inp, const float* weight, int C, float eps) {
+  kern::RmsArgs a;
+  a.out = out;
+  a.rstd = rstd;
+  a.inp = inp;
+  a.weight = weight;
+  a.C = C;
+  a.eps = eps;
+  return a;
+}
 
 __global__ void rmsnorm_backward_kernel(float* dinp, const float* dout, const float* inp, const float* weight, const float* rstd, int C) {
   __shared__ double scratch[32];
@@ -66,20 +112,38 @@ __global__ void rmsnorm_dweight_kernel(float* dweight, const float* dout, const 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
   Op op("rmsnorm_forward");
   if (N <= 0) return;
-  if (paths().decode && N <= 256 && kern::rms_rows_applies(C) && aligned16(out) && aligned16(inp) && aligned16(weight)) {
-    kern::RmsArgs a;
-    a.out = out;
-    a.rstd = rstd;
-    a.inp = inp;
-    a.weight = weight;
-    a.C = C;
-    a.eps = eps;
+  if (rows_path(N, C, out, inp, weight)) {
     Section sec(op.c, "rmsnorm.rows");
-    rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(a);
+    rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(rms_args(out, rstd, inp, weight, C, eps));
     QT_LAUNCH_CHECK();
     return;
   }
   rmsnorm_forward_kernel<<<N, kThreads, 0, op.s>>>(out, rstd, inp, weight, C, eps);
+  QT_LAUNCH_CHECK();
+}
+
+// add, then the rmsnorm_forward kernel chosen for (out, x_out, weight), in one launch: the rows kernel with the add
+// fused in, or the one-block-per-row kernel with the add fused in. Addends not 16-byte aligned on the rows path take
+// the add kernel and then the rows kernel (two launches, as unfused).
+void add_rmsnorm_forward(float* x_out, float* out, float* rstd, const float* a, const float* b, const float* weight, int N,
+                         int C, float eps) {
+  Op op("add_rmsnorm_forward");
+  if (N <= 0) return;
+  if (rows_path(N, C, out, x_out, weight)) {
+    const kern::RmsArgs args = rms_args(out, rstd, x_out, weight, C, eps);
+    if (aligned16(a) && aligned16(b)) {
+      Section sec(op.c, "add_rmsnorm.rows");
+      add_rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(args, x_out, a, b);
+      QT_LAUNCH_CHECK();
+      return;
+    }
+    add_launch(x_out, a, b, static_cast<size_t>(N) * C, op.s);
+    Section sec(op.c, "rmsnorm.rows");
+    rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(args);
+    QT_LAUNCH_CHECK();
+    return;
+  }
+  add_rmsnorm_forward_kernel<<<N, kThreads, 0, op.s>>>(x_out, out, rstd, a, b, weight, C, eps);
   QT_LAUNCH_CHECK();
 }
 

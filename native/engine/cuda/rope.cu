@@ -1,28 +1,44 @@
 // RoPE on the GPU (cpu/rope.cpp): HF's rotate_half layout, angle = (pos0 + t) * inv_freq[i] in fp32, one thread
 // per rotated pair. Backward applies the transposed rotation (angle -> -angle). In place is safe: each thread
-// reads its pair before writing it.
+// reads its pair before writing it. rope_forward_qk rotates a layer's queries and keys in one launch (decode: one
+// kernel fewer per layer), each pair with the same math as rope_forward.
 #include "ops.cuh"
 
 namespace qt::cuda {
 
 namespace {
 
-__global__ void rope_kernel(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0, float sign) {
+// Rotates pair k (< B*T*H*HS/2) of x [B, T, H, HS] into out: every RoPE kernel's per-element math, in one place.
+__device__ __forceinline__ void rope_pair(float* out, const float* inp, const float* inv_freq, size_t k, int T, int H, int HS,
+                                          int pos0, float sign) {
   const int half = HS / 2;
-  const size_t total = static_cast<size_t>(B) * T * H * half;
+  const int i = static_cast<int>(k % half);
+  const size_t head = k / half;  // (b*T + t)*H + h
+  const int t = static_cast<int>((head / H) % T);
+  const float angle = __fmul_rn(static_cast<float>(pos0 + t), inv_freq[i]);
+  float sn, cs;
+  sincosf(angle, &sn, &cs);
+  sn *= sign;
+  const float* x = inp + head * HS;
+  float* y = out + head * HS;
+  const float x1 = x[i], x2 = x[i + half];
+  y[i] = __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn));         // out = x * cos + rotate_half(x) * sin
+  y[i + half] = __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));  // rotate_half(x) = [-x2, x1]
+}
+
+__global__ void rope_kernel(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0, float sign) {
+  const size_t total = static_cast<size_t>(B) * T * H * (HS / 2);
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x)
+    rope_pair(out, inp, inv_freq, k, T, H, HS, pos0, sign);
+}
+
+// rope_forward_qk: one grid over the pairs of q (the first nq) and then those of k, in place; each pair gets exactly
+// rope_kernel's math with its own tensor's head count, so the bits are those of the two rope_forward launches.
+__global__ void rope_qk_kernel(float* q, float* kk, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0) {
+  const size_t nq = static_cast<size_t>(B) * T * NH * (HS / 2), total = nq + static_cast<size_t>(B) * T * NKV * (HS / 2);
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const int i = static_cast<int>(k % half);
-    const size_t head = k / half;  // (b*T + t)*H + h
-    const int t = static_cast<int>((head / H) % T);
-    const float angle = __fmul_rn(static_cast<float>(pos0 + t), inv_freq[i]);
-    float sn, cs;
-    sincosf(angle, &sn, &cs);
-    sn *= sign;
-    const float* x = inp + head * HS;
-    float* y = out + head * HS;
-    const float x1 = x[i], x2 = x[i + half];
-    y[i] = __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn));         // out = x * cos + rotate_half(x) * sin
-    y[i + half] = __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));  // rotate_half(x) = [-x2, x1]
+    if (k < nq) rope_pair(q, q, inv_freq, k, T, NH, HS, pos0, 1.0f);
+    else rope_pair(kk, kk, inv_freq, k - nq, T, NKV, HS, pos0, 1.0f);
   }
 }
 
@@ -39,6 +55,14 @@ void rope_apply(float* out, const float* inp, const float* inv_freq, int B, int 
 
 void rope_forward(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0) {
   rope_apply(out, inp, inv_freq, B, T, H, HS, pos0, 1.0f, "rope_forward");
+}
+
+void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0) {
+  Op op("rope_forward_qk");
+  const size_t total = static_cast<size_t>(B) * T * (NH + NKV) * (HS / 2);
+  if (!total) return;
+  rope_qk_kernel<<<grid_for(total, 256), 256, 0, op.s>>>(q, k, inv_freq, B, T, NH, NKV, HS, pos0);
+  QT_LAUNCH_CHECK();
 }
 
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0) {
