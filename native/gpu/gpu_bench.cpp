@@ -4,7 +4,7 @@
 //   train     tokens/s and the engine's peak device memory at each batch x length (median of timed steps after
 //             warm-up; each step ends with a device synchronisation), plus a per-op time breakdown of one step
 //             (CUDA events around every backend op; "host gap" = step wall time minus the ops' GPU time)
-//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4 with its rows per warp auto, 1
+//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4 and 6 with their rows per warp auto, 1
 //             and 2; 3; 1), us per call; q/k/v and gate/up as one launch each (matmul_forward_many)
 //   decode    single-stream greedy decode of 128 new tokens after a 64-token prompt
 //   epoch     one epoch of short Q&A-like rows (lengths read from --lengths, the same list bench_torch.py uses)
