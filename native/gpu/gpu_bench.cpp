@@ -313,6 +313,18 @@ int main(int argc, char** argv) {
       const double tps = static_cast<double>(r.tokens.size()) / r.decode_seconds;
       std::printf("decode: %zu tokens in %.3f s = %.1f tokens/s (prefill of 64 tokens %.1f ms), peak %.2f GiB\n", r.tokens.size(),
                   r.decode_seconds, tps, r.prompt_seconds * 1e3, gib(qt::cuda::memory_stats(0).peak));
+      double tps_nopdl = 0;
+      bool same_tokens = false;
+      {  // the same decode without programmatic dependent launch: its speed, and the same greedy tokens
+        qt::cuda::set_path("pdl", "0");
+        auto r0 = qt::generate(m, nullptr, prompt, s, nullptr, nullptr);
+        qt::cuda::set_path("pdl", std::getenv("QT_CUDA_PDL") ? std::getenv("QT_CUDA_PDL") : "1");
+        tps_nopdl = static_cast<double>(r0.tokens.size()) / r0.decode_seconds;
+        same_tokens = r0.tokens == r.tokens;
+        std::printf("decode with QT_CUDA_PDL=0: %.1f tokens/s; the same %zu greedy tokens as with PDL: %s\n", tps_nopdl,
+                    r.tokens.size(), same_tokens ? "yes" : "NO");
+        if (!same_tokens) failures++;
+      }
       {  // where a decode step's time goes: 16 tokens under the profiler (per token below)
         s.max_new_tokens = 17;
         qt::cuda::synchronize();
@@ -384,6 +396,8 @@ int main(int argc, char** argv) {
       out.set("decode", Value::new_object()
                             .set("tokens", Value::from_int(static_cast<int64_t>(r.tokens.size())))
                             .set("tokens_per_s", Value::from_double(tps))
+                            .set("tokens_per_s_without_pdl", Value::from_double(tps_nopdl))
+                            .set("same_tokens_without_pdl", Value::from_bool(same_tokens))
                             .set("prefill_ms", Value::from_double(r.prompt_seconds * 1e3))
                             .set("total_tokens_per_s", Value::from_double(static_cast<double>(r.tokens.size()) / (r.decode_seconds + r.prompt_seconds))));
     } catch (const qt::Error& e) {

@@ -73,6 +73,7 @@ std::string run3_tags(bool bf16, bool decode = true) {
 void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   qt::cuda::set_path("gemv", default_gemv());
+  qt::cuda::set_path("pdl", std::getenv("QT_CUDA_PDL") && std::strcmp(std::getenv("QT_CUDA_PDL"), "0") == 0 ? "0" : "1");
   const char* gr = std::getenv("QT_CUDA_GEMV_ROWS");
   qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());
@@ -1067,6 +1068,19 @@ void check_model(Report& R, const std::string& tmp) {
       row(dec.feed(ids.data(), 30, nullptr), 29);
       for (int i = 30; i < static_cast<int>(ids.size()); i++) row(dec.feed(&ids[static_cast<size_t>(i)], 1, nullptr), i);
       R.add("model", "KV-cached decode == full forward (GPU)" + run3_tags(false) + tag, "rel_l2", worst, 1e-5, worst <= 1e-5);
+      {  // programmatic dependent launch of the decode kernels (QT_CUDA_PDL): each kernel waits for the one before it, so
+         // the steps' logits are the same bits with it on and off (bf16 compute: GEMV, decode attention, rows kernels)
+        std::vector<float> steps[2];
+        for (int on = 0; on < 2; on++) {
+          qt::cuda::set_path("pdl", on ? "1" : "0");
+          qt::Decoder d(mb, ab.get(), static_cast<int>(ids.size()));
+          auto add = [&](const std::vector<float>& v) { steps[on].insert(steps[on].end(), v.begin(), v.end()); };
+          add(d.feed(ids.data(), 30, nullptr));
+          for (int i = 30; i < static_cast<int>(ids.size()); i++) add(d.feed(&ids[static_cast<size_t>(i)], 1, nullptr));
+        }
+        restore_paths();
+        R.check("model", "decode steps with PDL == without, bit for bit [pdl]" + tag, bit_equal(steps[0], steps[1]));
+      }
       qt::SamplingConfig s;
       s.max_new_tokens = 24;
       auto gc = qt::generate(mc_, ac.get(), std::vector<int32_t>(ids.begin(), ids.begin() + 8), s, nullptr, nullptr);

@@ -24,7 +24,7 @@
 # summary.json.
 # Fast paths (issue 6), each switchable without rebuilding (defaults first): QT_CUDA_ATTN=tc16|tc|simt,
 # QT_CUDA_GEMV=6|4|3|1|0 (QT_CUDA_GEMV_ROWS=1|2 forces gemv 4 or 6's rows per warp), QT_CUDA_DEQUANT=auto|vec2|vec|simple, QT_CUDA_LORA=cublas|fused, QT_CUDA_XCACHE=1|0,
-# QT_CUDA_DECODE=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_DEQUANT_REUSE=1|0 (unset: off,
+# QT_CUDA_DECODE=1|0, QT_CUDA_PDL=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_DEQUANT_REUSE=1|0 (unset: off,
 # experimental). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off (or back
 # to its run-2 version) for the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by
 # every check stage; QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.
@@ -208,7 +208,7 @@ import json, os, re, sys
 tags = [("QT_CUDA_ATTN", "tc", ("[fp16 tc16]",)), ("QT_CUDA_ATTN", "simt", ("[bf16 tc]",)),
         ("QT_CUDA_GEMV", "4", ("[gemv6]",)), ("QT_CUDA_GEMV", "3", ("[gemv4]",)), ("QT_CUDA_GEMV", "1", ("[gemv3]",)), ("QT_CUDA_GEMV", "0", ("[gemv]",)),
         ("QT_CUDA_DEQUANT", "vec", ("[vec2]", "[auto]")), ("QT_CUDA_DEQUANT", "simple", ("[vec]",)), ("QT_CUDA_LORA", "cublas", ("[fused]",)), ("QT_CUDA_XCACHE", "0", ("xcache",)),
-        ("QT_CUDA_DECODE", "0", ("[decode]",)), ("QT_DEQUANT_REUSE", "0", ("[reuse]",))]
+        ("QT_CUDA_DECODE", "0", ("[decode]",)), ("QT_CUDA_PDL", "0", ("[pdl]",)), ("QT_DEQUANT_REUSE", "0", ("[reuse]",))]
 results = []
 died = not os.path.exists(sys.argv[1])
 if not died:
@@ -220,7 +220,7 @@ elif os.path.exists(sys.argv[2]):  # "FAIL group name ..." lines as printed
             results.append((m.group(2), m.group(1) == "PASS", line))
 off, sticky = {}, False
 if died:
-    off.update({"QT_CUDA_GEMV": "1", "QT_CUDA_DECODE": "0", "QT_DEQUANT_REUSE": "0", "QT_CUDA_DEQUANT": "vec", "QT_CUDA_ATTN": "tc"})
+    off.update({"QT_CUDA_PDL": "0", "QT_CUDA_GEMV": "1", "QT_CUDA_DECODE": "0", "QT_DEQUANT_REUSE": "0", "QT_CUDA_DEQUANT": "vec", "QT_CUDA_ATTN": "tc"})
 for name, ok, detail in results:
     if ok or sticky:
         continue

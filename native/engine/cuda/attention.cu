@@ -452,17 +452,19 @@ __global__ void __launch_bounds__(kern::kAttnThreads) attn_dkv_tc_kernel(kern::A
   kern::attn_dkv_tc<HSP>(c, a);
 }
 
-// ---- single-query kernels (decode_kernels.h) ----
+// ---- single-query kernels (decode_kernels.h), launched with PDL (launch_pdl): each waits for the previous kernel ----
 
 template <int HSP>
 __global__ void __launch_bounds__(kern::kDecThreads) attn_decode_kernel(kern::DecodeAttnArgs a) {
   kern::DevCtx c;
+  kern::grid_dep_begin();
   kern::attn_decode<HSP>(c, a);
 }
 
 template <int HSP>
 __global__ void __launch_bounds__(HSP + 32) attn_decode_combine_kernel(kern::DecodeAttnArgs a) {
   kern::DevCtx c;
+  kern::grid_dep_begin();
   kern::attn_decode_combine<HSP>(c, a);
 }
 
@@ -470,11 +472,10 @@ template <int HSP>
 void decode_forward(DeviceCtx& dc, cudaStream_t s, kern::DecodeAttnArgs a) {
   a.S = kern::attn_decode_splits(a.Tk);
   if (a.S > 1) a.part = static_cast<float*>(workspace(dc, static_cast<size_t>(a.B) * a.NH * a.S * (HSP + 2) * sizeof(float)));
-  attn_decode_kernel<HSP><<<dim3(static_cast<unsigned>(a.S), a.NH, a.B), kern::kDecThreads, kern::attn_decode_smem(HSP), s>>>(a);
-  QT_LAUNCH_CHECK();
+  launch_pdl(attn_decode_kernel<HSP>, dim3(static_cast<unsigned>(a.S), a.NH, a.B), dim3(kern::kDecThreads),
+             static_cast<size_t>(kern::attn_decode_smem(HSP)), s, a);
   if (a.S == 1) return;
-  attn_decode_combine_kernel<HSP><<<dim3(a.NH, a.B), HSP + 32, 0, s>>>(a);
-  QT_LAUNCH_CHECK();
+  launch_pdl(attn_decode_combine_kernel<HSP>, dim3(a.NH, a.B), dim3(HSP + 32), 0, s, a);
 }
 
 bool use_decode(int B, int Tq, int Tk, int NH, int HS) {

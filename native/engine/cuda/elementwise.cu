@@ -58,7 +58,9 @@ __global__ void neftune_kernel(float* x, const int32_t* lengths, float alpha, ui
 
 __device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
+// Launched with PDL (launch_pdl; a decode step's SwiGLU): waits for the previous kernel first.
 __global__ void swiglu_forward_kernel(float* out, const float* gate, const float* up, size_t n) {
+  kern::grid_dep_begin();
   QT_GRID_STRIDE(i, n) {
     const float g = gate[i];
     out[i] = g * sigmoid(g) * up[i];
@@ -183,8 +185,7 @@ void neftune_forward(float* x, const int32_t* lengths, float alpha, uint64_t see
 
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
   Op op("swiglu_forward");
-  swiglu_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, gate, up, n);
-  QT_LAUNCH_CHECK();
+  launch_pdl(swiglu_forward_kernel, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, op.s, out, gate, up, n);
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {

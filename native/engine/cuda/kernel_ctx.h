@@ -221,6 +221,28 @@ QT_KFN int imin(int a, int b) { return a < b ? a : b; }
 QT_KFN int imax(int a, int b) { return a > b ? a : b; }
 QT_KFN float fmax2(float a, float b) { return a > b ? a : b; }  // no NaN inputs here
 
+/** Programmatic dependent launch (sm_90+; launch_pdl in ops.cuh): a kernel launched that way may start while the kernel
+ *  before it in the stream is still finishing. grid_dep_wait() returns once that kernel has completed and its memory
+ *  writes are visible, so a PDL kernel calls it before it reads or writes anything the previous kernels use (only
+ *  constant data, such as the NF4 table, may be touched before). grid_dep_launch_dependents() then lets the next PDL
+ *  kernel start launching (its blocks wait in their own grid_dep_wait). Both are no-ops in a kernel launched the usual
+ *  way, on older GPUs and in the simulator. */
+QT_KFN void grid_dep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+QT_KFN void grid_dep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+/** Both, in order: the usual start of a PDL kernel. */
+QT_KFN void grid_dep_begin() {
+  grid_dep_wait();
+  grid_dep_launch_dependents();
+}
+
 /** The sum of v over a warp's 32 lanes, in every lane: an xor tree in a fixed order (16, 8, 4, 2, 1), so the
  *  result is the same bits in every lane and every run. Any context with shfl_xor (DevCtx, the simulator's). */
 template <class Ctx, class T>

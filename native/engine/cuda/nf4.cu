@@ -140,7 +140,8 @@ __global__ void __launch_bounds__(kern::kGemv3Threads, 3) nf4_gemv4_kernel(kern:
   kern::DevCtx c;
   float* tab = reinterpret_cast<float*>(c.smem());
   float* xs = tab + kern::kNf4TabSize;
-  for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];
+  for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];  // constant data
+  kern::grid_dep_begin();  // launched with PDL (launch_pdl): x is the previous kernel's output
   kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
   __syncthreads();
   kern::nf4_gemv3<1, true, RW, U, OFF>(c, a, tab, xs);
@@ -172,8 +173,8 @@ void gemv4_launch_rw(const kern::GemvArgs& a, int smem, cudaStream_t s) {
   const int cap = gemv4_resident_blocks<RW, U, OFF>(device_ctx(), smem);
   const int groups = kern::gemv_groups<RW>(a);
   const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);
-  nf4_gemv4_kernel<RW, U, OFF><<<static_cast<unsigned>(want < cap ? want : cap), kern::kGemv3Threads, static_cast<size_t>(smem), s>>>(a);
-  QT_LAUNCH_CHECK();
+  launch_pdl(nf4_gemv4_kernel<RW, U, OFF>, dim3(static_cast<unsigned>(want < cap ? want : cap)), dim3(kern::kGemv3Threads),
+             static_cast<size_t>(smem), s, a);
 }
 
 // nf4_gemv4 for one row (a.OC rows, or all of a.seg's): launched when its shared memory (table + staged x) fits the

@@ -49,13 +49,16 @@ __global__ void add_rmsnorm_forward_kernel(float* x_out, float* out, float* rstd
   for (int c = threadIdx.x; c < C; c += blockDim.x) y[c] = __fmul_rn(__fmul_rn(x[c], r), weight[c]);
 }
 
+// The rows kernels serve decode steps: launched with PDL (launch_pdl), they wait for the previous kernel first.
 __global__ void __launch_bounds__(1024) rmsnorm_rows_kernel(kern::RmsArgs a) {
   kern::DevCtx c;
+  kern::grid_dep_begin();
   kern::rmsnorm_rows(c, a);
 }
 
 __global__ void __launch_bounds__(1024) add_rmsnorm_rows_kernel(kern::RmsArgs a, float* x_out, const float* xa, const float* xb) {
   kern::DevCtx c;
+  kern::grid_dep_begin();
   kern::add_rmsnorm_rows(c, a, x_out, xa, xb);
 }
 
@@ -114,8 +117,7 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
   if (N <= 0) return;
   if (rows_path(N, C, out, inp, weight)) {
     Section sec(op.c, "rmsnorm.rows");
-    rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(rms_args(out, rstd, inp, weight, C, eps));
-    QT_LAUNCH_CHECK();
+    launch_pdl(rmsnorm_rows_kernel, dim3(N), dim3(kern::rms_rows_threads(C)), kern::kRmsSmem, op.s, rms_args(out, rstd, inp, weight, C, eps));
     return;
   }
   rmsnorm_forward_kernel<<<N, kThreads, 0, op.s>>>(out, rstd, inp, weight, C, eps);
@@ -133,14 +135,12 @@ void add_rmsnorm_forward(float* x_out, float* out, float* rstd, const float* a, 
     const kern::RmsArgs args = rms_args(out, rstd, x_out, weight, C, eps);
     if (aligned16(a) && aligned16(b)) {
       Section sec(op.c, "add_rmsnorm.rows");
-      add_rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(args, x_out, a, b);
-      QT_LAUNCH_CHECK();
+      launch_pdl(add_rmsnorm_rows_kernel, dim3(N), dim3(kern::rms_rows_threads(C)), kern::kRmsSmem, op.s, args, x_out, a, b);
       return;
     }
     add_launch(x_out, a, b, static_cast<size_t>(N) * C, op.s);
     Section sec(op.c, "rmsnorm.rows");
-    rmsnorm_rows_kernel<<<N, kern::rms_rows_threads(C), kern::kRmsSmem, op.s>>>(args);
-    QT_LAUNCH_CHECK();
+    launch_pdl(rmsnorm_rows_kernel, dim3(N), dim3(kern::rms_rows_threads(C)), kern::kRmsSmem, op.s, args);
     return;
   }
   add_rmsnorm_forward_kernel<<<N, kThreads, 0, op.s>>>(x_out, out, rstd, a, b, weight, C, eps);

@@ -34,7 +34,9 @@ __global__ void rope_kernel(float* out, const float* inp, const float* inv_freq,
 
 // rope_forward_qk: one grid over the pairs of q (the first nq) and then those of k, in place; each pair gets exactly
 // rope_kernel's math with its own tensor's head count, so the bits are those of the two rope_forward launches.
+// Launched with PDL (launch_pdl; a decode step's RoPE): waits for the previous kernel first.
 __global__ void rope_qk_kernel(float* q, float* kk, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0) {
+  kern::grid_dep_begin();
   const size_t nq = static_cast<size_t>(B) * T * NH * (HS / 2), total = nq + static_cast<size_t>(B) * T * NKV * (HS / 2);
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
     if (k < nq) rope_pair(q, q, inv_freq, k, T, NH, HS, pos0, 1.0f);
@@ -61,8 +63,7 @@ void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, in
   Op op("rope_forward_qk");
   const size_t total = static_cast<size_t>(B) * T * (NH + NKV) * (HS / 2);
   if (!total) return;
-  rope_qk_kernel<<<grid_for(total, 256), 256, 0, op.s>>>(q, k, inv_freq, B, T, NH, NKV, HS, pos0);
-  QT_LAUNCH_CHECK();
+  launch_pdl(rope_qk_kernel, dim3(grid_for(total, 256)), dim3(256), 0, op.s, q, k, inv_freq, B, T, NH, NKV, HS, pos0);
 }
 
 void rope_backward(float* dinp, const float* dout, const float* inv_freq, int B, int T, int H, int HS, int pos0) {
