@@ -4,8 +4,8 @@
 //   train     tokens/s and the engine's peak device memory at each batch x length (median of timed steps after
 //             warm-up; each step ends with a device synchronisation), plus a per-op time breakdown of one step
 //             (CUDA events around every backend op; "host gap" = step wall time minus the ops' GPU time)
-//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4 and 6 with their rows per warp auto, 1
-//             and 2; 3; 1), us per call; q/k/v and gate/up as one launch each (matmul_forward_many)
+//   gemv      the decode GEMV kernels alone on layer 0's weights (QT_CUDA_GEMV=4, 6, 7 with rows per warp auto, 7 also with
+//             1 and 2; 3; 1), us per call; q/k/v and gate/up as one launch each (matmul_forward_many)
 //   decode    single-stream greedy decode of 128 new tokens after a 64-token prompt
 //   epoch     one epoch of short Q&A-like rows (lengths read from --lengths, the same list bench_torch.py uses)
 //             with token-budget batching, and with padded batches of 4 as PyTorch runs it
@@ -232,8 +232,8 @@ int main(int argc, char** argv) {
       struct Mode {
         const char *gemv, *rows, *label;
       };
-      const Mode modes[] = {{"4", "0", "4"}, {"4", "1", "4r1"}, {"4", "2", "4r2"}, {"6", "0", "6"}, {"6", "1", "6r1"},
-                            {"6", "2", "6r2"}, {"3", "0", "3"}, {"1", "0", "1"}};
+      const Mode modes[] = {{"4", "0", "4"}, {"6", "0", "6"}, {"7", "0", "7"}, {"7", "1", "7r1"}, {"7", "2", "7r2"},
+                            {"3", "0", "3"}, {"1", "0", "1"}};
       for (const Mode& md : modes) std::printf("  gemv=%-4s       ", md.label);
       std::printf("\n");
       for (int t = 0; t < 7; t++) {
@@ -258,10 +258,10 @@ int main(int argc, char** argv) {
         std::printf("\n");
         rows.push(std::move(row));
       }
-      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "6");
+      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "7");
       qt::cuda::set_path("gemv_rows", "0");
       // the layer's weights that share an input, one launch each group (what a decode step runs), gemv 4 and 6
-      for (const char* gm : {"4", "6"})
+      for (const char* gm : {"4", "6", "7"})
       for (const auto& grp : {std::vector<int>{0, 1, 2}, std::vector<int>{4, 5}}) {
         qt::cuda::set_path("gemv", gm);
         std::vector<float*> outs;
@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
         rows.push(Value::new_object().set("weight", Value::from_string(name)).set("gemv", Value::from_string(gm)).set("us_one_launch", Value::from_double(us)));
         for (float* o : outs) be.free(o);
       }
-      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "6");
+      qt::cuda::set_path("gemv", std::getenv("QT_CUDA_GEMV") ? std::getenv("QT_CUDA_GEMV") : "7");
       qt::cuda::set_path("gemv_rows", std::getenv("QT_CUDA_GEMV_ROWS") ? std::getenv("QT_CUDA_GEMV_ROWS") : "0");
       be.free(x);
       be.free(y);

@@ -44,9 +44,9 @@ const char* default_attn() {
 }
 const char* default_gemv() {
   const char* e = std::getenv("QT_CUDA_GEMV");
-  for (const char* m : {"0", "1", "3", "4"})
+  for (const char* m : {"0", "1", "3", "4", "6"})
     if (e && std::strcmp(e, m) == 0) return m;
-  return "6";
+  return "7";
 }
 const char* default_dequant() {
   const char* e = std::getenv("QT_CUDA_DEQUANT");
@@ -67,6 +67,7 @@ std::string run3_tags(bool bf16, bool decode = true) {
   if (std::strcmp(default_gemv(), "3") == 0) t += " [gemv3]";
   if (std::strcmp(default_gemv(), "4") == 0) t += " [gemv4] [gemv3]";  // N > 1 and long rows take gemv3
   if (std::strcmp(default_gemv(), "6") == 0) t += " [gemv6] [gemv3]";
+  if (std::strcmp(default_gemv(), "7") == 0) t += " [gemv7] [gemv3]";
   if (std::strcmp(default_decode(), "1") == 0) t += " [decode]";
   return t;
 }
@@ -542,7 +543,7 @@ void check_matmul(Report& R) {
 // QT_CUDA_GEMV=1), and the dequantize + GEMM path they replace (QT_CUDA_GEMV=0) for the same inputs; then Llama-3-8B
 // shapes at N = 1, where run 3's persistent grid strides over more row groups than it has warps.
 std::string gemv_tag(const std::string& mode) {
-  return mode == "6" ? " [gemv6]" : mode == "4" ? " [gemv4]" : mode == "3" ? " [gemv3]" : " [gemv]";
+  return mode == "7" ? " [gemv7]" : mode == "6" ? " [gemv6]" : mode == "4" ? " [gemv4]" : mode == "3" ? " [gemv3]" : " [gemv]";
 }
 
 void check_gemv(Report& R) {
@@ -559,13 +560,15 @@ void check_gemv(Report& R) {
         qt::Weight wg = wp.gpu;
         wg.compute = compute;
         const std::string tag = std::string(dq ? " NF4+DQ" : " NF4") + " N=" + std::to_string(N) + " compute=" + dtype_label(compute);
-        for (const char* mode : {"6", "4", "3", "1"}) {
+        for (const char* mode : {"7", "6", "4", "3", "1"}) {
           const std::string kt = gemv_tag(mode);
           qt::cuda::set_path("gemv", mode);
           DevBuf out_g(GPU, nans(static_cast<size_t>(N) * OC));
           const bool used = ran_section("matmul.gemv", [&] { GPU.matmul_forward(out_g.f(), xg.f(), wg, bg.f(), N, C, OC); });
           R.check("ops", "matmul_forward takes the GEMV path" + kt + tag, used);
-          cmp(R, "ops", "matmul_forward" + kt + tag, ref, out_g.get(), 1e-5);
+          // gemv7 multiplies fp16-rounded code values when the compute is 16-bit (N = 1); exact fp32 products otherwise
+          const bool f16 = std::strcmp(mode, "7") == 0 && N == 1 && compute != DType::F32;
+          cmp(R, "ops", "matmul_forward" + kt + tag, ref, out_g.get(), f16 ? 1e-3 : 1e-5);
         }
         qt::cuda::set_path("gemv", "0");
         DevBuf out_o(GPU, nans(static_cast<size_t>(N) * OC));
@@ -604,6 +607,28 @@ void check_gemv(Report& R) {
     exact(R, "ops", "matmul_forward [gemv4] equals [gemv3] bit for bit N=1 " + std::string(sh.name), outs[0], outs[2]);
     // gemv6 only forms its table offsets differently: the same bits again
     exact(R, "ops", "matmul_forward [gemv6] equals [gemv3] bit for bit N=1 " + std::string(sh.name), outs[6], outs[2]);
+    {  // gemv7 (bf16 compute: the fp16 pair table): within fp16's rounding of the code values, deterministic, and the
+       // same bits whatever its rows per warp; with fp32 compute it takes gemv6's exact products
+      qt::cuda::set_path("gemv", "7");
+      std::vector<float> o7[3];
+      for (const char* rows : {"0", "1", "2"}) {
+        qt::cuda::set_path("gemv_rows", rows);
+        DevBuf out_g(GPU, nans(static_cast<size_t>(sh.OC)));
+        GPU.matmul_forward(out_g.f(), xg.f(), wg, nullptr, 1, sh.C, sh.OC);
+        o7[rows[0] - '0'] = out_g.get();
+      }
+      qt::cuda::set_path("gemv_rows", "0");
+      DevBuf again(GPU, nans(static_cast<size_t>(sh.OC)));
+      GPU.matmul_forward(again.f(), xg.f(), wg, nullptr, 1, sh.C, sh.OC);
+      cmp(R, "ops", "matmul_forward [gemv7] bf16 compute N=1 " + std::string(sh.name), ref, o7[0], 1e-3);
+      exact(R, "ops", "matmul_forward [gemv7] deterministic (rerun) " + std::string(sh.name), o7[0], again.get());
+      exact(R, "ops", "matmul_forward [gemv7] 1 and 2 rows/warp give the same bits " + std::string(sh.name), o7[1], o7[2]);
+      qt::Weight w32 = wg;
+      w32.compute = DType::F32;
+      DevBuf out32(GPU, nans(static_cast<size_t>(sh.OC)));
+      GPU.matmul_forward(out32.f(), xg.f(), w32, nullptr, 1, sh.C, sh.OC);
+      exact(R, "ops", "matmul_forward [gemv7] fp32 compute equals [gemv3] bit for bit " + std::string(sh.name), outs[2], out32.get());
+    }
     for (const char* mode : {"4", "6"}) {
       qt::cuda::set_path("gemv", mode);
       for (const char* rows : {"1", "2"}) {
@@ -629,7 +654,7 @@ void check_gemv(Report& R) {
       auto wl = rand_vec(static_cast<size_t>(gr.ocs[static_cast<size_t>(i)]) * C, 300 + i, -0.05f, 0.05f);
       wps.push_back(std::make_unique<WeightPair>(wl, gr.ocs[static_cast<size_t>(i)], C, DType::NF4, true));
     }
-    for (const char* mode : {"4", "6"})
+    for (const char* mode : {"4", "6", "7"})
     for (int N : {1, 2}) {
       qt::cuda::set_path("gemv", mode);
       auto x = rand_vec(static_cast<size_t>(N) * C, 310 + N, -2, 2), bias = rand_vec(static_cast<size_t>(gr.ocs[1]), 320);

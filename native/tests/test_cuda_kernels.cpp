@@ -395,13 +395,18 @@ void run_gemv3(const qt::kern::GemvArgs& a, int blocks) {
 
 // nf4_gemv4 (one row of x staged in shared memory, transposed per tile of 32 chunks; RW rows per warp, U chunks per
 // row and step) on `blocks` blocks
-template <int RW, int U, bool OFF = false>
+template <int RW, int U, int LUT = qt::kern::kLutNibble>
 void run_gemv4(const qt::kern::GemvArgs& a, int blocks) {
-  warpsim::launch({blocks, 1, 1}, qt::kern::kGemv3Threads, qt::kern::gemv4_smem_bytes(a.C), [&](warpsim::Ctx& c) {
+  warpsim::launch({blocks, 1, 1}, qt::kern::kGemv3Threads, qt::kern::gemv4_smem_bytes(a.C, LUT), [&](warpsim::Ctx& c) {
     float* xs = reinterpret_cast<float*>(c.smem()) + qt::kern::kNf4TabSize;
+    uint32_t* ptab = reinterpret_cast<uint32_t*>(xs + qt::kern::gemv4_xs_floats(a.C));
     qt::kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
     fill_tab(c);  // ends with the block barrier the staged x needs too
-    qt::kern::nf4_gemv3<1, true, RW, U, OFF>(c, a, reinterpret_cast<const float*>(c.smem()), xs);
+    if (LUT == qt::kern::kLutPairF16) {
+      qt::kern::nf4_pair_fill(c, ptab, reinterpret_cast<const float*>(c.smem()));
+      c.sync();
+    }
+    qt::kern::nf4_gemv3<1, true, RW, U, LUT>(c, a, reinterpret_cast<const float*>(c.smem()), xs, ptab);
   });
 }
 
@@ -444,10 +449,42 @@ TEST(sim_nf4_gemv4_staged_x_equals_gemv3) {
       for (int rw : {1, 2}) {
         std::fill(g4.begin(), g4.end(), std::nanf(""));
         a.out = g4.data();
-        if (rw == 1) run_gemv4<1, 8, true>(a, sh.blocks);
-        else run_gemv4<2, 4, true>(a, sh.blocks);
+        if (rw == 1) run_gemv4<1, 8, qt::kern::kLutOffset>(a, sh.blocks);
+        else run_gemv4<2, 4, qt::kern::kLutOffset>(a, sh.blocks);
         CHECK_MSG(std::memcmp(g3.data(), g4.data(), g3.size() * 4) == 0,
                   "OC=" << sh.OC << " C=" << sh.C << " rows/warp=" << rw << ": gemv6 != gemv3");
+      }
+      // nf4_gemv7 (the fp16 pair table): the products of fp16-rounded code values, in gemv3's order. Against the CPU
+      // product of weights whose code values are fp16-rounded the same way: equal up to the fp32 rounding of the two
+      // sums' different groupings; against the exact CPU product: within fp16's rounding of the code values.
+      {
+        std::vector<float> g7(ref.size(), std::nanf("")), g7b(ref.size(), std::nanf(""));
+        a.out = g7.data();
+        run_gemv4<2, 4, qt::kern::kLutPairF16>(a, sh.blocks);
+        a.out = g7b.data();
+        run_gemv4<1, 8, qt::kern::kLutPairF16>(a, sh.blocks);
+        const double e = rel_l2(ref, g7);
+        CHECK_MSG(e <= 1e-3 && e > 0, "OC=" << sh.OC << " C=" << sh.C << " dq=" << dq << ": gemv7 rel L2 " << e);
+        CHECK_MSG(std::memcmp(g7.data(), g7b.data(), g7.size() * 4) == 0, "gemv7 depends on its rows per warp");
+        // the fp16-rounded reference, computed here: sum over chunks of (sum_j f16(code) x_j) * absmax, as the kernel
+        std::vector<float> r16(ref.size());
+        std::vector<float> deq(static_cast<size_t>(sh.OC) * sh.C);
+        qt::cpu::dequantize(deq.data(), p.w);
+        for (int o = 0; o < sh.OC; o++) {
+          double acc = 0;
+          for (int j = 0; j < sh.C; j++) {
+            const size_t idx = static_cast<size_t>(o) * sh.C + j;
+            const uint8_t byte = static_cast<const uint8_t*>(p.w.data)[idx / 2];
+            const int code = idx % 2 == 0 ? byte >> 4 : byte & 15;
+            const float cv = qt::kern::f16_value(qt::kern::f16_bits(qt::kNf4Codes[code]));
+            // this block's absmax, recovered from the CPU's dequantized weight (the zero code carries none: cv = 0)
+            const double am = qt::kNf4Codes[code] != 0.0f ? static_cast<double>(deq[idx]) / qt::kNf4Codes[code] : 0.0;
+            acc += static_cast<double>(cv) * am * x[static_cast<size_t>(j)];
+          }
+          r16[static_cast<size_t>(o)] = static_cast<float>(acc + bias[static_cast<size_t>(o)]);
+        }
+        const double e16 = rel_l2(r16, g7);
+        CHECK_MSG(e16 <= 2e-6, "OC=" << sh.OC << " C=" << sh.C << ": gemv7 vs the fp16-code reference rel L2 " << e16);
       }
     }
   CHECK(qt::kern::gemv4_xs_floats(320) == 1024 && qt::kern::gemv4_xs_floats(1024) == 1024 && qt::kern::gemv4_xs_floats(1056) == 2048);
@@ -485,7 +522,7 @@ TEST(sim_nf4_gemv4_segments_equal_one_launch_per_weight) {
         for (auto& t : together) std::fill(t.begin(), t.end(), std::nanf(""));
         a.nseg = 3;
         if (rw == 1) run_gemv4<1, 8>(a, blocks);
-        else run_gemv4<2, 4, true>(a, blocks);  // and nf4_gemv6's lookups
+        else run_gemv4<2, 4, qt::kern::kLutOffset>(a, blocks);  // and nf4_gemv6's lookups
         for (int i = 0; i < 3; i++)
           CHECK_MSG(std::memcmp(alone[i].data(), together[i].data(), alone[i].size() * 4) == 0,
                     "C=" << C << " blocks=" << blocks << " rows/warp=" << rw << " weight " << i);

@@ -143,7 +143,8 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
     if (env_is("QT_CUDA_GEMV", "1")) d.gemv = 1;  // run 2's kernel
     if (env_is("QT_CUDA_GEMV", "3")) d.gemv = 3;  // run 3's kernel
-    if (env_is("QT_CUDA_GEMV", "4")) d.gemv = 4;  // x staged in shared memory (default: 6, 4 with offset table lookups)
+    if (env_is("QT_CUDA_GEMV", "4")) d.gemv = 4;  // x staged in shared memory
+    if (env_is("QT_CUDA_GEMV", "6")) d.gemv = 6;  // 4 with offset table lookups (default: 7, 6 with the fp16 pair table)
     for (const char* r : {"1", "2"})
       if (env_is("QT_CUDA_GEMV_ROWS", r)) d.gemv_rows = r[0] - '0';
     if (env_is("QT_CUDA_DEQUANT", "simple")) d.dequant = Paths::kDqSimple;
@@ -168,7 +169,7 @@ bool set_path(const std::string& name, const std::string& value) {
   Paths& p = mutable_paths();
   if (name == "attn" && (value == "tc16" || value == "tc" || value == "simt"))
     p.attn = value == "tc16" ? Paths::kAttnTc16 : value == "tc" ? Paths::kAttnTc : Paths::kAttnSimt;
-  else if (name == "gemv" && (value == "6" || value == "4" || value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
+  else if (name == "gemv" && (value == "7" || value == "6" || value == "4" || value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
   else if (name == "gemv_rows" && (value == "0" || value == "1" || value == "2")) p.gemv_rows = value[0] - '0';
   else if (name == "dequant" && (value == "auto" || value == "vec2" || value == "vec" || value == "simple"))
     p.dequant = value == "auto" ? Paths::kDqAuto : value == "vec2" ? Paths::kDqVec2 : value == "vec" ? Paths::kDqVec : Paths::kDqSimple;
@@ -185,7 +186,7 @@ std::string active_paths() {
   const char* ck = std::getenv("QT_CKPT_BF16");
   const char* ru = std::getenv("QT_DEQUANT_REUSE");
   return std::string("attn=") + (p.attn == Paths::kAttnTc16 ? "tc16" : p.attn == Paths::kAttnTc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
-         ((p.gemv == 4 || p.gemv == 6) && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
+         (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora_fused ? "fused" : "cublas") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + (p.pdl ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto") +
          " reuse=" + (ru ? ru : "0");

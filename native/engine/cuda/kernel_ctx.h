@@ -100,6 +100,33 @@ QT_KFN uint16_t f16_bits(float f) {
 #endif
 }
 
+/** The value of fp16 bits h (exact). */
+QT_KFN float f16_value(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  return __half2float(__ushort_as_half(h));
+#else
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu;
+  uint32_t m = h & 0x3ffu, bits;
+  if (e == 31) {
+    bits = sign | 0x7f800000u | m << 13;
+  } else if (e != 0) {
+    bits = sign | (e + 112u) << 23 | m << 13;
+  } else if (m == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    uint32_t ee = 113;
+    while (!(m & 0x400u)) {
+      m <<= 1;
+      ee--;
+    }
+    bits = sign | ee << 23 | (m & 0x3ffu) << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
 /** Two floats as a bf16 pair in one 32-bit register: `lo` in bits 0..15 (the lower-indexed element), `hi` above. */
 QT_KFN uint32_t pack_bf16(float lo, float hi) {
   return static_cast<uint32_t>(bf16_bits(lo)) | (static_cast<uint32_t>(bf16_bits(hi)) << 16);

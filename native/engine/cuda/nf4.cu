@@ -7,7 +7,8 @@
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
 // Decode: matmuls of <= 4 rows multiply straight from the codes: nf4_gemv4 (nf4_kernels.h: one row, x staged in shared
 // memory; the default, QT_CUDA_GEMV=4, also several weights sharing x in one launch), nf4_gemv3 (more rows, and
-// QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1); QT_CUDA_GEMV=6: nf4_gemv4 with offset table lookups (the same bits).
+// QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1); QT_CUDA_GEMV=6: nf4_gemv4 with offset table lookups (the same bits);
+// QT_CUDA_GEMV=7: 6 with an fp16 pair table for 16-bit compute (half the shared-memory reads).
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -134,62 +135,76 @@ int gemv3_resident_blocks(const DeviceCtx& dc) {
 }
 
 // nf4_gemv4: RW rows per warp, U chunks per row and step (RW x U = 8 loads in flight per lane). At most 80 registers
-// (3 blocks of 256 threads per SM: 24 warps; run 4's gemv4 with RW = 4 used 94 and got 2 blocks).
-template <int RW, int U, bool OFF>
+// (3 blocks of 256 threads per SM: 24 warps; run 4's gemv4 with RW = 4 used 94 and got 2 blocks). LUT: how code values
+// are found (kern::Lut: gemv4, gemv6, gemv7). The tables are constant data, filled before the PDL wait.
+template <int RW, int U, int LUT>
 __global__ void __launch_bounds__(kern::kGemv3Threads, 3) nf4_gemv4_kernel(kern::GemvArgs a) {
   kern::DevCtx c;
   float* tab = reinterpret_cast<float*>(c.smem());
   float* xs = tab + kern::kNf4TabSize;
+  uint32_t* ptab = reinterpret_cast<uint32_t*>(xs + kern::gemv4_xs_floats(a.C));
   for (int i = threadIdx.x; i < kern::kNf4TabSize; i += blockDim.x) tab[i] = g_nf4_tab[i];  // constant data
+  if (LUT == kern::kLutPairF16) {
+    __syncthreads();
+    kern::nf4_pair_fill(c, ptab, tab);
+  }
   kern::grid_dep_begin();  // launched with PDL (launch_pdl): x is the previous kernel's output
   kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
   __syncthreads();
-  kern::nf4_gemv3<1, true, RW, U, OFF>(c, a, tab, xs);
+  kern::nf4_gemv3<1, true, RW, U, LUT>(c, a, tab, xs, ptab);
 }
 
-// Resident blocks of nf4_gemv4_kernel<RW, U, OFF> with `smem` bytes of shared memory (its persistent grid), per device.
-template <int RW, int U, bool OFF>
+// Resident blocks of nf4_gemv4_kernel<RW, U, LUT> with `smem` bytes of shared memory (its persistent grid), per device.
+template <int RW, int U, int LUT>
 int gemv4_resident_blocks(const DeviceCtx& dc, int smem) {
   static std::mutex mu;
   static std::map<std::pair<int, int>, int> cap_of;  // (device, smem) -> blocks
   static std::map<int, bool> attr_set;               // device -> the kernel may use the opt-in shared memory
   std::lock_guard<std::mutex> lk(mu);
   if (smem > 48 * 1024 && !attr_set[dc.device]) {
-    QT_CUDA_CHECK(cudaFuncSetAttribute(nf4_gemv4_kernel<RW, U, OFF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    QT_CUDA_CHECK(cudaFuncSetAttribute(nf4_gemv4_kernel<RW, U, LUT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(dc.prop.sharedMemPerBlockOptin)));
     attr_set[dc.device] = true;
   }
   auto it = cap_of.find({dc.device, smem});
   if (it == cap_of.end()) {
     int per_sm = 0;
-    QT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, nf4_gemv4_kernel<RW, U, OFF>, kern::kGemv3Threads, smem));
+    QT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, nf4_gemv4_kernel<RW, U, LUT>, kern::kGemv3Threads, smem));
     it = cap_of.emplace(std::make_pair(dc.device, smem), (per_sm < 1 ? 1 : per_sm) * dc.prop.multiProcessorCount).first;
   }
   return it->second;
 }
 
-template <int RW, int U, bool OFF>
+template <int RW, int U, int LUT>
 void gemv4_launch_rw(const kern::GemvArgs& a, int smem, cudaStream_t s) {
-  const int cap = gemv4_resident_blocks<RW, U, OFF>(device_ctx(), smem);
+  const int cap = gemv4_resident_blocks<RW, U, LUT>(device_ctx(), smem);
   const int groups = kern::gemv_groups<RW>(a);
   const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);
-  launch_pdl(nf4_gemv4_kernel<RW, U, OFF>, dim3(static_cast<unsigned>(want < cap ? want : cap)), dim3(kern::kGemv3Threads),
+  launch_pdl(nf4_gemv4_kernel<RW, U, LUT>, dim3(static_cast<unsigned>(want < cap ? want : cap)), dim3(kern::kGemv3Threads),
              static_cast<size_t>(smem), s, a);
 }
 
-// nf4_gemv4 for one row (a.OC rows, or all of a.seg's): launched when its shared memory (table + staged x) fits the
-// device; false: the caller takes nf4_gemv3. Rows per warp: QT_CUDA_GEMV_ROWS (1 or 2), else 2 for more than 2048
-// rows and 1 below (run 4 on an H200, us per call: q/o 9.6 with 2 rows, 11.4 with 1 (10.5 with 4, since dropped: it
-// spills with segments); down 24.1 / 31.7; gate/up 21.2 / 25.1; k/v 6.7 / 6.3).
-bool gemv4_launch(const kern::GemvArgs& a, int rows, cudaStream_t s) {
+template <int LUT>
+void gemv4_launch_lut(const kern::GemvArgs& a, int rw, cudaStream_t s) {
+  const int smem = kern::gemv4_smem_bytes(a.C, LUT);
+  if (rw == 2) gemv4_launch_rw<2, 4, LUT>(a, smem, s);
+  else gemv4_launch_rw<1, 8, LUT>(a, smem, s);
+}
+
+// nf4_gemv4 / 6 / 7 for one row (a.OC rows, or all of a.seg's): launched when its shared memory (table + staged x, for
+// gemv 7 + the pair table) fits the device; false: the caller takes nf4_gemv3. gemv 7 serves weights multiplied in
+// 16-bit compute (f16_ok); fp32 compute keeps gemv 6's exact products. Rows per warp: QT_CUDA_GEMV_ROWS (1 or 2),
+// else 2 for more than 2048 rows and 1 below (run 4 on an H200, us per call: q/o 9.6 with 2 rows, 11.4 with 1 (10.5
+// with 4, since dropped: it spills with segments); down 24.1 / 31.7; gate/up 21.2 / 25.1; k/v 6.7 / 6.3).
+bool gemv4_launch(const kern::GemvArgs& a, int rows, bool f16_ok, cudaStream_t s) {
   const DeviceCtx& dc = device_ctx();
-  const int smem = kern::gemv4_smem_bytes(a.C);
-  if (smem > static_cast<int>(dc.prop.sharedMemPerBlockOptin)) return false;
+  const int lut = paths().gemv == 7 && f16_ok ? kern::kLutPairF16 : paths().gemv >= 6 ? kern::kLutOffset : kern::kLutNibble;
+  if (kern::gemv4_smem_bytes(a.C, lut) > static_cast<int>(dc.prop.sharedMemPerBlockOptin)) return false;
   int rw = paths().gemv_rows;
   if (rw == 0) rw = rows > 2048 ? 2 : 1;
-  const bool off = paths().gemv == 6;  // nf4_gemv6: the same kernel with nf4_chunk_dot's offset lookups
-  if (rw == 2) off ? gemv4_launch_rw<2, 4, true>(a, smem, s) : gemv4_launch_rw<2, 4, false>(a, smem, s);
-  else off ? gemv4_launch_rw<1, 8, true>(a, smem, s) : gemv4_launch_rw<1, 8, false>(a, smem, s);
+  if (lut == kern::kLutPairF16) gemv4_launch_lut<kern::kLutPairF16>(a, rw, s);
+  else if (lut == kern::kLutOffset) gemv4_launch_lut<kern::kLutOffset>(a, rw, s);
+  else gemv4_launch_lut<kern::kLutNibble>(a, rw, s);
   return true;
 }
 
@@ -383,7 +398,7 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
   a.N = N;
   a.C = C;
   a.OC = OC;
-  if ((paths().gemv == 4 || paths().gemv == 6) && N == 1 && gemv4_launch(a, OC, s)) return true;
+  if (paths().gemv >= 4 && N == 1 && gemv4_launch(a, OC, w.compute != DType::F32, s)) return true;
   if (paths().gemv >= 3) {
     if (N == 1) gemv3_launch<1>(a, s);
     else if (N == 2) gemv3_launch<2>(a, s);
@@ -402,7 +417,7 @@ bool nf4_gemv(float* out, const float* inp, const Weight& w, const float* bias, 
 }
 
 bool nf4_gemv_many_applies(const float* inp, const Weight* const* ws, int count, int C) {
-  if ((paths().gemv != 4 && paths().gemv != 6) || count < 1 || count > kern::kGemvMaxSegs) return false;
+  if (paths().gemv < 4 || count < 1 || count > kern::kGemvMaxSegs) return false;
   if (kern::gemv4_smem_bytes(C) > static_cast<int>(device_ctx().prop.sharedMemPerBlockOptin)) return false;
   for (int i = 0; i < count; i++)
     if (ws[i]->cols != C || !nf4_gemv_applies(*ws[i], inp, 1, C, static_cast<int>(ws[i]->rows))) return false;
@@ -427,7 +442,9 @@ bool nf4_gemv_many(float* const* outs, const float* inp, const Weight* const* ws
     a.seg[i].OC = OC;
     rows += OC;
   }
-  return gemv4_launch(a, rows, s);
+  bool f16_ok = true;
+  for (int i = 0; i < count; i++) f16_ok = f16_ok && ws[i]->compute != DType::F32;
+  return gemv4_launch(a, rows, f16_ok, s);
 }
 
 void dequantize(float* out, const Weight& w) {

@@ -28,8 +28,12 @@
 //                    of 32 chunks (nf4_gemv_stage_x), so a warp's 8 loads per chunk step read 512 contiguous bytes
 //                    each (4 wavefronts, no bank conflict). The products and their order are nf4_gemv3's: the same
 //                    bits.
-//   nf4_gemv6        nf4_gemv4 with nf4_chunk_dot<true>'s table offsets (QT_CUDA_GEMV=6): fewer integer instructions per
-//                    weight for the same table reads and products (the same bits).
+//   nf4_gemv6        nf4_gemv4 with nf4_chunk_dot's table offsets (kLutOffset; QT_CUDA_GEMV=6): fewer integer instructions
+//                    per weight for the same table reads and products (the same bits).
+//   nf4_gemv7        nf4_gemv6 reading both of a code byte's values in one 32-bit read of a per-lane fp16 pair table
+//                    (kLutPairF16; QT_CUDA_GEMV=7, for weights multiplied in 16-bit compute; fp32 compute keeps gemv6's
+//                    exact products): half the shared-memory reads per weight, the pipe runs 4-6 showed limits these
+//                    kernels.
 // Both take the 16 NF4 code values and bnb's 256-entry dynamic map in shared memory (`tab`, 272 floats, filled by
 // the caller): the codes index them per lane, which constant memory would serialise.
 // Templates over the kernel context (kernel_ctx.h): nf4.cu launches them, native/tests simulates them.
@@ -86,18 +90,44 @@ QT_KFN uint32_t byte_of(uint32_t v, int k) {
 #endif
 }
 
+/** How nf4_chunk_dot finds a weight's code value:
+ *  kLutNibble  tab[code], the code a shift and a mask of its byte (nf4_gemv3, nf4_gemv4);
+ *  kLutOffset  the same table reads, each code word's table offsets (code x 4) formed 4 at a time, the 4 high
+ *              nibbles by one shift and mask of the word and the 4 low ones by another, so each lookup takes one byte
+ *              of them (one PRMT) instead of a shift and a mask of its own (nf4_gemv6): the same bits;
+ *  kLutPairF16 one 32-bit read per code BYTE from the fp16 pair table (nf4_pair_fill: both weights' code values as
+ *              fp16, a copy per lane so no read ever conflicts), so half the shared-memory reads per weight, with the
+ *              code values rounded to fp16 (relative error <= 2^-11; nf4_gemv7, for 16-bit compute only). */
+enum Lut { kLutNibble = 0, kLutOffset = 1, kLutPairF16 = 2 };
+
+/** The fp16 pair table: word b * 32 + l = lane l's copy of byte b's code values (the high nibble's in bits 0..15, the
+ *  even element), so lane l's reads all fall in bank l. 32 KB. */
+constexpr int kNf4PairWords = 256 * 32;
+template <class Ctx>
+QT_KFN void nf4_pair_fill(Ctx& c, uint32_t* ptab, const float* tab) {
+  for (int i = c.tid(); i < kNf4PairWords; i += c.nthreads()) {
+    const int b = i / 32;
+    ptab[i] = static_cast<uint32_t>(f16_bits(tab[b >> 4])) | (static_cast<uint32_t>(f16_bits(tab[b & 15])) << 16);
+  }
+}
+
 /** A chunk's dot product before its block's absmax: sum over its 32 weights, in element order, of code value times
- *  x (xv = the chunk's 32 x values). OFF (nf4_gemv6): each code word's table offsets (code x 4) are formed 4 at a
- *  time, the 4 high nibbles by one shift and mask of the word and the 4 low ones by another, so each lookup takes
- *  one byte of them (one PRMT) instead of a shift and a mask of its own. The same table reads
- *  and products in the same order either way: the same bits. */
-template <bool OFF>
-QT_KFN float nf4_chunk_dot(const U4& cw, const float* xv, const float* tab) {
+ *  x (xv = the chunk's 32 x values), the code values found as LUT says (plane: this lane's column of the fp16 pair
+ *  table, kLutPairF16 only). */
+template <int LUT>
+QT_KFN float nf4_chunk_dot(const U4& cw, const float* xv, const float* tab, const uint32_t* plane = nullptr) {
   float sum = 0.0f;
   QT_UNROLL
   for (int q = 0; q < 4; q++) {
     const uint32_t word = u4_word(cw, q);
-    if (OFF) {
+    if (LUT == kLutPairF16) {
+      QT_UNROLL
+      for (int k = 0; k < 4; k++) {
+        const uint32_t pr = plane[byte_of(word, k) * 32];
+        sum += f16_value(static_cast<uint16_t>(pr & 0xffffu)) * xv[8 * q + 2 * k];
+        sum += f16_value(static_cast<uint16_t>(pr >> 16)) * xv[8 * q + 2 * k + 1];
+      }
+    } else if (LUT == kLutOffset) {
       const uint32_t hi = (word >> 2) & 0x3c3c3c3cu, lo = (word << 2) & 0x3c3c3c3cu;  // byte k: nibble of byte k x 4
       QT_UNROLL
       for (int k = 0; k < 4; k++) {
@@ -281,7 +311,7 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
       load_x32(xv, xr, 4);
       QT_UNROLL
       for (int r = 0; r < RW; r++) {
-        const float s = nf4_chunk_dot<false>(cw[r], xv, tab);
+        const float s = nf4_chunk_dot<kLutNibble>(cw[r], xv, tab);
         acc[r][n] += s * am[r];
       }
     }
@@ -309,8 +339,10 @@ QT_KFN void nf4_gemv(Ctx& c, const GemvArgs& p, const float* tab) {
 
 /** Floats of staged x for C inputs: whole tiles of 32 chunks (1024 values; the last tile may be partial). */
 QT_KFN int gemv4_xs_floats(int C) { return (C / 32 + 31) / 32 * 1024; }
-/** Shared memory of nf4_gemv4: the table, then the staged x. */
-QT_KFN int gemv4_smem_bytes(int C) { return (kNf4TabSize + gemv4_xs_floats(C)) * 4; }
+/** Shared memory of nf4_gemv4: the table, then the staged x (nf4_gemv7: then the fp16 pair table). */
+QT_KFN int gemv4_smem_bytes(int C, int lut = kLutNibble) {
+  return (kNf4TabSize + gemv4_xs_floats(C) + (lut == kLutPairF16 ? kNf4PairWords : 0)) * 4;
+}
 
 /** xs <- x[0, C) transposed per tile of 32 chunks: value j of chunk ch (x[32 ch + j]) lives at float4 slot
  *  (ch / 32) * 256 + (j / 4) * 32 + ch % 32, element j % 4. Slot i of the block's walk is written by thread
@@ -347,10 +379,10 @@ constexpr int kGemv3Smem = kNf4TabSize * 4;
  *  registers go to the rows of x); its partial sums are added in chunk order, then the warp's lanes by a fixed xor
  *  tree, so a row's result does not depend on RW, U or the grid. XS: x comes from xs, staged by nf4_gemv_stage_x
  *  (nf4_gemv4: RW 2 or 1 with U 4 or 8 keeps 8 loads in flight per lane and gives 2-4x the warps of RW = 4 on
- *  4096-row weights, which run 4's profile showed at 8 warps per SM). OFF: nf4_chunk_dot's offset lookups
- *  (nf4_gemv6). */
-template <int NR, bool XS = false, int RW = kGemv3RowsPerWarp, int U = (NR == 1 ? kGemv3Unroll : 1), bool OFF = false, class Ctx>
-QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* xs = nullptr) {
+ *  4096-row weights, which run 4's profile showed at 8 warps per SM). LUT: how nf4_chunk_dot finds code values
+ *  (kLutOffset: nf4_gemv6; kLutPairF16: nf4_gemv7, ptab = the block's fp16 pair table). */
+template <int NR, bool XS = false, int RW = kGemv3RowsPerWarp, int U = (NR == 1 ? kGemv3Unroll : 1), int LUT = kLutNibble, class Ctx>
+QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* xs = nullptr, const uint32_t* ptab = nullptr) {
   static_assert(!XS || NR == 1, "x is staged in shared memory for one row only");
   constexpr int NWB = kGemv3Threads / 32;
   const int warp = c.tid() / 32, lane = c.tid() % 32;
@@ -403,7 +435,7 @@ QT_KFN void nf4_gemv3(Ctx& c, const GemvArgs& p, const float* tab, const float* 
           }
           QT_UNROLL
           for (int r = 0; r < RW; r++) {
-            const float sum = nf4_chunk_dot<OFF>(cw[u][r], xv, tab);
+            const float sum = nf4_chunk_dot<LUT>(cw[u][r], xv, tab, LUT == kLutPairF16 ? ptab + lane : nullptr);
             acc[r][n] += sum * am[u][r];
           }
         }

@@ -14,12 +14,13 @@ struct Paths {
   // fp16 operands (tc16, run 3), or on bf16 ones like its backward (tc, run 2); simt = the fp32 SIMT kernels
   enum Attn { kAttnSimt = 0, kAttnTc = 1, kAttnTc16 = 2 };
   int attn = kAttnTc16;
-  int gemv = 6;             // QT_CUDA_GEMV=6|4|3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 4 = run 3's kernel
+  int gemv = 7;             // QT_CUDA_GEMV=7|6|4|3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 4 = run 3's kernel
                             // with one row of x staged in shared memory and 1-2 rows per warp (run 4; N > 1 and rows
                             // too long for shared memory take 3), 6 = 4 with its table offsets formed 4 codes at a time
-                            // (run 6; the same bits), 3 = warp-per-rows kernel (run 3), 1 = run 2's block kernel, 0 = off
-                            // (dequantize + GEMM)
-  int gemv_rows = 0;        // QT_CUDA_GEMV_ROWS=1|2: rows per warp of gemv 4 / 6 (0: by the weight's rows; measurements)
+                            // (run 6; the same bits), 7 = 6 reading a code byte's two values from an fp16 pair table
+                            // for 16-bit compute (run 8; fp32 compute takes 6), 3 = warp-per-rows kernel (run 3), 1 =
+                            // run 2's block kernel, 0 = off (dequantize + GEMM)
+  int gemv_rows = 0;        // QT_CUDA_GEMV_ROWS=1|2: rows per warp of gemv 4 / 6 / 7 (0: by the weight's rows)
   // QT_CUDA_DEQUANT=auto|vec2|vec|simple: NF4 dequantization: vec = 16-byte loads and stores (run 2), vec2 = coalesced
   // 512-byte warp stores for 16-bit outputs (run 3), auto = vec2 or vec, whichever the first large 16-bit dequantization
   // on the device times faster (fp32 outputs: vec); simple = a byte per thread. All give the same bits.

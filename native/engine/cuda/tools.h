@@ -42,8 +42,9 @@ void release_workspace();
  *    attn     tc16|tc|simt   QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+, its forward
  *                                              on fp16 operands (tc16, default) or bf16 ones (tc; the backward is bf16
  *                                              either way), or the fp32 SIMT kernels (simt; always used for fp32 compute)
- *    gemv     6|4|3|1|0       QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode): 4 = x staged
- *                                              in shared memory, 6 = 4 with offset table lookups (default), 3 = run 3's
+ *    gemv     7|6|4|3|1|0     QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode): 4 = x staged
+ *                                              in shared memory, 6 = 4 with offset table lookups, 7 = 6 with an fp16
+ *                                              pair table for 16-bit compute (default; fp32 compute takes 6), 3 = run 3's
  *                                              warp-per-rows kernel, 1 = run 2's block kernel, 0 = dequantize + GEMM
  *    dequant  auto|vec2|vec|simple  QT_CUDA_DEQUANT  NF4 dequantization: vec2 = coalesced 16-bit stores (run 3), vec =
  *                                              16-byte loads and stores (run 2), auto = whichever of the two the first
