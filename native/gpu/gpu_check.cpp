@@ -74,7 +74,8 @@ std::string run3_tags(bool bf16, bool decode = true) {
 void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   qt::cuda::set_path("gemv", default_gemv());
-  qt::cuda::set_path("pdl", std::getenv("QT_CUDA_PDL") && std::strcmp(std::getenv("QT_CUDA_PDL"), "0") == 0 ? "0" : "1");
+  const char* pd = std::getenv("QT_CUDA_PDL");
+  qt::cuda::set_path("pdl", pd && (std::strcmp(pd, "0") == 0 || std::strcmp(pd, "2") == 0) ? pd : "1");
   const char* gr = std::getenv("QT_CUDA_GEMV_ROWS");
   qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());

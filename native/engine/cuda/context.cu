@@ -153,7 +153,8 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_LORA", "fused")) d.lora_fused = true;  // default cublas (run 2: the fused kernels were slower)
     if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
     if (env_is("QT_CUDA_DECODE", "0")) d.decode = false;
-    if (env_is("QT_CUDA_PDL", "0")) d.pdl = false;
+    if (env_is("QT_CUDA_PDL", "0")) d.pdl = 0;
+    if (env_is("QT_CUDA_PDL", "2")) d.pdl = 2;
     return d;
   }();
   return p;
@@ -163,7 +164,7 @@ Paths& mutable_paths() {
 
 const Paths& paths() { return mutable_paths(); }
 
-bool pdl_enabled() { return paths().pdl && device_ctx().prop.major >= 9; }
+bool pdl_enabled() { return paths().pdl != 0 && device_ctx().prop.major >= 9; }
 
 bool set_path(const std::string& name, const std::string& value) {
   Paths& p = mutable_paths();
@@ -176,7 +177,7 @@ bool set_path(const std::string& name, const std::string& value) {
   else if (name == "lora" && (value == "fused" || value == "cublas")) p.lora_fused = value == "fused";
   else if (name == "xcache" && (value == "1" || value == "0")) p.xcache = value == "1";
   else if (name == "decode" && (value == "1" || value == "0")) p.decode = value == "1";
-  else if (name == "pdl" && (value == "1" || value == "0")) p.pdl = value == "1";
+  else if (name == "pdl" && (value == "1" || value == "2" || value == "0")) p.pdl = value[0] - '0';
   else return false;
   return true;
 }
@@ -188,7 +189,7 @@ std::string active_paths() {
   return std::string("attn=") + (p.attn == Paths::kAttnTc16 ? "tc16" : p.attn == Paths::kAttnTc ? "tc" : "simt") + " gemv=" + std::to_string(p.gemv) +
          (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora_fused ? "fused" : "cublas") +
-         " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + (p.pdl ? "1" : "0") + " ckpt_bf16=" + (ck ? ck : "auto") +
+         " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + std::to_string(p.pdl) + " ckpt_bf16=" + (ck ? ck : "auto") +
          " reuse=" + (ru ? ru : "0");
 }
 

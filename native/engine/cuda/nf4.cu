@@ -148,7 +148,8 @@ __global__ void __launch_bounds__(kern::kGemv3Threads, 3) nf4_gemv4_kernel(kern:
     __syncthreads();
     kern::nf4_pair_fill(c, ptab, tab);
   }
-  kern::grid_dep_begin();  // launched with PDL (launch_pdl): x is the previous kernel's output
+  kern::grid_dep_wait();  // launched with PDL (launch_pdl): x is the previous kernel's output
+  if (!a.late_trigger) kern::grid_dep_launch_dependents();
   kern::nf4_gemv_stage_x(c, xs, a.x, a.C);
   __syncthreads();
   kern::nf4_gemv3<1, true, RW, U, LUT>(c, a, tab, xs, ptab);
@@ -176,7 +177,8 @@ int gemv4_resident_blocks(const DeviceCtx& dc, int smem) {
 }
 
 template <int RW, int U, int LUT>
-void gemv4_launch_rw(const kern::GemvArgs& a, int smem, cudaStream_t s) {
+void gemv4_launch_rw(kern::GemvArgs a, int smem, cudaStream_t s) {
+  a.late_trigger = paths().pdl == 2;
   const int cap = gemv4_resident_blocks<RW, U, LUT>(device_ctx(), smem);
   const int groups = kern::gemv_groups<RW>(a);
   const int want = (groups + kern::kGemv3Threads / 32 - 1) / (kern::kGemv3Threads / 32);

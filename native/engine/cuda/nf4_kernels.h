@@ -236,6 +236,7 @@ struct GemvArgs {
   // q/k/v or gate/up, which share their input); each weight's rows are split into its own row groups
   int nseg = 0;
   GemvSeg seg[kGemvMaxSegs];
+  bool late_trigger = false;  // nf4_gemv4 under PDL: the next kernel launches as this one's blocks exit (QT_CUDA_PDL=2)
 };
 
 /** The weight, output and rows of row group g (rows RW g ..) of a GEMV: p's own, or the segment holding group g

@@ -31,8 +31,9 @@ struct Paths {
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
   bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm of <= 256 rows with a
                             // block per row and the row in registers (decode_kernels.h; run 3)
-  bool pdl = true;          // QT_CUDA_PDL=1|0: the decode path's kernels (NF4 GEMV, RMSNorm rows, RoPE, decode attention,
-                            // SwiGLU) with programmatic dependent launch on sm_90+ (launch_pdl; run 7)
+  int pdl = 1;              // QT_CUDA_PDL=1|2|0: the decode path's kernels (NF4 GEMV, RMSNorm rows, RoPE, decode attention,
+                            // SwiGLU) with programmatic dependent launch on sm_90+ (launch_pdl; run 7); 2: the same, but
+                            // the NF4 GEMV lets the next kernel launch only as its blocks exit (measurements)
 };
 const Paths& paths();
 
@@ -40,7 +41,7 @@ const Paths& paths();
  *  (programmatic dependent launch) when paths().pdl and the device is sm_90+: its launch and its blocks' start overlap
  *  that kernel's last blocks instead of following them. The kernel must begin with kern::grid_dep_wait() (or
  *  grid_dep_begin()) before touching memory other kernels use. Errors as a launch (QT_LAUNCH_CHECK's). */
-bool pdl_enabled();
+bool pdl_enabled();  // paths().pdl on an sm_90+ device
 template <typename... KArgs, typename... Args>
 void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
   cudaLaunchConfig_t cfg = {};
