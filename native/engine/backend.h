@@ -154,6 +154,11 @@ struct Backend {
   // OVERWRITES dlogits (not +=), and may be called in place (dlogits == logits).
   void (*cross_entropy_backward)(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
 
+  // ---- greedy decoding (cpu/argmax.cpp) ---------------------------------------------------------------
+  // out[n] = the first index of row n's maximum (torch.argmax), or -1 when the row holds a NaN (the caller then
+  // samples on the host). x [N, V]; out int32 [N].
+  void (*argmax_rows)(int32_t* out, const float* x, int N, int V);
+
   // ---- elementwise and reductions (cpu/elementwise.cpp) -------------------------------------------
   void (*add)(float* out, const float* a, const float* b, size_t n);  // out = a + b (out may alias a or b)
   // bf16 storage of fp32 values (the activation checkpoints of gradient checkpointing): out[i] = in[i] rounded to

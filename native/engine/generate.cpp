@@ -37,7 +37,7 @@ Decoder::Decoder(const std::shared_ptr<Model>& model, const Adapter* adapter, in
   alloc_kv_cache(kv_, *model_, capacity);
 }
 
-const std::vector<float>& Decoder::feed(const int32_t* ids, int n, CancelToken* cancel) {
+void Decoder::forward(const int32_t* ids, int n, CancelToken* cancel) {
   const Model& m = *model_;
   QT_CHECK(n > 0 && pos_ + n <= kv_.capacity, ErrorCode::Internal, "Decoder: KV cache capacity exceeded");
   if (acts_.capacity < n)
@@ -50,10 +50,28 @@ const std::vector<float>& Decoder::feed(const int32_t* ids, int n, CancelToken* 
   p.pos0 = pos_;
   p.cache = &kv_;
   model_forward(m, adapter_, acts_, p, cancel);
-  logits_.resize(static_cast<size_t>(m.config.vocab_size));
-  model_logits(m, acts_, n - 1, 1, logits_.data());
+  model_row_logits(m, acts_, n - 1);
   pos_ += n;
+}
+
+const std::vector<float>& Decoder::logits() {
+  logits_.resize(static_cast<size_t>(model_->config.vocab_size));
+  model_->be->download(logits_.data(), acts_.logits, logits_.size() * sizeof(float));
   return logits_;
+}
+
+const std::vector<float>& Decoder::feed(const int32_t* ids, int n, CancelToken* cancel) {
+  forward(ids, n, cancel);
+  return logits();
+}
+
+int32_t Decoder::feed_greedy(const int32_t* ids, int n, CancelToken* cancel) {
+  forward(ids, n, cancel);
+  const Backend& be = *model_->be;
+  be.argmax_rows(acts_.targets, acts_.logits, 1, model_->config.vocab_size);  // targets: unused outside training
+  int32_t tok = -1;
+  be.download(&tok, acts_.targets, sizeof(tok));
+  return tok;
 }
 
 std::vector<float> forward_logits(const std::shared_ptr<Model>& model, const Adapter* adapter,
@@ -113,12 +131,26 @@ GenerateResult generate(const std::shared_ptr<Model>& model, const Adapter* adap
     check_cancel(cancel);
     auto t0 = clock::now();
     Decoder dec(model, adapter, P + std::max(max_new, 1));
-    std::vector<float> logits = dec.feed(prompt.data(), P, cancel);
+    // Feeds n tokens and picks the next one (new token i): plain greedy decoding finds it on the backend, which
+    // downloads one id instead of the logits (a NaN among them, or any other sampling: on the host, sample_next).
+    const bool backend_greedy = s.temperature <= 0.0f && s.repetition_penalty == 1.0f;
+    auto feed_and_pick = [&](const int32_t* ids, int n, int i) -> int32_t {
+      if (backend_greedy) {
+        const int32_t t = dec.feed_greedy(ids, n, cancel);
+        if (t >= 0) return t;
+        std::vector<float> lg = dec.logits();
+        return sample_next(lg, s, history, s.seed, static_cast<uint64_t>(i));
+      }
+      std::vector<float> lg = dec.feed(ids, n, cancel);
+      return sample_next(lg, s, history, s.seed, static_cast<uint64_t>(i));
+    };
+    int32_t tok = 0;
+    if (max_new > 0) tok = feed_and_pick(prompt.data(), P, 0);
+    else dec.feed(prompt.data(), P, cancel);
     auto t1 = clock::now();
     r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
     r.finish = FinishReason::Length;
     for (int i = 0; i < max_new; i++) {
-      const int32_t tok = sample_next(logits, s, history, s.seed, static_cast<uint64_t>(i));
       r.tokens.push_back(tok);
       history.push_back(tok);
       if (on_token) on_token(tok);
@@ -128,7 +160,8 @@ GenerateResult generate(const std::shared_ptr<Model>& model, const Adapter* adap
       }
       if (i + 1 == max_new) break;
       check_cancel(cancel);
-      logits = dec.feed(&tok, 1, cancel);
+      const int32_t fed = tok;
+      tok = feed_and_pick(&fed, 1, i + 1);
     }
     r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   } catch (const Error& e) {

@@ -292,6 +292,11 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
   return sum;
 }
 
+void model_row_logits(const Model& m, Activations& a, int row) {
+  const int C = m.config.hidden_size, V = m.config.vocab_size;
+  m.be->matmul_forward(a.logits, a.xf + static_cast<size_t>(row) * C, m.lm_head, nullptr, 1, C, V);
+}
+
 void model_logits(const Model& m, Activations& a, int row0, int rows, float* out) {
   const Backend& be = *m.be;
   const int C = m.config.hidden_size, V = m.config.vocab_size;

@@ -209,6 +209,8 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
                   CancelToken* cancel);
 /** Logits [rows, V] of rows [row0, row0 + rows) of a.xf, downloaded into out. */
 void model_logits(const Model& m, Activations& a, int row0, int rows, float* out);
+/** Logits [V] of row `row` of a.xf into a.logits, on the backend (nothing downloaded). */
+void model_row_logits(const Model& m, Activations& a, int row);
 
 void check_cancel(CancelToken* cancel);
 

@@ -75,7 +75,7 @@ void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   qt::cuda::set_path("gemv", default_gemv());
   const char* pd = std::getenv("QT_CUDA_PDL");
-  qt::cuda::set_path("pdl", pd && (std::strcmp(pd, "0") == 0 || std::strcmp(pd, "2") == 0) ? pd : "1");
+  qt::cuda::set_path("pdl", pd && (std::strcmp(pd, "0") == 0 || std::strcmp(pd, "1") == 0) ? pd : "2");
   const char* gr = std::getenv("QT_CUDA_GEMV_ROWS");
   qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());
@@ -1096,16 +1096,30 @@ void check_model(Report& R, const std::string& tmp) {
       R.add("model", "KV-cached decode == full forward (GPU)" + run3_tags(false) + tag, "rel_l2", worst, 1e-5, worst <= 1e-5);
       {  // programmatic dependent launch of the decode kernels (QT_CUDA_PDL): each kernel waits for the one before it, so
          // the steps' logits are the same bits with it on and off (bf16 compute: GEMV, decode attention, rows kernels)
-        std::vector<float> steps[2];
-        for (int on = 0; on < 2; on++) {
-          qt::cuda::set_path("pdl", on ? "1" : "0");
+        std::vector<float> steps[3];
+        std::vector<int32_t> greedy[3];
+        for (int mode = 0; mode < 3; mode++) {
+          qt::cuda::set_path("pdl", std::to_string(mode));
           qt::Decoder d(mb, ab.get(), static_cast<int>(ids.size()));
-          auto add = [&](const std::vector<float>& v) { steps[on].insert(steps[on].end(), v.begin(), v.end()); };
+          auto add = [&](const std::vector<float>& v) { steps[mode].insert(steps[mode].end(), v.begin(), v.end()); };
           add(d.feed(ids.data(), 30, nullptr));
           for (int i = 30; i < static_cast<int>(ids.size()); i++) add(d.feed(&ids[static_cast<size_t>(i)], 1, nullptr));
+          qt::Decoder dg(mb, ab.get(), static_cast<int>(ids.size()));  // the greedy steps' argmax (on the GPU)
+          greedy[mode].push_back(dg.feed_greedy(ids.data(), 30, nullptr));
+          for (int i = 30; i < static_cast<int>(ids.size()); i++) greedy[mode].push_back(dg.feed_greedy(&ids[static_cast<size_t>(i)], 1, nullptr));
         }
         restore_paths();
-        R.check("model", "decode steps with PDL == without, bit for bit [pdl]" + tag, bit_equal(steps[0], steps[1]));
+        R.check("model", "decode steps with PDL (both trigger points) == without, bit for bit [pdl]" + tag,
+                bit_equal(steps[0], steps[1]) && bit_equal(steps[0], steps[2]));
+        R.check("model", "greedy argmax on the GPU with PDL == without [pdl]" + tag, greedy[0] == greedy[1] && greedy[0] == greedy[2]);
+        // and it is the host's argmax of the downloaded logits
+        bool host_same = true;
+        const int Vb = mc.spec.vocab;
+        for (size_t k = 0; k < greedy[0].size(); k++) {
+          const float* r = steps[0].data() + k * static_cast<size_t>(Vb);
+          host_same = host_same && greedy[0][k] == static_cast<int32_t>(std::max_element(r, r + Vb) - r);
+        }
+        R.check("model", "greedy argmax on the GPU == the host's argmax of the logits" + tag, host_same);
       }
       qt::SamplingConfig s;
       s.max_new_tokens = 24;

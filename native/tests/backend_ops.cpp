@@ -344,6 +344,22 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
     d.be().cross_entropy_backward(inplace, inplace, dt, 1.0f / 6, N, V);
     return Outputs{d.get(losses, static_cast<size_t>(N)), d.get(dl, static_cast<size_t>(N) * V), d.get(inplace, static_cast<size_t>(N) * V)};
   });
+  // greedy decoding's argmax: ties (the first), a NaN row (-1), an all -inf row (0); indices as floats
+  run("argmax_rows", [&](Dev& d) {
+    const int N = 5, V = 70000;
+    std::vector<float> x = rnd(static_cast<size_t>(N) * V, 44, -8, 8);
+    x[static_cast<size_t>(1) * V + 123] = 9.0f;
+    x[static_cast<size_t>(1) * V + 60001] = 9.0f;
+    x[static_cast<size_t>(2) * V + 5] = std::nanf("");
+    for (int j = 0; j < V; j++) x[static_cast<size_t>(3) * V + j] = -INFINITY;
+    const float* dx = d.put(x);
+    int32_t* out = d.put(std::vector<int32_t>(static_cast<size_t>(N), 7));
+    d.be().argmax_rows(out, dx, N, V);
+    std::vector<int32_t> got(static_cast<size_t>(N));
+    d.be().download(got.data(), out, got.size() * sizeof(int32_t));
+    std::vector<float> as_f(got.begin(), got.end());
+    return Outputs{as_f};
+  });
   // elementwise, reduction and AdamW
   run("add/scale/sum_squares", [&](Dev& d) {
     const size_t n = 4097;

@@ -1,5 +1,7 @@
 // Every CPU op against finite differences (gradcheck.h), plus forward properties the backward checks
 // cannot see (masking, caching, dtype handling). These are the semantics the CUDA backend must match.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -412,6 +414,25 @@ TEST(neftune_noise_magnitude_and_padding) {
   for (float v : y) CHECK_EQ(v, 0.0f);
   cpu::neftune_forward(y.data(), lengths.data(), alpha, 1234, B, T, C);
   CHECK(y == x);  // same seed, same noise
+}
+
+TEST(argmax_rows_first_maximum_and_nan) {
+  const int V = 9;
+  std::vector<float> x = {1, 5, 2, 5, 0, -1, 3, 4, 5,                          // ties: the first
+                          -3, -2, -1, -4, -5, -6, -7, -8, -0.5f,               // the last
+                          1, 2, std::nanf(""), 9, 0, 0, 0, 0, 0,                // a NaN: -1 (the host samples)
+                          -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  std::vector<int32_t> out(4, 99);
+  qt::cpu::argmax_rows(out.data(), x.data(), 4, V);
+  CHECK_EQ(out[0], 1);
+  CHECK_EQ(out[1], 8);
+  CHECK_EQ(out[2], -1);
+  CHECK_EQ(out[3], 0);
+  // the same answer as std::max_element (greedy sampling on the host) for finite rows
+  for (int n : {0, 1, 3}) {
+    const float* r = x.data() + static_cast<size_t>(n) * V;
+    CHECK_EQ(out[static_cast<size_t>(n)], static_cast<int32_t>(std::max_element(r, r + V) - r));
+  }
 }
 
 TEST(adamw_matches_torch_formula) {

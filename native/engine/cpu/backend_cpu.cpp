@@ -84,6 +84,7 @@ const Backend kCpu = {
     cpu::lora_backward,
     cpu::cross_entropy_forward,
     cpu::cross_entropy_backward,
+    cpu::argmax_rows,
     cpu::add,
     cpu::to_bf16,
     cpu::from_bf16,

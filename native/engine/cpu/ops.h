@@ -50,6 +50,7 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+void argmax_rows(int32_t* out, const float* x, int N, int V);
 
 void add(float* out, const float* a, const float* b, size_t n);
 void to_bf16(uint16_t* out, const float* in, size_t n);

@@ -41,6 +41,7 @@ const Backend kCuda = {
     cuda::lora_backward,
     cuda::cross_entropy_forward,
     cuda::cross_entropy_backward,
+    cuda::argmax_rows,
     cuda::add,
     cuda::to_bf16,
     cuda::from_bf16,

@@ -154,7 +154,7 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
     if (env_is("QT_CUDA_DECODE", "0")) d.decode = false;
     if (env_is("QT_CUDA_PDL", "0")) d.pdl = 0;
-    if (env_is("QT_CUDA_PDL", "2")) d.pdl = 2;
+    if (env_is("QT_CUDA_PDL", "1")) d.pdl = 1;
     return d;
   }();
   return p;

@@ -31,9 +31,10 @@ struct Paths {
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
   bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm of <= 256 rows with a
                             // block per row and the row in registers (decode_kernels.h; run 3)
-  int pdl = 1;              // QT_CUDA_PDL=1|2|0: the decode path's kernels (NF4 GEMV, RMSNorm rows, RoPE, decode attention,
-                            // SwiGLU) with programmatic dependent launch on sm_90+ (launch_pdl; run 7); 2: the same, but
-                            // the NF4 GEMV lets the next kernel launch only as its blocks exit (measurements)
+  int pdl = 2;              // QT_CUDA_PDL=2|1|0: the decode path's kernels (NF4 GEMV, RMSNorm rows, RoPE, decode attention,
+                            // SwiGLU, greedy argmax) with programmatic dependent launch on sm_90+ (launch_pdl); 2: the
+                            // NF4 GEMV lets the next kernel launch only as its blocks exit (run 8: 250 tokens/s against
+                            // 246.6 when it lets it launch at once, 1, run 7's way); 0: off
 };
 const Paths& paths();
 
@@ -113,6 +114,7 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+void argmax_rows(int32_t* out, const float* x, int N, int V);
 
 void add(float* out, const float* a, const float* b, size_t n);
 void to_bf16(uint16_t* out, const float* in, size_t n);

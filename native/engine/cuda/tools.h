@@ -55,8 +55,9 @@ void release_workspace();
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
  *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
  *                                              with the row in registers (decode_kernels.h), or the general kernels
- *    pdl      1 | 0           QT_CUDA_PDL      programmatic dependent launch of the decode path's kernels on sm_90+ (each
- *                                              starts while the one before it finishes; launch_pdl in ops.cuh)
+ *    pdl      2 | 1 | 0       QT_CUDA_PDL      programmatic dependent launch of the decode path's kernels on sm_90+ (each
+ *                                              starts while the one before it finishes; launch_pdl in ops.cuh); 2: the
+ *                                              NF4 GEMV lets its successor launch as its blocks exit, 1: at once
  *  (Read by the engine at trainer creation: QT_CKPT_BF16=1|0 forces bf16 activation checkpoints on or off;
  *  QT_DEQUANT_REUSE=1 turns on the (experimental, default off) reuse of a checkpointed layer's converted weights in its
  *  backward; QT_CKPT_BF16 unset is automatic: memory.cpp.)
