@@ -246,7 +246,8 @@ void check_rmsnorm(Report& R) {
   }
 }
 
-void check_rope(Report& R) {
+// Llama-3.1's RoPE inverse frequencies (head size 128, theta 500000, llama3 scaling) for the RoPE checks.
+std::vector<float> llama3_inv_freq() {
   qt::ModelConfig c;
   c.head_dim = 128;
   c.rope_theta = 500000.0f;
@@ -255,7 +256,11 @@ void check_rope(Report& R) {
   c.rope_scaling.low_freq_factor = 1;
   c.rope_scaling.high_freq_factor = 4;
   c.rope_scaling.original_max_position = 8192;
-  auto inv = qt::rope_inv_freq(c);
+  return qt::rope_inv_freq(c);
+}
+
+void check_rope(Report& R) {
+  auto inv = llama3_inv_freq();
   DevBuf dinv(GPU, inv);
   struct Case {
     int B, T, H, pos0;
@@ -342,15 +347,7 @@ void check_decode_fusions(Report& R) {
     exact(R, "ops", "add_rmsnorm_forward rstd == add + rmsnorm_forward" + tag, rstd_u.get(), rstd_f.get());
   }
 
-  qt::ModelConfig c;
-  c.head_dim = 128;
-  c.rope_theta = 500000.0f;
-  c.rope_scaling.type = "llama3";
-  c.rope_scaling.factor = 8;
-  c.rope_scaling.low_freq_factor = 1;
-  c.rope_scaling.high_freq_factor = 4;
-  c.rope_scaling.original_max_position = 8192;
-  const auto inv = qt::rope_inv_freq(c);
+  const auto inv = llama3_inv_freq();
   DevBuf dinv(GPU, inv);
   struct Case {
     int B, T, NH, NKV, pos0;

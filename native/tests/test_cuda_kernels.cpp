@@ -572,6 +572,22 @@ TEST(sim_nf4_gemv3_matches_cpu_matmul) {
       }
 }
 
+namespace {
+
+// The rows kernel's arguments (eps 1e-5, as the tests' CPU references).
+qt::kern::RmsArgs rms_args(float* out, float* rstd, const float* inp, const float* weight, int C) {
+  qt::kern::RmsArgs a;
+  a.out = out;
+  a.rstd = rstd;
+  a.inp = inp;
+  a.weight = weight;
+  a.C = C;
+  a.eps = 1e-5f;
+  return a;
+}
+
+}  // namespace
+
 TEST(sim_rmsnorm_rows_matches_cpu) {
   struct Shape {
     int N, C;
@@ -583,13 +599,7 @@ TEST(sim_rmsnorm_rows_matches_cpu) {
     std::vector<float> out_c(n), rstd_c(static_cast<size_t>(sh.N));
     qt::cpu::rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), w.data(), sh.N, sh.C, 1e-5f);
     std::vector<float> out_s(n, std::nanf("")), rstd_s(static_cast<size_t>(sh.N), std::nanf(""));
-    qt::kern::RmsArgs a;
-    a.out = out_s.data();
-    a.rstd = rstd_s.data();
-    a.inp = x.data();
-    a.weight = w.data();
-    a.C = sh.C;
-    a.eps = 1e-5f;
+    const qt::kern::RmsArgs a = rms_args(out_s.data(), rstd_s.data(), x.data(), w.data(), sh.C);
     const int threads = qt::kern::rms_rows_threads(sh.C);
     CHECK(threads % 32 == 0 && threads <= 1024 && sh.C <= 16 * threads);
     warpsim::launch({sh.N, 1, 1}, threads, qt::kern::kRmsSmem, [&](warpsim::Ctx& c) { qt::kern::rmsnorm_rows(c, a); });
@@ -612,13 +622,7 @@ TEST(sim_add_rmsnorm_rows_equals_add_then_rmsnorm_rows) {
     const auto xa = rnd(n, 90 + sh.C, -2, 2), xb = rnd(n, 91, -2, 2), w = rnd(static_cast<size_t>(sh.C), 92, 0.5f, 1.5f);
     std::vector<float> sum(n), out_r(n, std::nanf("")), rstd_r(static_cast<size_t>(sh.N), std::nanf(""));
     qt::cpu::add(sum.data(), xa.data(), xb.data(), n);
-    qt::kern::RmsArgs a;
-    a.out = out_r.data();
-    a.rstd = rstd_r.data();
-    a.inp = sum.data();
-    a.weight = w.data();
-    a.C = sh.C;
-    a.eps = 1e-5f;
+    const qt::kern::RmsArgs a = rms_args(out_r.data(), rstd_r.data(), sum.data(), w.data(), sh.C);
     warpsim::launch({sh.N, 1, 1}, threads, qt::kern::kRmsSmem, [&](warpsim::Ctx& c) { qt::kern::rmsnorm_rows(c, a); });
     std::vector<float> out_c(n), rstd_c(static_cast<size_t>(sh.N));
     qt::cpu::rmsnorm_forward(out_c.data(), rstd_c.data(), sum.data(), w.data(), sh.N, sh.C, 1e-5f);
