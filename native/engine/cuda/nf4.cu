@@ -194,14 +194,16 @@ void gemv4_launch_lut(const kern::GemvArgs& a, int rw, cudaStream_t s) {
 }
 
 // nf4_gemv4 / 6 / 7 for one row (a.OC rows, or all of a.seg's): launched when its shared memory (table + staged x, for
-// gemv 7 + the pair table) fits the device; false: the caller takes nf4_gemv3. gemv 7 serves weights multiplied in
+// gemv 7 + the pair table, else gemv 6) fits the device; false: the caller takes nf4_gemv3. gemv 7 serves weights multiplied in
 // 16-bit compute (f16_ok); fp32 compute keeps gemv 6's exact products. Rows per warp: QT_CUDA_GEMV_ROWS (1 or 2),
 // else 2 for more than 2048 rows and 1 below (run 4 on an H200, us per call: q/o 9.6 with 2 rows, 11.4 with 1 (10.5
 // with 4, since dropped: it spills with segments); down 24.1 / 31.7; gate/up 21.2 / 25.1; k/v 6.7 / 6.3).
 bool gemv4_launch(const kern::GemvArgs& a, int rows, bool f16_ok, cudaStream_t s) {
   const DeviceCtx& dc = device_ctx();
-  const int lut = paths().gemv == 7 && f16_ok ? kern::kLutPairF16 : paths().gemv >= 6 ? kern::kLutOffset : kern::kLutNibble;
-  if (kern::gemv4_smem_bytes(a.C, lut) > static_cast<int>(dc.prop.sharedMemPerBlockOptin)) return false;
+  const int optin = static_cast<int>(dc.prop.sharedMemPerBlockOptin);
+  int lut = paths().gemv == 7 && f16_ok ? kern::kLutPairF16 : paths().gemv >= 6 ? kern::kLutOffset : kern::kLutNibble;
+  if (lut == kern::kLutPairF16 && kern::gemv4_smem_bytes(a.C, lut) > optin) lut = kern::kLutOffset;  // e.g. sm_75's 64 KB
+  if (kern::gemv4_smem_bytes(a.C, lut) > optin) return false;
   int rw = paths().gemv_rows;
   if (rw == 0) rw = rows > 2048 ? 2 : 1;
   if (lut == kern::kLutPairF16) gemv4_launch_lut<kern::kLutPairF16>(a, rw, s);
