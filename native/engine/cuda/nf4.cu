@@ -6,9 +6,9 @@
 // Dequantization: one thread per byte of codes (2 weights; run 1's kernel, kept for odd sizes and
 // QT_CUDA_DEQUANT=simple) or the vectorised kernel of nf4_kernels.h (16-byte loads and stores, bit-identical).
 // Decode: matmuls of <= 4 rows multiply straight from the codes: nf4_gemv4 (nf4_kernels.h: one row, x staged in shared
-// memory; the default, QT_CUDA_GEMV=4, also several weights sharing x in one launch), nf4_gemv3 (more rows, and
-// QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1); QT_CUDA_GEMV=6: nf4_gemv4 with offset table lookups (the same bits);
-// QT_CUDA_GEMV=7: 6 with an fp16 pair table for 16-bit compute (half the shared-memory reads).
+// memory, also several weights sharing x in one launch; QT_CUDA_GEMV=4) with its code values found as QT_CUDA_GEMV says:
+// 7 (the default) an fp16 pair table for 16-bit compute (half the shared-memory reads; fp32 compute takes 6), 6 offset
+// table lookups (the same bits as 4); nf4_gemv3 (more rows, and QT_CUDA_GEMV=3), run 2's nf4_gemv (QT_CUDA_GEMV=1).
 #include <cstdio>
 #include <map>
 #include <mutex>
