@@ -172,8 +172,8 @@ struct Activations {
  *  lora_max_in: the largest in-features among the adapter's LoRA targets (sizes the LoRA scratch; 0 = any target).
  *  TrainCheckpointed keeps its layer inputs in bf16 when the model computes in bf16/fp16 on a GPU; QT_CKPT_BF16=0
  *  keeps them in fp32 (=1 forces bf16). It also gets room for the converted weights a layer's recomputation and its
- *  backward share (wkeep) when the backend converts weights, QT_DEQUANT_REUSE=1 (experimental, off by default) and
- *  the batch is at most 4096 rows with the device memory to spare. */
+ *  backward share (wkeep) when the backend converts weights and the batch is at most 4096 rows with the device memory
+ *  to spare (QT_DEQUANT_REUSE=0 turns it off). */
 void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in = 0);
 /** The largest in-features among a LoRA config's targets (0 when it has none). */
 int lora_max_in_features(const ModelConfig& c, const LoraConfig& lc);

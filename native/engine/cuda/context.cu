@@ -190,7 +190,7 @@ std::string active_paths() {
          (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora_fused ? "fused" : "cublas") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + std::to_string(p.pdl) + " ckpt_bf16=" + (ck ? ck : "auto") +
-         " reuse=" + (ru ? ru : "0");
+         " reuse=" + (ru ? ru : "auto");
 }
 
 // ---- profiling ----------------------------------------------------------------------------------------

@@ -59,8 +59,8 @@ void release_workspace();
  *                                              starts while the one before it finishes; launch_pdl in ops.cuh); 2: the
  *                                              NF4 GEMV lets its successor launch as its blocks exit, 1: at once
  *  (Read by the engine at trainer creation: QT_CKPT_BF16=1|0 forces bf16 activation checkpoints on or off;
- *  QT_DEQUANT_REUSE=1 turns on the (experimental, default off) reuse of a checkpointed layer's converted weights in its
- *  backward; QT_CKPT_BF16 unset is automatic: memory.cpp.)
+ *  QT_DEQUANT_REUSE=0 turns off the reuse of a checkpointed layer's converted weights in its backward (on for batches
+ *  of <= 4096 rows with memory to spare); QT_CKPT_BF16 unset is automatic: memory.cpp.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
 /** "attn=tc16 gemv=3 dequant=auto(vec2: ...) lora=cublas xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
