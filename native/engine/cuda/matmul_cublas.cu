@@ -108,6 +108,20 @@ void check_compute(const Weight& w) {
     QT_FAIL(ErrorCode::Internal, "matmul: compute dtype must be F32, BF16 or F16");
 }
 
+// The fused LoRA kernels' arguments that forward and backward share (input, A, dropout and its mask's seed, dims).
+kern::LoraArgs lora_args(const float* inp, const float* A, float dropout, uint64_t seed, int N, int C, int R) {
+  kern::LoraArgs a;
+  a.x = inp;
+  a.A = A;
+  a.p = dropout;
+  a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
+  a.seed = seed;
+  a.N = N;
+  a.C = C;
+  a.R = R;
+  return a;
+}
+
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC) {
@@ -213,16 +227,8 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
   note_write(op.c, u, static_cast<size_t>(N) * R * sizeof(float));
   note_write(op.c, scratch, static_cast<size_t>(N) * C * sizeof(float));
   if (lora_fused_applies(N, C, R)) {  // u = dropout(x) A^T in one kernel (no masked copy), then out += scale u B^T
-    kern::LoraArgs a;
-    a.x = inp;
-    a.A = A;
+    kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
     a.u = u;
-    a.p = dropout;
-    a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
-    a.seed = seed;
-    a.N = N;
-    a.C = C;
-    a.R = R;
     lora_xa_launch(a, op.s);
     gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f);
     return;
@@ -243,18 +249,10 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f);  // dB += scale dout^T u
   gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f); // du = scale dout B
   if (lora_fused_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
-    kern::LoraArgs a;
-    a.x = inp;
-    a.A = A;
+    kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
     a.du = du;
     a.dA = dA;
     a.dinp = dinp;
-    a.p = dropout;
-    a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
-    a.seed = seed;
-    a.N = N;
-    a.C = C;
-    a.R = R;
     a.S = lora_da_slices(N);
     a.part = static_cast<float*>(workspace(op.c, static_cast<size_t>(a.S) * R * C * sizeof(float)));
     lora_da_dx_launch(a, dinp != nullptr, op.s);
