@@ -218,25 +218,20 @@ void fill_tab(warpsim::Ctx& c) {
   c.sync();
 }
 
-template <qt::kern::DqOut OUT>
-void run_dequant16(void* out, const qt::Weight& w, int blocks) {
-  const int64_t n = w.rows * w.cols;
-  const qt::kern::Nf4Args a = nf4_args(w);
-  warpsim::launch({blocks, 1, 1}, 64, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
-    fill_tab(c);
-    qt::kern::nf4_dequant16<OUT>(c, out, a, n / 8, reinterpret_cast<float*>(c.smem()));
-  });
-}
-
-template <qt::kern::DqOut OUT>
+// The NF4 dequantization kernels on `blocks` blocks of 64 threads: nf4_dequant16 (units of 8 weights) when UNITS16,
+// else nf4_dequant_vec (chunks of 32).
+template <qt::kern::DqOut OUT, bool UNITS16>
 void run_dequant(void* out, const qt::Weight& w, int blocks) {
   const int64_t n = w.rows * w.cols;
   const qt::kern::Nf4Args a = nf4_args(w);
   warpsim::launch({blocks, 1, 1}, 64, qt::kern::kNf4TabSize * 4, [&](warpsim::Ctx& c) {
     fill_tab(c);
-    qt::kern::nf4_dequant_vec<OUT>(c, out, a, n / 32, reinterpret_cast<float*>(c.smem()));
+    const float* tab = reinterpret_cast<float*>(c.smem());
+    if (UNITS16) qt::kern::nf4_dequant16<OUT>(c, out, a, n / 8, tab);
+    else qt::kern::nf4_dequant_vec<OUT>(c, out, a, n / 32, tab);
   });
 }
+
 
 }  // namespace
 
@@ -306,11 +301,11 @@ TEST(sim_nf4_vectorised_dequant_is_bit_identical) {
     std::vector<float> ref(n);
     qt::cpu::dequantize(ref.data(), p.w);
     std::vector<float> f(n, std::nanf(""));
-    run_dequant<qt::kern::DqOut::F32>(f.data(), p.w, 3);
+    run_dequant<qt::kern::DqOut::F32, false>(f.data(), p.w, 3);
     CHECK(std::memcmp(f.data(), ref.data(), n * 4) == 0);
     std::vector<uint16_t> bf(n, 0xffff), hf(n, 0xffff);
-    run_dequant<qt::kern::DqOut::BF16>(bf.data(), p.w, 2);
-    run_dequant<qt::kern::DqOut::F16>(hf.data(), p.w, 5);
+    run_dequant<qt::kern::DqOut::BF16, false>(bf.data(), p.w, 2);
+    run_dequant<qt::kern::DqOut::F16, false>(hf.data(), p.w, 5);
     for (size_t i = 0; i < n; i++) {
       CHECK_EQ(bf[i], qt::f32_to_bf16(ref[i]));
       CHECK_EQ(hf[i], qt::f32_to_f16(ref[i]));
@@ -319,8 +314,8 @@ TEST(sim_nf4_vectorised_dequant_is_bit_identical) {
     // of 4 x 192 units with a partial last one; 1 block: 9 steps)
     for (int blocks : {3, 1}) {
       std::vector<uint16_t> bf2(n, 0xffff), hf2(n, 0xffff);
-      run_dequant16<qt::kern::DqOut::BF16>(bf2.data(), p.w, blocks);
-      run_dequant16<qt::kern::DqOut::F16>(hf2.data(), p.w, blocks);
+      run_dequant<qt::kern::DqOut::BF16, true>(bf2.data(), p.w, blocks);
+      run_dequant<qt::kern::DqOut::F16, true>(hf2.data(), p.w, blocks);
       CHECK(bf2 == bf && hf2 == hf);
     }
   }
