@@ -86,6 +86,28 @@ TEST(generate_stop_ids_and_cancel) {
   CHECK(r.finish == qt::FinishReason::Cancelled && r.tokens.empty());
 }
 
+TEST(generate_greedy_falls_back_to_the_host_when_the_backend_argmax_gives_up) {
+  // Greedy decoding picks its token with Backend::argmax_rows; a row with a NaN makes it answer -1, and generate then
+  // samples from the downloaded logits on the host. A backend whose argmax always gives up must decode the same tokens.
+  Loaded l;
+  qt::SamplingConfig s;
+  s.max_new_tokens = 10;
+  const auto expected = qt::generate(l.model, l.adapter.get(), {3, 14, 15}, s, nullptr, nullptr).tokens;
+  static int calls = 0;
+  qt::Backend giving_up = *l.model->be;
+  giving_up.argmax_rows = [](int32_t* out, const float*, int N, int) {
+    calls++;
+    const std::vector<int32_t> none(static_cast<size_t>(N), -1);
+    std::copy(none.begin(), none.end(), out);  // CPU backend: host memory
+  };
+  const qt::Backend* cpu = l.model->be;
+  l.model->be = &giving_up;
+  const auto got = qt::generate(l.model, l.adapter.get(), {3, 14, 15}, s, nullptr, nullptr).tokens;
+  l.model->be = cpu;
+  CHECK_EQ(calls, 10);  // asked once per new token
+  CHECK(got == expected);
+}
+
 TEST(generate_sampling_is_seeded) {
   Loaded l;
   qt::SamplingConfig s;
