@@ -73,6 +73,8 @@ std::string run3_tags(bool bf16, bool decode = true) {
 }
 void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
+  const char* sp = std::getenv("QT_CUDA_ATTN_SPLIT");
+  qt::cuda::set_path("attn_split", sp && (std::strcmp(sp, "0") == 0 || std::strcmp(sp, "1") == 0) ? sp : "auto");
   qt::cuda::set_path("gemv", default_gemv());
   const char* pd = std::getenv("QT_CUDA_PDL");
   qt::cuda::set_path("pdl", pd && (std::strcmp(pd, "0") == 0 || std::strcmp(pd, "1") == 0) ? pd : "2");
@@ -397,13 +399,17 @@ void check_attention(Report& R) {
     DType compute;
     const char* attn;
     double tol_out, tol_lse, tol_grad;
+    const char* split;  // QT_CUDA_ATTN_SPLIT for the tensor-core backward's dk/dv pass
   };
   // fp16 tc16: run 3's forward on fp16 operands (8x finer rounding: out ~4e-4 in the simulator, tolerance 3e-3); its
-  // backward is the bf16 tc one
-  const Path path_list[] = {{"fp32 simt", DType::F32, "tc", 1e-5, 1e-6, 5e-5},
-                            {"fp16 tc16", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2},
-                            {"bf16 tc", DType::BF16, "tc", 1.5e-2, 2e-3, 3e-2},
-                            {"bf16 with QT_CUDA_ATTN=simt", DType::BF16, "simt", 1e-5, 1e-6, 5e-5}};
+  // backward is the bf16 tc one. Run 11: the dk/dv pass both ways (a block per query head with per-head partials, or
+  // per KV head; "auto" picks by grid size, which for these small cases is always the split)
+  const Path path_list[] = {{"fp32 simt", DType::F32, "tc", 1e-5, 1e-6, 5e-5, "auto"},
+                            {"fp16 tc16", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "auto"},
+                            {"fp16 tc16, dk/dv per KV head", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "0"},
+                            {"fp16 tc16, dk/dv split per query head", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "1"},
+                            {"bf16 tc", DType::BF16, "tc", 1.5e-2, 2e-3, 3e-2, "auto"},
+                            {"bf16 with QT_CUDA_ATTN=simt", DType::BF16, "simt", 1e-5, 1e-6, 5e-5, "auto"}};
   uint64_t seed = 100;
   for (const Case& k : cases) {
     const size_t nq = static_cast<size_t>(k.B) * k.Tq * k.NH * k.HS, nk = static_cast<size_t>(k.B) * k.Tk * k.NKV * k.HS;
@@ -427,6 +433,7 @@ void check_attention(Report& R) {
     };
     for (const Path& pth : path_list) {
       qt::cuda::set_path("attn", pth.attn);
+      qt::cuda::set_path("attn_split", pth.split);
       qt::cuda::set_path("decode", "0");  // the single-query kernels are checked below
       const std::string tag = std::string(" [") + pth.tag + "] " + k.name;
       DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));

@@ -66,8 +66,22 @@ struct AttnCase {
   std::vector<int32_t> lengths;  // empty: none
 };
 
+// the padded 16-bit copy attention.cu's attn_pad16 makes of an fp32 [rows, HS] tensor
+template <qt::kern::TcOp OP>
+std::vector<uint16_t> pad16(const std::vector<float>& x, int HS) {
+  const int HSP = HS <= 32 ? 32 : HS <= 64 ? 64 : 128, CH = HSP / 8;
+  const int64_t rows = static_cast<int64_t>(x.size()) / HS;
+  std::vector<uint16_t> r(static_cast<size_t>(rows) * HSP);
+  for (int64_t row = 0; row < rows; row++)
+    for (int ch = 0; ch < CH; ch++) {
+      const qt::kern::U4 u = qt::kern::pad16_chunk<OP>(x.data(), row, ch, HS);
+      std::memcpy(&r[static_cast<size_t>(row * CH + ch) * 8], &u, 16);
+    }
+  return r;
+}
+
 template <int HSP>
-void run_tc(const qt::kern::AttnArgs& a, bool backward, bool f16 = false) {
+void run_tc(const qt::kern::AttnArgs& a, bool backward, bool f16) {
   using namespace qt::kern;
   warpsim::Dim3 gq{(a.Tq + kAttnBQ - 1) / kAttnBQ, a.NH, a.B};
   if (!backward) {
@@ -76,7 +90,7 @@ void run_tc(const qt::kern::AttnArgs& a, bool backward, bool f16 = false) {
     return;
   }
   warpsim::launch(gq, kAttnThreads, attn_dq_smem(HSP), [&](warpsim::Ctx& c) { attn_dq_tc<HSP>(c, a); });
-  warpsim::Dim3 gk{(a.Tk + kAttnBK - 1) / kAttnBK, a.NKV, a.B};
+  warpsim::Dim3 gk{(a.Tk + kAttnBK - 1) / kAttnBK, a.dkv_split ? a.NH : a.NKV, a.B};
   warpsim::launch(gk, kAttnThreads, attn_dkv_smem(HSP), [&](warpsim::Ctx& c) { attn_dkv_tc<HSP>(c, a); });
 }
 
@@ -86,11 +100,36 @@ void run_tc_any(const qt::kern::AttnArgs& a, bool backward, bool f16 = false) {
   else run_tc<128>(a, backward, f16);
 }
 
+// The backward with the dk/dv pass split over query heads: partials (poisoned, so every element must be written), then
+// their sum over each KV group added in head order, as attention.cu's attn_group_sum_kernel does
+void run_tc_backward_split(qt::kern::AttnArgs a) {
+  const size_t n = static_cast<size_t>(a.B) * a.Tk * a.NH * a.HS;
+  std::vector<float> pk(n, std::nanf("")), pv(n, std::nanf(""));
+  float* dk = a.dk;
+  float* dv = a.dv;
+  a.dkv_split = true;
+  a.dk = pk.data();
+  a.dv = pv.data();
+  run_tc_any(a, true);
+  const int group = a.NH / a.NKV;
+  for (size_t e = 0; e < static_cast<size_t>(a.B) * a.Tk * a.NKV * a.HS; e++) {
+    const size_t d = e % a.HS, rk = e / a.HS;
+    float sk = 0, sv = 0;
+    for (int g = 0; g < group; g++) {
+      sk += pk[(rk * group + g) * a.HS + d];
+      sv += pv[(rk * group + g) * a.HS + d];
+    }
+    dk[e] += sk;
+    dv[e] += sv;
+  }
+}
+
 struct AttnErrors {
-  double out, lse, dq, dk, dv, out16, lse16;
+  double out, lse, dq, dk, dv, out16, lse16, dq_split, dk_split, dv_split;
 };
 
 AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
+  using qt::kern::TcOp;
   const size_t nq = static_cast<size_t>(k.B) * k.Tq * k.NH * k.HS, nk = static_cast<size_t>(k.B) * k.Tk * k.NKV * k.HS;
   const size_t nl = static_cast<size_t>(k.B) * k.NH * k.Tq;
   auto q = rnd(nq, seed + 1, -2, 2), kk = rnd(nk, seed + 2, -2, 2), v = rnd(nk, seed + 3);
@@ -106,9 +145,10 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
   a.NKV = k.NKV;
   a.HS = k.HS;
   a.scale = 1.0f / std::sqrt(static_cast<float>(k.HS));
-  a.q = q.data();
-  a.k = kk.data();
-  a.v = v.data();
+  const auto qb = pad16<TcOp::BF16>(q, k.HS), kb = pad16<TcOp::BF16>(kk, k.HS), vb = pad16<TcOp::BF16>(v, k.HS);
+  a.q = qb.data();
+  a.k = kb.data();
+  a.v = vb.data();
   a.lengths = len;
   std::vector<float> out_t(nq, std::nanf("")), lse_t(nl, std::nanf(""));  // poisoned: every element must be written
   a.out = out_t.data();
@@ -120,6 +160,10 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
   for (size_t i = 0; i < nl; i++)  // -inf exactly where the CPU has it (rows that see nothing)
     if (std::isinf(lse_c[i]) != std::isinf(lse_t[i])) e.lse = std::numeric_limits<double>::infinity();
   // the forward on fp16 operands (QT_CUDA_ATTN=tc16)
+  const auto qh = pad16<TcOp::F16>(q, k.HS), kh = pad16<TcOp::F16>(kk, k.HS), vh = pad16<TcOp::F16>(v, k.HS);
+  a.q = qh.data();
+  a.k = kh.data();
+  a.v = vh.data();
   std::vector<float> out16(nq, std::nanf("")), lse16(nl, std::nanf(""));
   a.out = out16.data();
   a.lse = lse16.data();
@@ -143,10 +187,14 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
         for (int d = 0; d < k.HS; d++) s += dout[row + d] * out_c[row + d];
         D[(static_cast<size_t>(b) * k.NH + h) * k.Tq + i] = s;
       }
+  const auto dob = pad16<TcOp::BF16>(dout, k.HS);
   std::vector<float> tq = gq0, tk = gk0, tv = gv0;
+  a.q = qb.data();
+  a.k = kb.data();
+  a.v = vb.data();
   a.out = nullptr;
   a.lse = nullptr;
-  a.dout = dout.data();
+  a.dout = dob.data();
   a.lse_in = lse_c.data();
   a.D = D.data();
   a.dq = tq.data();
@@ -156,13 +204,22 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
   e.dq = rel_l2(minus(gq, gq0), minus(tq, gq0));
   e.dk = rel_l2(minus(gk, gk0), minus(tk, gk0));
   e.dv = rel_l2(minus(gv, gv0), minus(tv, gv0));
+  // the same with the dk/dv pass split over query heads
+  std::vector<float> sq = gq0, sk = gk0, sv = gv0;
+  a.dq = sq.data();
+  a.dk = sk.data();
+  a.dv = sv.data();
+  run_tc_backward_split(a);
+  e.dq_split = rel_l2(minus(gq, gq0), minus(sq, gq0));
+  e.dk_split = rel_l2(minus(gk, gk0), minus(sk, gk0));
+  e.dv_split = rel_l2(minus(gv, gv0), minus(sv, gv0));
   return e;
 }
 
 void check_attention(const AttnCase& k, uint64_t seed, double tol_out, double tol_grad) {
   const AttnErrors e = attention_case(k, seed);
-  std::printf("    tc attention %-40s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e | fp16 forward: out %.2e lse %.2e\n", k.name, e.out,
-              e.lse, e.dq, e.dk, e.dv, e.out16, e.lse16);
+  std::printf("    tc attention %-40s out %.2e lse %.2e dq %.2e dk %.2e dv %.2e | fp16 forward: out %.2e lse %.2e | split dk/dv: dk %.2e dv %.2e\n",
+              k.name, e.out, e.lse, e.dq, e.dk, e.dv, e.out16, e.lse16, e.dk_split, e.dv_split);
   CHECK_MSG(e.out <= tol_out, k.name << ": out rel L2 " << e.out);
   // fp16 operands: 8x finer rounding of q, k, v and P; the output error drops accordingly
   CHECK_MSG(e.out16 <= tol_out / 5 && e.out16 < e.out / 2, k.name << ": fp16 forward out rel L2 " << e.out16 << " (bf16 " << e.out << ")");
@@ -171,6 +228,9 @@ void check_attention(const AttnCase& k, uint64_t seed, double tol_out, double to
   CHECK_MSG(e.dq <= tol_grad, k.name << ": dq rel L2 " << e.dq);
   CHECK_MSG(e.dk <= tol_grad, k.name << ": dk rel L2 " << e.dk);
   CHECK_MSG(e.dv <= tol_grad, k.name << ": dv rel L2 " << e.dv);
+  CHECK_MSG(e.dq_split <= tol_grad, k.name << ": dq rel L2 (split dk/dv pass) " << e.dq_split);
+  CHECK_MSG(e.dk_split <= tol_grad, k.name << ": dk rel L2 (split dk/dv pass) " << e.dk_split);
+  CHECK_MSG(e.dv_split <= tol_grad, k.name << ": dv rel L2 (split dk/dv pass) " << e.dv_split);
 }
 
 // ---- NF4 -------------------------------------------------------------------------------------------------------
@@ -281,6 +341,41 @@ TEST(sim_warpsim_mma_and_shuffle_follow_the_ptx_layouts) {
     threw = true;
   }
   CHECK(threw);
+}
+
+TEST(sim_warpsim_ldmatrix_and_cp_async_follow_the_ptx_layouts) {
+  // One warp, a 16 x 24 shared-memory array of distinct 16-bit values M[r][c] = 100 r + c (row stride 24 elements =
+  // 48 bytes); matrix i is rows 8 (i & 1) .. +7 at columns 8 (i >> 1) .. +7. Expected registers written out from the
+  // PTX ISA's description, independently of attention_tc.h's helpers.
+  constexpr int LD = 24;
+  std::vector<uint16_t> src(16 * LD);
+  for (int r = 0; r < 16; r++)
+    for (int col = 0; col < LD; col++) src[static_cast<size_t>(r * LD + col)] = static_cast<uint16_t>(100 * r + col);
+  std::vector<uint32_t> plain(32 * 4), trans(32 * 4);
+  std::vector<uint16_t> zeroed(8, 0xffff);
+  warpsim::launch({1, 1, 1}, 32, 16 * LD * 2 + 16, [&](warpsim::Ctx& c) {
+    uint16_t* s = reinterpret_cast<uint16_t*>(c.smem());
+    const int lane = c.tid();
+    for (int e = lane; e < 16 * LD / 8; e += 32) c.cp_async16(s + e * 8, src.data() + e * 8, true);
+    if (lane == 0) c.cp_async16(s + 16 * LD, src.data(), false);  // src-size 0: zeros
+    c.cp_async_commit();
+    c.cp_async_wait_all();
+    c.sync();
+    const int i = lane / 8, r = lane % 8;
+    const uint16_t* row = s + (8 * (i & 1) + r) * LD + 8 * (i >> 1);
+    c.ldsm_x4(&plain[static_cast<size_t>(lane) * 4], row);
+    c.ldsm_x4_t(&trans[static_cast<size_t>(lane) * 4], row);
+    if (lane == 0) std::memcpy(zeroed.data(), s + 16 * LD, 16);
+  });
+  auto M = [&](int i, int r, int col) { return static_cast<uint32_t>(100 * (8 * (i & 1) + r) + 8 * (i >> 1) + col); };
+  for (int lane = 0; lane < 32; lane++) {
+    const int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; i++) {
+      CHECK_EQ(plain[static_cast<size_t>(lane * 4 + i)], M(i, g, 2 * t) | (M(i, g, 2 * t + 1) << 16));
+      CHECK_EQ(trans[static_cast<size_t>(lane * 4 + i)], M(i, 2 * t, g) | (M(i, 2 * t + 1, g) << 16));
+    }
+  }
+  for (uint16_t z : zeroed) CHECK_EQ(z, 0);
 }
 
 TEST(sim_tc_attention_matches_cpu) {

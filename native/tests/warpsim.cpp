@@ -31,6 +31,7 @@ struct Slot {  // one lane's deposit for a warp collective
   uint32_t b[2];
   float f;
   double d;
+  const uint16_t* p;
 };
 
 float bf16_lo(uint32_t r) {
@@ -235,6 +236,43 @@ void Ctx::mma(float d[4], const uint32_t a[4], const uint32_t bb[2], bool f16) {
   }
   b.yield(State::WarpBar);  // every lane has read the deposits
   for (int e = 0; e < 4; e++) d[e] = out[e];
+}
+
+void Ctx::ldsm_x4(uint32_t r[4], const uint16_t* row) { ldsm(r, row, false); }
+void Ctx::ldsm_x4_t(uint32_t r[4], const uint16_t* row) { ldsm(r, row, true); }
+
+void Ctx::ldsm(uint32_t r[4], const uint16_t* row, bool trans) {
+  Block& b = *blk_;
+  const char* lo = b.shared.data();
+  const char* p = reinterpret_cast<const char*>(row);
+  if (p < lo || p + 16 > lo + b.shared.size() || (p - lo) % 16 != 0)
+    throw std::runtime_error("warpsim: ldmatrix row address outside shared memory or not 16-byte aligned");
+  b.slots[static_cast<size_t>(tid_)].p = row;
+  b.yield(State::WarpBar);  // every lane has deposited its row address
+  const int base = tid_ & ~31, lane = tid_ & 31, g = lane >> 2, t = lane & 3;
+  // matrix i's row k comes from lane 8 i + k; lane 4 g + t receives (M[g][2t], M[g][2t+1]), or with .trans
+  // (M[2t][g], M[2t+1][g]) (PTX ISA, ldmatrix)
+  uint32_t out[4];
+  for (int i = 0; i < 4; i++) {
+    auto M = [&](int row_, int col) {
+      uint16_t v;
+      std::memcpy(&v, b.slots[static_cast<size_t>(base + 8 * i + row_)].p + col, 2);
+      return static_cast<uint32_t>(v);
+    };
+    out[i] = trans ? (M(2 * t, g) | (M(2 * t + 1, g) << 16)) : (M(g, 2 * t) | (M(g, 2 * t + 1) << 16));
+  }
+  b.yield(State::WarpBar);  // every lane has read
+  for (int i = 0; i < 4; i++) r[i] = out[i];
+}
+
+void Ctx::cp_async16(void* dst, const void* src, bool valid) {
+  Block& b = *blk_;
+  char* lo = b.shared.data();
+  char* d = static_cast<char*>(dst);
+  if (d < lo || d + 16 > lo + b.shared.size() || (d - lo) % 16 != 0 || reinterpret_cast<uintptr_t>(src) % 16 != 0)
+    throw std::runtime_error("warpsim: cp.async destination outside shared memory, or an address not 16-byte aligned");
+  if (valid) std::memcpy(d, src, 16);
+  else std::memset(d, 0, 16);
 }
 
 void launch(Dim3 grid, int threads, size_t smem_bytes, const std::function<void(Ctx&)>& body, Stats* stats) {

@@ -452,6 +452,37 @@ __global__ void __launch_bounds__(kern::kAttnThreads) attn_dkv_tc_kernel(kern::A
   kern::attn_dkv_tc<HSP>(c, a);
 }
 
+// 16-bit copy of an fp32 [rows, HS] tensor with rows padded to HSP columns (attention_tc.h): one 16-byte chunk per thread
+template <kern::TcOp OP>
+__global__ void attn_pad16_kernel(uint16_t* dst, const float* src, int64_t rows, int HS, int HSP) {
+  const int CH = HSP / 8;
+  const int64_t n = rows * CH;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n; e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = e / CH;
+    const int ch = static_cast<int>(e % CH);
+    kern::stg16(dst + e * 8, kern::pad16_chunk<OP>(src, row, ch, HS));
+  }
+}
+
+// dk/dv of a split dk/dv pass: d[b, j, kh, :] += sum over the group's query heads of part[b, j, h, :], in head order
+__global__ void attn_group_sum_kernel(float* dk, float* dv, const float* pk, const float* pv, int64_t rows, int NKV, int group,
+                                      int HS) {
+  const int64_t n = rows * NKV * HS;  // rows = B * Tk
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n; e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int d = static_cast<int>(e % HS);
+    const int64_t rk = e / HS;  // row * NKV + kh
+    const float* sk = pk + rk * group * HS + d;  // part row (row, h = kh * group) = rk * group
+    const float* sv = pv + rk * group * HS + d;
+    float ak = 0.0f, av = 0.0f;
+    for (int g = 0; g < group; g++) {
+      ak += sk[static_cast<int64_t>(g) * HS];
+      av += sv[static_cast<int64_t>(g) * HS];
+    }
+    dk[e] += ak;
+    dv[e] += av;
+  }
+}
+
 // ---- single-query kernels (decode_kernels.h), launched with PDL (launch_pdl): each waits for the previous kernel ----
 
 template <int HSP>
@@ -499,6 +530,15 @@ kern::AttnArgs tc_args(int B, int Tq, int Tk, int NH, int NKV, int HS, const int
   return a;
 }
 
+int padded_head(int HS) { return HS <= 32 ? 32 : HS <= 64 ? 64 : 128; }
+
+template <kern::TcOp OP>
+void pad16(cudaStream_t s, uint16_t* dst, const float* src, int64_t rows, int HS) {
+  const int HSP = padded_head(HS);
+  attn_pad16_kernel<OP><<<grid_for(static_cast<size_t>(rows) * (HSP / 8), 256), 256, 0, s>>>(dst, src, rows, HS, HSP);
+  QT_LAUNCH_CHECK();
+}
+
 template <int HSP, kern::TcOp OP>
 void tc_forward_op(cudaStream_t s, const kern::AttnArgs& a) {
   const size_t smem = kern::attn_fwd_smem(HSP);
@@ -507,20 +547,91 @@ void tc_forward_op(cudaStream_t s, const kern::AttnArgs& a) {
   QT_LAUNCH_CHECK();
 }
 
-template <int HSP>
-void tc_forward(cudaStream_t s, const kern::AttnArgs& a) {
-  if (paths().attn == Paths::kAttnTc16) tc_forward_op<HSP, kern::TcOp::F16>(s, a);
-  else tc_forward_op<HSP, kern::TcOp::BF16>(s, a);
+// q, k, v rounded once into padded 16-bit copies (the forward's operand type), then the kernel
+template <kern::TcOp OP>
+void tc_forward(DeviceCtx& dc, cudaStream_t s, kern::AttnArgs a, const float* q, const float* k, const float* v) {
+  const int HSP = padded_head(a.HS);
+  const int64_t rq = static_cast<int64_t>(a.B) * a.Tq * a.NH, rk = static_cast<int64_t>(a.B) * a.Tk * a.NKV;
+  Carve cv(dc);
+  const size_t oq = cv.add(static_cast<size_t>(rq) * HSP * 2), ok = cv.add(static_cast<size_t>(rk) * HSP * 2),
+               ov = cv.add(static_cast<size_t>(rk) * HSP * 2);
+  char* base = cv.commit();
+  uint16_t* q16 = reinterpret_cast<uint16_t*>(base + oq);
+  uint16_t* k16 = reinterpret_cast<uint16_t*>(base + ok);
+  uint16_t* v16 = reinterpret_cast<uint16_t*>(base + ov);
+  pad16<OP>(s, q16, q, rq, a.HS);
+  pad16<OP>(s, k16, k, rk, a.HS);
+  pad16<OP>(s, v16, v, rk, a.HS);
+  a.q = q16;
+  a.k = k16;
+  a.v = v16;
+  if (HSP == 32) tc_forward_op<32, OP>(s, a);
+  else if (HSP == 64) tc_forward_op<64, OP>(s, a);
+  else tc_forward_op<128, OP>(s, a);
+}
+
+// Whether the dk/dv pass runs a block per query head (partials, then attn_group_sum): when a block per KV head would
+// leave the GPU less than two blocks per SM (QT_CUDA_ATTN_SPLIT=1|0 forces it on or off).
+bool split_dkv(const DeviceCtx& dc, int B, int Tk, int NH, int NKV) {
+  if (NH == NKV || paths().attn_split == 0) return false;
+  if (paths().attn_split == 1) return true;
+  const int64_t blocks = static_cast<int64_t>((Tk + kern::kAttnBK - 1) / kern::kAttnBK) * NKV * B;
+  return NH > NKV && blocks < 2 * static_cast<int64_t>(dc.prop.multiProcessorCount);
 }
 
 template <int HSP>
-void tc_backward(cudaStream_t s, const kern::AttnArgs& a) {
+void tc_backward_op(cudaStream_t s, const kern::AttnArgs& a) {
   const size_t s1 = kern::attn_dq_smem(HSP), s2 = kern::attn_dkv_smem(HSP);
   allow_smem(attn_dq_tc_kernel<HSP>, s1);
   allow_smem(attn_dkv_tc_kernel<HSP>, s2);
   attn_dq_tc_kernel<HSP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, s1, s>>>(a);
   QT_LAUNCH_CHECK();
-  attn_dkv_tc_kernel<HSP><<<dim3((a.Tk + kern::kAttnBK - 1) / kern::kAttnBK, a.NKV, a.B), kern::kAttnThreads, s2, s>>>(a);
+  attn_dkv_tc_kernel<HSP><<<dim3((a.Tk + kern::kAttnBK - 1) / kern::kAttnBK, a.dkv_split ? a.NH : a.NKV, a.B), kern::kAttnThreads, s2, s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
+// D = rowsum(dout * out), q, k, v, dout rounded once into padded bf16 copies, the two kernels, and for a split dk/dv
+// pass the sum of its per-head partials
+void tc_backward(DeviceCtx& dc, cudaStream_t s, kern::AttnArgs a, const float* dout, const float* q, const float* k,
+                 const float* v, const float* out) {
+  const int HSP = padded_head(a.HS);
+  const int64_t rq = static_cast<int64_t>(a.B) * a.Tq * a.NH, rk = static_cast<int64_t>(a.B) * a.Tk * a.NKV;
+  a.dkv_split = split_dkv(dc, a.B, a.Tk, a.NH, a.NKV);
+  const size_t part = a.dkv_split ? static_cast<size_t>(a.B) * a.Tk * a.NH * a.HS * sizeof(float) : 0;
+  Carve cv(dc);
+  const size_t oD = cv.add(static_cast<size_t>(rq) * sizeof(float)), oq = cv.add(static_cast<size_t>(rq) * HSP * 2),
+               odo = cv.add(static_cast<size_t>(rq) * HSP * 2), ok = cv.add(static_cast<size_t>(rk) * HSP * 2),
+               ov = cv.add(static_cast<size_t>(rk) * HSP * 2), opk = cv.add(part), opv = cv.add(part);
+  char* base = cv.commit();
+  float* D = reinterpret_cast<float*>(base + oD);
+  attn_bwd_dot_kernel<<<grid_for(static_cast<size_t>(rq) * 32, 256), 256, 0, s>>>(D, dout, out, a.B, a.Tq, a.NH, a.HS);
+  QT_LAUNCH_CHECK();
+  uint16_t* q16 = reinterpret_cast<uint16_t*>(base + oq);
+  uint16_t* do16 = reinterpret_cast<uint16_t*>(base + odo);
+  uint16_t* k16 = reinterpret_cast<uint16_t*>(base + ok);
+  uint16_t* v16 = reinterpret_cast<uint16_t*>(base + ov);
+  pad16<kern::TcOp::BF16>(s, q16, q, rq, a.HS);
+  pad16<kern::TcOp::BF16>(s, do16, dout, rq, a.HS);
+  pad16<kern::TcOp::BF16>(s, k16, k, rk, a.HS);
+  pad16<kern::TcOp::BF16>(s, v16, v, rk, a.HS);
+  a.q = q16;
+  a.dout = do16;
+  a.k = k16;
+  a.v = v16;
+  a.D = D;
+  float* dk = a.dk;
+  float* dv = a.dv;
+  if (a.dkv_split) {
+    a.dk = reinterpret_cast<float*>(base + opk);
+    a.dv = reinterpret_cast<float*>(base + opv);
+  }
+  if (HSP == 32) tc_backward_op<32>(s, a);
+  else if (HSP == 64) tc_backward_op<64>(s, a);
+  else tc_backward_op<128>(s, a);
+  if (!a.dkv_split) return;
+  const int64_t rows = static_cast<int64_t>(a.B) * a.Tk;
+  attn_group_sum_kernel<<<grid_for(static_cast<size_t>(rows) * a.NKV * a.HS, 256), 256, 0, s>>>(dk, dv, a.dk, a.dv, rows, a.NKV,
+                                                                                                 a.NH / a.NKV, a.HS);
   QT_LAUNCH_CHECK();
 }
 
@@ -556,12 +667,8 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     kern::AttnArgs a = tc_args(B, Tq, Tk, NH, NKV, HS, lengths);
     a.out = out;
     a.lse = lse;
-    a.q = q;
-    a.k = k;
-    a.v = v;
-    if (HS <= 32) tc_forward<32>(op.s, a);
-    else if (HS <= 64) tc_forward<64>(op.s, a);
-    else tc_forward<128>(op.s, a);
+    if (paths().attn == Paths::kAttnTc16) tc_forward<kern::TcOp::F16>(op.c, op.s, a, q, k, v);
+    else tc_forward<kern::TcOp::BF16>(op.c, op.s, a, q, k, v);
     return;
   }
   if (HS <= 16) fwd_launch<1>(op.s, out, lse, q, k, v, lengths, B, Tq, Tk, NH, NKV, HS);
@@ -576,27 +683,20 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   Op op("attention_backward");
   check_dims(NH, NKV, HS);
   if (B <= 0 || Tq <= 0 || Tk <= 0) return;
-  float* D = static_cast<float*>(workspace(op.c, static_cast<size_t>(B) * NH * Tq * sizeof(float)));
-  const size_t rows = static_cast<size_t>(B) * Tq * NH;
-  attn_bwd_dot_kernel<<<grid_for(rows * 32, 256), 256, 0, op.s>>>(D, dout, out, B, Tq, NH, HS);
-  QT_LAUNCH_CHECK();
   if (use_tc(op.c, compute, HS)) {
     Section sec(op.c, "attention.tc");
     kern::AttnArgs a = tc_args(B, Tq, Tk, NH, NKV, HS, lengths);
     a.dq = dq;
     a.dk = dk;
     a.dv = dv;
-    a.q = q;
-    a.k = k;
-    a.v = v;
-    a.dout = dout;
     a.lse_in = lse;
-    a.D = D;
-    if (HS <= 32) tc_backward<32>(op.s, a);
-    else if (HS <= 64) tc_backward<64>(op.s, a);
-    else tc_backward<128>(op.s, a);
+    tc_backward(op.c, op.s, a, dout, q, k, v, out);
     return;
   }
+  float* D = static_cast<float*>(workspace(op.c, static_cast<size_t>(B) * NH * Tq * sizeof(float)));
+  const size_t rows = static_cast<size_t>(B) * Tq * NH;
+  attn_bwd_dot_kernel<<<grid_for(rows * 32, 256), 256, 0, op.s>>>(D, dout, out, B, Tq, NH, HS);
+  QT_LAUNCH_CHECK();
   if (HS <= 16) bwd_launch<1>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
   else if (HS <= 32) bwd_launch<2>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);
   else if (HS <= 64) bwd_launch<4>(op.s, dq, dk, dv, dout, q, k, v, lse, D, lengths, B, Tq, Tk, NH, NKV, HS);

@@ -1,29 +1,35 @@
-// Tensor-core flash attention (FlashAttention-2, Dao 2023) for the CUDA backend: bf16 operands on mma.sync
-// m16n8k16 with fp32 accumulation, the online softmax in fp32, causal + GQA + right padding, the row
-// log-sum-exp kept for backward. Backward is deterministic without atomics, as the SIMT version in
-// attention.cu: one kernel accumulates dq per query tile (walking key tiles), another dk/dv per key tile
-// (walking the query heads of its KV group and their query tiles); each recomputes P = exp(S - lse).
-// Run 3: the forward's operands (q, k, v and P) may be fp16 instead (TcOp::F16, QT_CUDA_ATTN=tc16, the default): the
-// same fragment layouts on the .f16 mma, 8x finer rounding, for the accuracy of the logits (BENCHMARKS.md v3).
+// Tensor-core flash attention (FlashAttention-2, Dao 2023) for the CUDA backend: 16-bit operands on mma.sync
+// m16n8k16 with fp32 accumulation, the online softmax in fp32, causal + GQA + right padding, the row log-sum-exp kept
+// for backward. Backward is deterministic without atomics, as the SIMT version in attention.cu: one kernel accumulates
+// dq per query tile (walking key tiles), another dk/dv per key tile (walking the query heads of its KV group and their
+// query tiles); each recomputes P = exp(S - lse).
+// Operands: the forward multiplies fp16 (TcOp::F16, QT_CUDA_ATTN=tc16, the default since run 3: 8x finer rounding than
+// bf16, for the accuracy of the logits) or bf16 (tc); the backward bf16 (its dS products span a range fp16 would
+// underflow).
+// Run 11 (FA2's data movement): the host converts q, k, v (and dout) once per call into 16-bit copies whose heads are
+// padded to HSP (attn_pad16), so the kernels copy tiles with cp.async (16-byte chunks, no conversion, no bounds on
+// columns), double-buffer the key/value (or query/dout) tiles so the next tile's copy overlaps this tile's products,
+// and read every fragment with ldmatrix (.trans where the operand runs along the rows: no transposed copies). With
+// fewer blocks than the GPU has room for, the dk/dv kernel runs one block per query head (dkv_split) and writes
+// per-head partial gradients that attention.cu then sums over the KV group, in a fixed order.
 //
 // The bodies are templates over the kernel context (kernel_ctx.h): attention.cu launches them on the GPU,
 // native/tests runs them in the warp simulator against cpu/attention.cpp.
 //
-// Layouts (backend.h): q/out/dq/dout [B, Tq, NH, HS], k/v/dk/dv [B, Tk, NKV, HS], lse/D [B, NH, Tq], fp32.
-// Query i sits at position Tk - Tq + i and sees keys j < min(Tk - Tq + i + 1, length[b]).
+// Layouts (backend.h): out/dq [B, Tq, NH, HS], dk/dv [B, Tk, NKV, HS], lse/D [B, NH, Tq], fp32; the 16-bit copies
+// q/dout [B, Tq, NH, HSP], k/v [B, Tk, NKV, HSP] (columns >= HS zero). Query i sits at position Tk - Tq + i and sees
+// keys j < min(Tk - Tq + i + 1, length[b]).
 //
-// Tiles: 4 warps (128 threads); every warp owns 16 rows of the block's tile. HSP = head size padded to 32, 64
-// or 128 (columns >= HS are zero in shared memory, and never stored). Shared-memory tiles hold bf16, rows padded
-// by 8 elements (16 bytes) so the fragment loads of a warp hit 32 different banks. A tile is read from global
-// memory as fp32 (16-byte loads, HS % 4 == 0), rounded to bf16 (nearest even) and stored row-major ([row][d],
-// for operands whose fragments run along d) or transposed ([d][row], for those that run along the rows).
+// Tiles: 4 warps (128 threads); every warp owns 16 rows of the block's tile. HSP = head size padded to 32, 64 or 128.
+// Shared-memory tiles are row-major [row][d], rows padded by 8 elements (16 bytes), so the 8 row addresses of an
+// ldmatrix hit 8 different 16-byte bank groups.
 //
 // mma.sync m16n8k16 fragments (PTX ISA), lane = 4 g + t:
 //   A 16x16: a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..), a3 = (g+8, 2t+8..)   [row, col pair]
 //   B 16x8:  b0 = (k 2t..2t+1, n g), b1 = (k 2t+8..2t+9, n g)
 //   C 16x8:  c0, c1 = (g, 2t), (g, 2t+1); c2, c3 = (g+8, 2t), (g+8, 2t+1)
-// so the C fragments of two adjacent 8-column tiles are, packed to bf16 pairs, the A fragment of the next
-// product over those 16 columns (FA2's register reuse of P).
+// so the C fragments of two adjacent 8-column tiles are, packed to 16-bit pairs, the A fragment of the next product over
+// those 16 columns (FA2's register reuse of P).
 #pragma once
 
 #include <cmath>
@@ -36,17 +42,18 @@ struct AttnArgs {
   float* out = nullptr;        // forward: [B, Tq, NH, HS]
   float* lse = nullptr;        // forward: [B, NH, Tq]
   float* dq = nullptr;         // backward (+=)
-  float* dk = nullptr;         // backward (+=)
-  float* dv = nullptr;         // backward (+=)
-  const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const float* dout = nullptr;  // backward
-  const float* lse_in = nullptr;  // backward: the forward's lse
-  const float* D = nullptr;       // backward: D[b, h, i] = dout_i . out_i
+  float* dk = nullptr;         // backward: += into [B, Tk, NKV, HS]; with dkv_split, = into partials [B, Tk, NH, HS]
+  float* dv = nullptr;         // likewise
+  const uint16_t* q = nullptr;     // 16-bit copies, heads padded to HSP (attn_pad16)
+  const uint16_t* k = nullptr;
+  const uint16_t* v = nullptr;
+  const uint16_t* dout = nullptr;  // backward
+  const float* lse_in = nullptr;   // backward: the forward's lse
+  const float* D = nullptr;        // backward: D[b, h, i] = dout_i . out_i
   const int32_t* lengths = nullptr;
   int B = 0, Tq = 0, Tk = 0, NH = 0, NKV = 0, HS = 0;
-  float scale = 0;  // 1 / sqrt(HS)
+  float scale = 0;         // 1 / sqrt(HS)
+  bool dkv_split = false;  // dk/dv grid over query heads (partials) instead of KV heads
 };
 
 constexpr int kAttnThreads = 128;
@@ -56,17 +63,14 @@ constexpr int kAttnBQ2 = 32;  // query rows per step of the dk/dv kernel
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-/** Shared memory (bytes) of each kernel for a padded head size. */
-constexpr int attn_fwd_smem(int HSP) { return 2 * ((2 * kAttnBQ) * (HSP + 8) + HSP * (kAttnBK + 8)); }
-constexpr int attn_dq_smem(int HSP) { return 2 * ((2 * kAttnBQ + 2 * kAttnBK) * (HSP + 8) + HSP * (kAttnBK + 8)); }
-constexpr int attn_dkv_smem(int HSP) {
-  return 2 * ((2 * kAttnBK + 2 * kAttnBQ2) * (HSP + 8) + 2 * HSP * (kAttnBQ2 + 8)) + 2 * kAttnBQ2 * 4;
-}
+/** Shared memory (bytes) of each kernel for a padded head size: 16-bit tiles of HSP + 8 columns; the key/value tiles of
+ *  forward and dq, and the query/dout tiles (with their lse and D) of dk/dv, twice (double buffering). */
+constexpr int attn_fwd_smem(int HSP) { return 2 * (kAttnBQ + 4 * kAttnBK) * (HSP + 8); }
+constexpr int attn_dq_smem(int HSP) { return 2 * (2 * kAttnBQ + 4 * kAttnBK) * (HSP + 8); }
+constexpr int attn_dkv_smem(int HSP) { return 2 * (2 * kAttnBK + 4 * kAttnBQ2) * (HSP + 8) + 4 * kAttnBQ2 * 4; }
 
-/** Operand type of the FORWARD kernel's tensor-core products (Q K^T and P V): QT_CUDA_ATTN=tc16 (default since run 3)
- *  uses fp16 (11 significant bits against bf16's 8: 8x less rounding of q, k, v and the probabilities), tc bf16 (run
- *  2). fp16 conversions saturate at +-65504 (never inf); a Llama's q, k, v are orders of magnitude smaller and P <= 1.
- *  The backward kernels stay on bf16 (their dS products span a range fp16 would underflow). */
+/** Operand type of the FORWARD kernel's tensor-core products (Q K^T and P V): fp16 (tc16, default) or bf16 (tc). fp16
+ *  conversions saturate at +-65504 (never inf); a Llama's q, k, v are orders of magnitude smaller and P <= 1. */
 enum class TcOp { BF16, F16 };
 
 template <TcOp OP>
@@ -79,55 +83,52 @@ QT_KFN void op_mma(Ctx& c, float d[4], const uint32_t a[4], const uint32_t b[2])
   else c.mma_bf16(d, a, b);
 }
 
-// ---- tile loads: global fp32 -> shared bf16 (or fp16) ----------------------------------------------------------
+/** The 16-bit copy's 8 elements at chunk `ch` of row `row` (the element index divided by 8): src row `row` columns
+ *  8 ch .. 8 ch + 7, rounded (nearest even), 0 at columns >= HS. attn_pad16 (attention.cu) and the simulator tests. */
+template <TcOp OP>
+QT_KFN U4 pad16_chunk(const float* src, int64_t row, int ch, int HS) {
+  float x[8];
+  for (int e = 0; e < 8; e++) {
+    const int d = 8 * ch + e;
+    x[e] = d < HS ? src[row * HS + d] : 0.0f;
+  }
+  return U4{op_pack<OP>(x[0], x[1]), op_pack<OP>(x[2], x[3]), op_pack<OP>(x[4], x[5]), op_pack<OP>(x[6], x[7])};
+}
 
-/** dst[r][d] (row stride LD) = bf16(src row p0 + r, column d) for r < ROWS, d < HSP; 0 where p0 + r >= limit or
- *  d >= HS. Row p of the source starts at base + p * stride (floats). */
-template <int HSP, int ROWS, int LD, TcOp OP = TcOp::BF16, class Ctx>
-QT_KFN void tile_rows(Ctx& c, uint16_t* dst, const float* base, int64_t stride, int p0, int limit, int HS) {
-  constexpr int Q4 = HSP / 4;  // float4s per row
-  for (int e = c.tid(); e < ROWS * Q4; e += kAttnThreads) {
-    const int r = e / Q4, d = (e % Q4) * 4, p = p0 + r;
-    F4 x{0, 0, 0, 0};
-    if (p < limit && d < HS) x = ldg4(base + static_cast<int64_t>(p) * stride + d);
-    sts32(dst + r * LD + d, op_pack<OP>(x.x, x.y));
-    sts32(dst + r * LD + d + 2, op_pack<OP>(x.z, x.w));
+// ---- tiles and fragments ------------------------------------------------------------------------------------------
+
+/** dst[r][0..HSP) (row stride HSP + 8) = source row p0 + r (base + p * stride), by cp.async; zeros where p >= limit. */
+template <int HSP, int ROWS, class Ctx>
+QT_KFN void tile_async(Ctx& c, uint16_t* dst, const uint16_t* base, int64_t stride, int p0, int limit) {
+  constexpr int CH = HSP / 8, LD = HSP + 8;
+  for (int e = c.tid(); e < ROWS * CH; e += kAttnThreads) {
+    const int r = e / CH, ch = e % CH, p = p0 + r;
+    const bool in = p < limit;
+    c.cp_async16(dst + r * LD + ch * 8, in ? base + static_cast<int64_t>(p) * stride + ch * 8 : base, in);
   }
 }
 
-/** Transposed: dst[d][r] (row stride LD) = bf16(src row p0 + r, column d); same zero rules. A warp covers 32
- *  consecutive rows of one column group (its 16-bit stores fall in distinct or shared words, no conflicts). */
-template <int HSP, int ROWS, int LD, TcOp OP = TcOp::BF16, class Ctx>
-QT_KFN void tile_cols(Ctx& c, uint16_t* dst, const float* base, int64_t stride, int p0, int limit, int HS) {
-  constexpr int Q4 = HSP / 4;
-  for (int e = c.tid(); e < ROWS * Q4; e += kAttnThreads) {
-    const int r = e % ROWS, d = (e / ROWS) * 4, p = p0 + r;
-    F4 x{0, 0, 0, 0};
-    if (p < limit && d < HS) x = ldg4(base + static_cast<int64_t>(p) * stride + d);
-    dst[(d + 0) * LD + r] = op_bits<OP>(x.x);
-    dst[(d + 1) * LD + r] = op_bits<OP>(x.y);
-    dst[(d + 2) * LD + r] = op_bits<OP>(x.z);
-    dst[(d + 3) * LD + r] = op_bits<OP>(x.w);
-  }
+/** A fragment of rows m0..m0+15, columns k0..k0+15 of a row-major tile. */
+template <int LD, class Ctx>
+QT_KFN void ldsm_a(Ctx& c, uint32_t a[4], const uint16_t* s, int m0, int k0, int lane) {
+  c.ldsm_x4(a, s + (m0 + (lane & 15)) * LD + k0 + (lane >> 4) * 8);
 }
 
-/** A fragment of rows m0..m0+15, columns k0..k0+15 of a row-major bf16 tile. */
-template <int LD>
-QT_KFN void frag_a(uint32_t a[4], const uint16_t* s, int m0, int k0, int g, int t) {
-  a[0] = lds32(s + (m0 + g) * LD + k0 + 2 * t);
-  a[1] = lds32(s + (m0 + g + 8) * LD + k0 + 2 * t);
-  a[2] = lds32(s + (m0 + g) * LD + k0 + 8 + 2 * t);
-  a[3] = lds32(s + (m0 + g + 8) * LD + k0 + 8 + 2 * t);
+/** B fragments (k0..k0+15) of the 8-column tiles n0 (b[0], b[1]) and n0 + 8 (b[2], b[3]) of an operand stored [n][k]. */
+template <int LD, class Ctx>
+QT_KFN void ldsm_b2(Ctx& c, uint32_t b[4], const uint16_t* s, int n0, int k0, int lane) {
+  const int i = lane >> 3, r = lane & 7;
+  c.ldsm_x4(b, s + (n0 + (i >> 1) * 8 + r) * LD + k0 + (i & 1) * 8);
 }
 
-/** B fragment (16 x 8: k0..k0+15 by n0..n0+7) of a tile stored as [n][k] (n-major rows, k contiguous). */
-template <int LD>
-QT_KFN void frag_b(uint32_t b[2], const uint16_t* s, int n0, int k0, int g, int t) {
-  b[0] = lds32(s + (n0 + g) * LD + k0 + 2 * t);
-  b[1] = lds32(s + (n0 + g) * LD + k0 + 8 + 2 * t);
+/** The same for an operand stored [k][n] (ldmatrix .trans). */
+template <int LD, class Ctx>
+QT_KFN void ldsm_bt2(Ctx& c, uint32_t b[4], const uint16_t* s, int k0, int n0, int lane) {
+  const int i = lane >> 3, r = lane & 7;
+  c.ldsm_x4_t(b, s + (k0 + (i & 1) * 8 + r) * LD + n0 + (i >> 1) * 8);
 }
 
-/** The C fragments of 8-column tiles 2kk and 2kk+1 as the bf16 (or fp16) A fragment over those 16 columns. */
+/** The C fragments of 8-column tiles 2kk and 2kk+1 as the 16-bit A fragment over those 16 columns. */
 template <TcOp OP = TcOp::BF16>
 QT_KFN void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
   a[0] = op_pack<OP>(c0[0], c0[1]);
@@ -136,66 +137,107 @@ QT_KFN void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
   a[3] = op_pack<OP>(c1[2], c1[3]);
 }
 
+/** acc[M-tile 16 rows][NT 8-column tiles] += A (16 x 16 KC) B, A's fragments from a row-major tile (rows m0..), B's
+ *  from a tile stored [n][k] (n0 = 0..8 NT). */
+template <int LD, int KC, int NT, TcOp OP = TcOp::BF16, class Ctx>
+QT_KFN void mma_rows_nk(Ctx& c, float acc[][4], const uint16_t* As, int m0, const uint16_t* Bs, int lane) {
+  QT_UNROLL
+  for (int kc = 0; kc < KC; kc++) {
+    uint32_t a[4];
+    ldsm_a<LD>(c, a, As, m0, kc * 16, lane);
+    QT_UNROLL
+    for (int nt = 0; nt < NT; nt += 2) {
+      uint32_t bb[4];
+      ldsm_b2<LD>(c, bb, Bs, nt * 8, kc * 16, lane);
+      op_mma<OP>(c, acc[nt], a, bb);
+      op_mma<OP>(c, acc[nt + 1], a, bb + 2);
+    }
+  }
+}
+
+/** acc[DT 8-column tiles] += P (16 x 16 KK, as C fragments pc[2 KK][4]) B, B's fragments from a tile stored [k][n]. */
+template <int LD, int KK, int DT, TcOp OP = TcOp::BF16, class Ctx>
+QT_KFN void mma_p_kn(Ctx& c, float acc[][4], const float pc[][4], const uint16_t* Bs, int lane) {
+  QT_UNROLL
+  for (int kk = 0; kk < KK; kk++) {
+    uint32_t pa[4];
+    c_to_a<OP>(pa, pc[2 * kk], pc[2 * kk + 1]);
+    QT_UNROLL
+    for (int dt = 0; dt < DT; dt += 2) {
+      uint32_t bb[4];
+      ldsm_bt2<LD>(c, bb, Bs, kk * 16, dt * 8, lane);
+      op_mma<OP>(c, acc[dt], pa, bb);
+      op_mma<OP>(c, acc[dt + 1], pa, bb + 2);
+    }
+  }
+}
+
+template <int N>
+QT_KFN void zero_frags(float f[][4]) {
+  QT_UNROLL
+  for (int i = 0; i < N; i++) f[i][0] = f[i][1] = f[i][2] = f[i][3] = 0.0f;
+}
+
 // ---- forward ------------------------------------------------------------------------------------------------------
 // grid (ceil(Tq / 64), NH, B). Warp w owns query rows i0 + 16w .. +15; lane (g, t) holds rows g and g + 8 of them.
 
 template <int HSP, TcOp OP = TcOp::BF16, class Ctx>
 QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
-  constexpr int BQ = kAttnBQ, BK = kAttnBK, LDR = HSP + 8, LDT = BK + 8;
+  constexpr int BQ = kAttnBQ, BK = kAttnBK, LD = HSP + 8;
   constexpr int KC = HSP / 16, NT = BK / 8, DT = HSP / 8;
-  uint16_t* Qs = reinterpret_cast<uint16_t*>(c.smem());  // [BQ][LDR]
-  uint16_t* Ks = Qs + BQ * LDR;                          // [BK][LDR]
-  uint16_t* Vt = Ks + BK * LDR;                          // [HSP][LDT]
+  uint16_t* Qs = reinterpret_cast<uint16_t*>(c.smem());  // [BQ][LD]
+  uint16_t* Ks = Qs + BQ * LD;                           // [2][BK][LD]
+  uint16_t* Vs = Ks + 2 * BK * LD;                       // [2][BK][LD]
   const int tid = c.tid(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int b = c.bz(), h = c.by(), i0 = c.bx() * BQ, kh = h / (p.NH / p.NKV);
   const int len = p.lengths ? imin(p.lengths[b], p.Tk) : p.Tk;
-  const int64_t qstride = static_cast<int64_t>(p.NH) * p.HS, kstride = static_cast<int64_t>(p.NKV) * p.HS;
-  const float* qbase = p.q + static_cast<int64_t>(b) * p.Tq * qstride + static_cast<int64_t>(h) * p.HS;
-  const float* kbase = p.k + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * p.HS;
-  const float* vbase = p.v + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * p.HS;
+  const int64_t qstride = static_cast<int64_t>(p.NH) * HSP, kstride = static_cast<int64_t>(p.NKV) * HSP;
+  const uint16_t* qbase = p.q + static_cast<int64_t>(b) * p.Tq * qstride + static_cast<int64_t>(h) * HSP;
+  const uint16_t* kbase = p.k + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * HSP;
+  const uint16_t* vbase = p.v + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * HSP;
   const int i_last = imin(i0 + BQ, p.Tq) - 1;
   const int nk = imin(p.Tk - p.Tq + i_last + 1, len);  // keys visible to the tile's last row (the most)
+  const int ntiles = nk > 0 ? (nk + BK - 1) / BK : 0;
   const int m0 = warp * 16;
   const int qi[2] = {i0 + m0 + g, i0 + m0 + g + 8};
   const int lim[2] = {imin(p.Tk - p.Tq + qi[0] + 1, len), imin(p.Tk - p.Tq + qi[1] + 1, len)};
   const float sl2 = p.scale * kLog2e;
 
-  tile_rows<HSP, BQ, LDR, OP>(c, Qs, qbase, qstride, i0, p.Tq, p.HS);
-  c.sync();
-  uint32_t qf[KC][4];
-  QT_UNROLL
-  for (int kc = 0; kc < KC; kc++) frag_a<LDR>(qf[kc], Qs, m0, kc * 16, g, t);
+  tile_async<HSP, BQ>(c, Qs, qbase, qstride, i0, p.Tq);
+  if (ntiles > 0) {
+    tile_async<HSP, BK>(c, Ks, kbase, kstride, 0, len);
+    tile_async<HSP, BK>(c, Vs, vbase, kstride, 0, len);
+  }
+  c.cp_async_commit();
 
   float o[DT][4];
-  QT_UNROLL
-  for (int dt = 0; dt < DT; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+  zero_frags<DT>(o);
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
 
-  for (int j0 = 0; j0 < nk; j0 += BK) {
-    c.sync();  // every warp is done with the previous tile's Ks / Vt
-    tile_rows<HSP, BK, LDR, OP>(c, Ks, kbase, kstride, j0, len, p.HS);
-    tile_cols<HSP, BK, LDT, OP>(c, Vt, vbase, kstride, j0, len, p.HS);
-    c.sync();
-    float s[NT][4];
-    QT_UNROLL
-    for (int nt = 0; nt < NT; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-    QT_UNROLL
-    for (int kc = 0; kc < KC; kc++) {
-      QT_UNROLL
-      for (int nt = 0; nt < NT; nt++) {
-        uint32_t bf[2];
-        frag_b<LDR>(bf, Ks, nt * 8, kc * 16, g, t);
-        op_mma<OP>(c, s[nt], qf[kc], bf);
-      }
+  for (int jt = 0; jt < ntiles; jt++) {
+    const int j0 = jt * BK;
+    c.cp_async_wait_all();  // this thread's copies of tile jt (and Q) have landed ...
+    c.sync();               // ... everyone's have, and every warp is done with tile jt - 1's buffers
+    if (jt + 1 < ntiles) {  // the next tile's copy runs while this one is multiplied
+      const int nb = (jt + 1) & 1;
+      tile_async<HSP, BK>(c, Ks + nb * BK * LD, kbase, kstride, j0 + BK, len);
+      tile_async<HSP, BK>(c, Vs + nb * BK * LD, vbase, kstride, j0 + BK, len);
+      c.cp_async_commit();
     }
+    const uint16_t* Kb = Ks + (jt & 1) * BK * LD;
+    const uint16_t* Vb = Vs + (jt & 1) * BK * LD;
+    float s[NT][4];
+    zero_frags<NT>(s);
+    mma_rows_nk<LD, KC, NT, OP>(c, s, Qs, m0, Kb, lane);
     // scale into the log2 domain, mask, and the tile's row maxima (rows g and g+8; a quad shares a row)
+    const bool open = j0 + BK <= imin(lim[0], lim[1]);  // every key of the tile visible to both rows
     float mx[2] = {-INFINITY, -INFINITY};
     QT_UNROLL
     for (int nt = 0; nt < NT; nt++) {
       QT_UNROLL
       for (int e = 0; e < 4; e++) {
         const int j = j0 + nt * 8 + 2 * t + (e & 1);
-        const float x = j < lim[e >> 1] ? s[nt][e] * sl2 : -INFINITY;
+        const float x = open || j < lim[e >> 1] ? s[nt][e] * sl2 : -INFINITY;
         s[nt][e] = x;
         mx[e >> 1] = fmax2(mx[e >> 1], x);
       }
@@ -229,29 +271,21 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
       o[dt][2] *= alpha[1];
       o[dt][3] *= alpha[1];
     }
-    QT_UNROLL
-    for (int kk = 0; kk < BK / 16; kk++) {
-      uint32_t pa[4];
-      c_to_a<OP>(pa, s[2 * kk], s[2 * kk + 1]);
-      QT_UNROLL
-      for (int dt = 0; dt < DT; dt++) {
-        uint32_t bf[2];
-        frag_b<LDT>(bf, Vt, dt * 8, kk * 16, g, t);
-        op_mma<OP>(c, o[dt], pa, bf);
-      }
-    }
+    mma_p_kn<LD, BK / 16, DT, OP>(c, o, s, Vb, lane);
   }
+  c.cp_async_wait_all();  // no copy outlives the block (the Q copy when no key is visible)
   QT_UNROLL
   for (int r = 0; r < 2; r++) {
     lrow[r] += c.shfl_xor(lrow[r], 1);
     lrow[r] += c.shfl_xor(lrow[r], 2);
   }
+  const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
   QT_UNROLL
   for (int r = 0; r < 2; r++) {
     const int i = qi[r];
     if (i >= p.Tq) continue;
     const float l = lrow[r], inv = l > 0.0f ? 1.0f / l : 0.0f;
-    float* orow = p.out + (static_cast<int64_t>(b) * p.Tq + i) * qstride + static_cast<int64_t>(h) * p.HS;
+    float* orow = p.out + (static_cast<int64_t>(b) * p.Tq + i) * ostride + static_cast<int64_t>(h) * p.HS;
     QT_UNROLL
     for (int dt = 0; dt < DT; dt++) {
       const int d = dt * 8 + 2 * t;
@@ -270,22 +304,22 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
 
 template <int HSP, class Ctx>
 QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
-  constexpr int BQ = kAttnBQ, BK = kAttnBK, LDR = HSP + 8, LDT = BK + 8;
+  constexpr int BQ = kAttnBQ, BK = kAttnBK, LD = HSP + 8;
   constexpr int KC = HSP / 16, NT = BK / 8, DT = HSP / 8;
-  uint16_t* Qs = reinterpret_cast<uint16_t*>(c.smem());  // [BQ][LDR]
-  uint16_t* dOs = Qs + BQ * LDR;                         // [BQ][LDR]
-  uint16_t* Ks = dOs + BQ * LDR;                         // [BK][LDR]
-  uint16_t* Vs = Ks + BK * LDR;                          // [BK][LDR]
-  uint16_t* Kt = Vs + BK * LDR;                          // [HSP][LDT]
+  uint16_t* Qs = reinterpret_cast<uint16_t*>(c.smem());  // [BQ][LD]
+  uint16_t* dOs = Qs + BQ * LD;                          // [BQ][LD]
+  uint16_t* Ks = dOs + BQ * LD;                          // [2][BK][LD]
+  uint16_t* Vs = Ks + 2 * BK * LD;                       // [2][BK][LD]
   const int tid = c.tid(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int b = c.bz(), h = c.by(), i0 = c.bx() * BQ, kh = h / (p.NH / p.NKV);
   const int len = p.lengths ? imin(p.lengths[b], p.Tk) : p.Tk;
-  const int64_t qstride = static_cast<int64_t>(p.NH) * p.HS, kstride = static_cast<int64_t>(p.NKV) * p.HS;
-  const int64_t qoff = static_cast<int64_t>(b) * p.Tq * qstride + static_cast<int64_t>(h) * p.HS;
-  const float* kbase = p.k + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * p.HS;
-  const float* vbase = p.v + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * p.HS;
+  const int64_t qstride = static_cast<int64_t>(p.NH) * HSP, kstride = static_cast<int64_t>(p.NKV) * HSP;
+  const int64_t qoff = static_cast<int64_t>(b) * p.Tq * qstride + static_cast<int64_t>(h) * HSP;
+  const uint16_t* kbase = p.k + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * HSP;
+  const uint16_t* vbase = p.v + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * HSP;
   const int i_last = imin(i0 + BQ, p.Tq) - 1;
   const int nk = imin(p.Tk - p.Tq + i_last + 1, len);
+  const int ntiles = nk > 0 ? (nk + BK - 1) / BK : 0;
   const int m0 = warp * 16;
   const int qi[2] = {i0 + m0 + g, i0 + m0 + g + 8};
   const int lim[2] = {imin(p.Tk - p.Tq + qi[0] + 1, len), imin(p.Tk - p.Tq + qi[1] + 1, len)};
@@ -299,35 +333,33 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
     Drow[r] = in ? p.D[at] : 0.0f;
   }
 
-  tile_rows<HSP, BQ, LDR>(c, Qs, p.q + qoff, qstride, i0, p.Tq, p.HS);
-  tile_rows<HSP, BQ, LDR>(c, dOs, p.dout + qoff, qstride, i0, p.Tq, p.HS);
+  tile_async<HSP, BQ>(c, Qs, p.q + qoff, qstride, i0, p.Tq);
+  tile_async<HSP, BQ>(c, dOs, p.dout + qoff, qstride, i0, p.Tq);
+  if (ntiles > 0) {
+    tile_async<HSP, BK>(c, Ks, kbase, kstride, 0, len);
+    tile_async<HSP, BK>(c, Vs, vbase, kstride, 0, len);
+  }
+  c.cp_async_commit();
   float acc[DT][4];
-  QT_UNROLL
-  for (int dt = 0; dt < DT; dt++) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+  zero_frags<DT>(acc);
 
-  for (int j0 = 0; j0 < nk; j0 += BK) {
-    c.sync();  // the previous tile's Ks / Vs / Kt are no longer read (and Qs, dOs are complete)
-    tile_rows<HSP, BK, LDR>(c, Ks, kbase, kstride, j0, len, p.HS);
-    tile_rows<HSP, BK, LDR>(c, Vs, vbase, kstride, j0, len, p.HS);
-    tile_cols<HSP, BK, LDT>(c, Kt, kbase, kstride, j0, len, p.HS);
-    c.sync();
-    float s[NT][4], dp[NT][4];
-    QT_UNROLL
-    for (int nt = 0; nt < NT; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.0f;
-    QT_UNROLL
-    for (int kc = 0; kc < KC; kc++) {
-      uint32_t qa[4], da[4];
-      frag_a<LDR>(qa, Qs, m0, kc * 16, g, t);
-      frag_a<LDR>(da, dOs, m0, kc * 16, g, t);
-      QT_UNROLL
-      for (int nt = 0; nt < NT; nt++) {
-        uint32_t bk[2], bv[2];
-        frag_b<LDR>(bk, Ks, nt * 8, kc * 16, g, t);
-        frag_b<LDR>(bv, Vs, nt * 8, kc * 16, g, t);
-        c.mma_bf16(s[nt], qa, bk);
-        c.mma_bf16(dp[nt], da, bv);
-      }
+  for (int jt = 0; jt < ntiles; jt++) {
+    const int j0 = jt * BK;
+    c.cp_async_wait_all();
+    c.sync();  // tile jt (and Q, dO) complete; tile jt - 1's buffers no longer read
+    if (jt + 1 < ntiles) {
+      const int nb = (jt + 1) & 1;
+      tile_async<HSP, BK>(c, Ks + nb * BK * LD, kbase, kstride, j0 + BK, len);
+      tile_async<HSP, BK>(c, Vs + nb * BK * LD, vbase, kstride, j0 + BK, len);
+      c.cp_async_commit();
     }
+    const uint16_t* Kb = Ks + (jt & 1) * BK * LD;
+    const uint16_t* Vb = Vs + (jt & 1) * BK * LD;
+    float s[NT][4], dp[NT][4];
+    zero_frags<NT>(s);
+    zero_frags<NT>(dp);
+    mma_rows_nk<LD, KC, NT>(c, s, Qs, m0, Kb, lane);
+    mma_rows_nk<LD, KC, NT>(c, dp, dOs, m0, Vb, lane);
     QT_UNROLL
     for (int nt = 0; nt < NT; nt++) {
       QT_UNROLL
@@ -337,22 +369,15 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
         s[nt][e] = pr * (dp[nt][e] - Drow[r]) * p.scale;  // dS
       }
     }
-    QT_UNROLL
-    for (int kk = 0; kk < BK / 16; kk++) {
-      uint32_t sa[4];
-      c_to_a(sa, s[2 * kk], s[2 * kk + 1]);
-      QT_UNROLL
-      for (int dt = 0; dt < DT; dt++) {
-        uint32_t bf[2];
-        frag_b<LDT>(bf, Kt, dt * 8, kk * 16, g, t);
-        c.mma_bf16(acc[dt], sa, bf);
-      }
-    }
+    mma_p_kn<LD, BK / 16, DT>(c, acc, s, Kb, lane);  // dq += dS K (K stored [key][d] = [k][n])
   }
+  c.cp_async_wait_all();
+  const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
+  const int64_t ooff = static_cast<int64_t>(b) * p.Tq * ostride + static_cast<int64_t>(h) * p.HS;
   QT_UNROLL
   for (int r = 0; r < 2; r++) {
     if (qi[r] >= p.Tq) continue;
-    float* row = p.dq + qoff + static_cast<int64_t>(qi[r]) * qstride;
+    float* row = p.dq + ooff + static_cast<int64_t>(qi[r]) * ostride;
     QT_UNROLL
     for (int dt = 0; dt < DT; dt++) {
       const int d = dt * 8 + 2 * t;
@@ -365,107 +390,105 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
 }
 
 // ---- backward: dk, dv ---------------------------------------------------------------------------------------------
-// grid (ceil(Tk / 64), NKV, B). Warp w owns keys j0 + 16w .. +15. For each query head of the KV group and each
-// 32-query step from the first query that sees the block: S^T = K Q^T, dP^T = V dO^T, P^T, dS^T,
-// dv += P^T dO, dk += dS^T Q.
+// grid (ceil(Tk / 64), NKV, B), or (ceil(Tk / 64), NH, B) with dkv_split. Warp w owns keys j0 + 16w .. +15. For each
+// query head of the KV group (with dkv_split: the block's one head) and each 32-query step from the first query that
+// sees the block: S^T = K Q^T, dP^T = V dO^T, P^T, dS^T, dv += P^T dO, dk += dS^T Q.
 
 template <int HSP, class Ctx>
 QT_KFN void attn_dkv_tc(Ctx& c, const AttnArgs& p) {
-  constexpr int BK = kAttnBK, BQ2 = kAttnBQ2, LDR = HSP + 8, LDT = BQ2 + 8;
+  constexpr int BK = kAttnBK, BQ2 = kAttnBQ2, LD = HSP + 8;
   constexpr int KC = HSP / 16, NT = BQ2 / 8, DT = HSP / 8;
-  uint16_t* Ks = reinterpret_cast<uint16_t*>(c.smem());  // [BK][LDR]
-  uint16_t* Vs = Ks + BK * LDR;                          // [BK][LDR]
-  uint16_t* Qs = Vs + BK * LDR;                          // [BQ2][LDR]
-  uint16_t* dOs = Qs + BQ2 * LDR;                        // [BQ2][LDR]
-  uint16_t* Qt = dOs + BQ2 * LDR;                        // [HSP][LDT]
-  uint16_t* dOt = Qt + HSP * LDT;                        // [HSP][LDT]
-  float* lse2s = reinterpret_cast<float*>(dOt + HSP * LDT);  // [BQ2]
-  float* Ds = lse2s + BQ2;                                    // [BQ2]
+  uint16_t* Ks = reinterpret_cast<uint16_t*>(c.smem());  // [BK][LD]
+  uint16_t* Vs = Ks + BK * LD;                           // [BK][LD]
+  uint16_t* Qs = Vs + BK * LD;                           // [2][BQ2][LD]
+  uint16_t* dOs = Qs + 2 * BQ2 * LD;                     // [2][BQ2][LD]
+  float* lse2s = reinterpret_cast<float*>(dOs + 2 * BQ2 * LD);  // [2][BQ2]
+  float* Ds = lse2s + 2 * BQ2;                                  // [2][BQ2]
   const int tid = c.tid(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int b = c.bz(), kh = c.by(), j0 = c.bx() * BK, group = p.NH / p.NKV;
+  const int group = p.NH / p.NKV, b = c.bz(), j0 = c.bx() * BK;
+  const int kh = p.dkv_split ? c.by() / group : c.by();
+  const int h_begin = p.dkv_split ? c.by() : kh * group, h_end = p.dkv_split ? c.by() + 1 : (kh + 1) * group;
   const int len = p.lengths ? imin(p.lengths[b], p.Tk) : p.Tk;
-  if (j0 >= len) return;  // no query sees these keys (the whole block leaves before any barrier)
-  const int64_t qstride = static_cast<int64_t>(p.NH) * p.HS, kstride = static_cast<int64_t>(p.NKV) * p.HS;
-  const int64_t koff = static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * p.HS;
   const int m0 = warp * 16;
   const int kj[2] = {j0 + m0 + g, j0 + m0 + g + 8};  // this lane's two key rows
-  const float sl2 = p.scale * kLog2e;
-
-  tile_rows<HSP, BK, LDR>(c, Ks, p.k + koff, kstride, j0, len, p.HS);
-  tile_rows<HSP, BK, LDR>(c, Vs, p.v + koff, kstride, j0, len, p.HS);
+  // where this block's gradients go: += into dk/dv, or (split) = into the per-head partials
+  const int out_heads = p.dkv_split ? p.NH : p.NKV, out_h = p.dkv_split ? c.by() : kh;
+  const int64_t ostride = static_cast<int64_t>(out_heads) * p.HS;
+  const int64_t ooff = static_cast<int64_t>(b) * p.Tk * ostride + static_cast<int64_t>(out_h) * p.HS;
   float dk[DT][4], dv[DT][4];
-  QT_UNROLL
-  for (int dt = 0; dt < DT; dt++) dk[dt][0] = dk[dt][1] = dk[dt][2] = dk[dt][3] = dv[dt][0] = dv[dt][1] = dv[dt][2] = dv[dt][3] = 0.0f;
-  const int i_first = imax(0, j0 - (p.Tk - p.Tq));  // the first query whose position reaches key j0
-
-  for (int h = kh * group; h < (kh + 1) * group; h++) {
-    const int64_t qoff = static_cast<int64_t>(b) * p.Tq * qstride + static_cast<int64_t>(h) * p.HS;
-    for (int i0 = i_first / BQ2 * BQ2; i0 < p.Tq; i0 += BQ2) {
-      c.sync();  // the previous step's Qs, dOs, Qt, dOt, lse2s, Ds are no longer read (Ks, Vs complete)
-      tile_rows<HSP, BQ2, LDR>(c, Qs, p.q + qoff, qstride, i0, p.Tq, p.HS);
-      tile_rows<HSP, BQ2, LDR>(c, dOs, p.dout + qoff, qstride, i0, p.Tq, p.HS);
-      tile_cols<HSP, BQ2, LDT>(c, Qt, p.q + qoff, qstride, i0, p.Tq, p.HS);
-      tile_cols<HSP, BQ2, LDT>(c, dOt, p.dout + qoff, qstride, i0, p.Tq, p.HS);
+  zero_frags<DT>(dk);
+  zero_frags<DT>(dv);
+  if (j0 < len) {  // else no query sees these keys: nothing to add (a split block still writes its zeros)
+    const int64_t qstride = static_cast<int64_t>(p.NH) * HSP, kstride = static_cast<int64_t>(p.NKV) * HSP;
+    const int64_t koff = static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * HSP;
+    const float sl2 = p.scale * kLog2e;
+    const int i_start = imax(0, j0 - (p.Tk - p.Tq)) / BQ2 * BQ2;  // the first query step that reaches key j0
+    const int qsteps = (p.Tq - i_start + BQ2 - 1) / BQ2, nsteps = (h_end - h_begin) * qsteps;
+    // step st: query head h_begin + st / qsteps, queries i_start + (st % qsteps) BQ2 ..; its tiles go to buffer st & 1
+    auto fetch = [&](int st) {
+      const int h = h_begin + st / qsteps, i0 = i_start + (st % qsteps) * BQ2, nb = st & 1;
+      const int64_t qoff = static_cast<int64_t>(b) * p.Tq * qstride + static_cast<int64_t>(h) * HSP;
+      tile_async<HSP, BQ2>(c, Qs + nb * BQ2 * LD, p.q + qoff, qstride, i0, p.Tq);
+      tile_async<HSP, BQ2>(c, dOs + nb * BQ2 * LD, p.dout + qoff, qstride, i0, p.Tq);
       if (tid < BQ2) {
         const int i = i0 + tid;
         const int64_t at = (static_cast<int64_t>(b) * p.NH + h) * p.Tq + i;
-        lse2s[tid] = i < p.Tq ? p.lse_in[at] * kLog2e : 0.0f;
-        Ds[tid] = i < p.Tq ? p.D[at] : 0.0f;
+        lse2s[nb * BQ2 + tid] = i < p.Tq ? p.lse_in[at] * kLog2e : 0.0f;
+        Ds[nb * BQ2 + tid] = i < p.Tq ? p.D[at] : 0.0f;
       }
-      c.sync();
+    };
+    tile_async<HSP, BK>(c, Ks, p.k + koff, kstride, j0, len);
+    tile_async<HSP, BK>(c, Vs, p.v + koff, kstride, j0, len);
+    fetch(0);
+    c.cp_async_commit();
+    for (int st = 0; st < nsteps; st++) {
+      c.cp_async_wait_all();
+      c.sync();  // step st's tiles (and K, V) complete; step st - 1's buffers no longer read
+      if (st + 1 < nsteps) {
+        fetch(st + 1);
+        c.cp_async_commit();
+      }
+      const int i0 = i_start + (st % qsteps) * BQ2, nb = st & 1;
+      const uint16_t* Qb = Qs + nb * BQ2 * LD;
+      const uint16_t* dOb = dOs + nb * BQ2 * LD;
+      const float* lse2b = lse2s + nb * BQ2;
+      const float* Db = Ds + nb * BQ2;
       float s[NT][4], dp[NT][4];
-      QT_UNROLL
-      for (int nt = 0; nt < NT; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.0f;
-      QT_UNROLL
-      for (int kc = 0; kc < KC; kc++) {
-        uint32_t ka[4], va[4];
-        frag_a<LDR>(ka, Ks, m0, kc * 16, g, t);
-        frag_a<LDR>(va, Vs, m0, kc * 16, g, t);
-        QT_UNROLL
-        for (int nt = 0; nt < NT; nt++) {
-          uint32_t bq[2], bo[2];
-          frag_b<LDR>(bq, Qs, nt * 8, kc * 16, g, t);
-          frag_b<LDR>(bo, dOs, nt * 8, kc * 16, g, t);
-          c.mma_bf16(s[nt], ka, bq);   // S^T[key][query]
-          c.mma_bf16(dp[nt], va, bo);  // dP^T[key][query]
-        }
-      }
+      zero_frags<NT>(s);
+      zero_frags<NT>(dp);
+      mma_rows_nk<LD, KC, NT>(c, s, Ks, m0, Qb, lane);    // S^T[key][query]
+      mma_rows_nk<LD, KC, NT>(c, dp, Vs, m0, dOb, lane);  // dP^T[key][query]
       QT_UNROLL
       for (int nt = 0; nt < NT; nt++) {
         QT_UNROLL
         for (int e = 0; e < 4; e++) {
           const int col = nt * 8 + 2 * t + (e & 1), i = i0 + col, j = kj[e >> 1];
           const bool vis = i < p.Tq && j < imin(p.Tk - p.Tq + i + 1, len);
-          const float pr = vis ? exp2f(s[nt][e] * sl2 - lse2s[col]) : 0.0f;
+          const float pr = vis ? exp2f(s[nt][e] * sl2 - lse2b[col]) : 0.0f;
           s[nt][e] = pr;                                   // P^T
-          dp[nt][e] = pr * (dp[nt][e] - Ds[col]) * p.scale;  // dS^T
+          dp[nt][e] = pr * (dp[nt][e] - Db[col]) * p.scale;  // dS^T
         }
       }
-      QT_UNROLL
-      for (int kk = 0; kk < BQ2 / 16; kk++) {
-        uint32_t pa[4], sa[4];
-        c_to_a(pa, s[2 * kk], s[2 * kk + 1]);
-        c_to_a(sa, dp[2 * kk], dp[2 * kk + 1]);
-        QT_UNROLL
-        for (int dt = 0; dt < DT; dt++) {
-          uint32_t bo[2], bq[2];
-          frag_b<LDT>(bo, dOt, dt * 8, kk * 16, g, t);
-          frag_b<LDT>(bq, Qt, dt * 8, kk * 16, g, t);
-          c.mma_bf16(dv[dt], pa, bo);
-          c.mma_bf16(dk[dt], sa, bq);
-        }
-      }
+      mma_p_kn<LD, BQ2 / 16, DT>(c, dv, s, dOb, lane);  // dv += P^T dO
+      mma_p_kn<LD, BQ2 / 16, DT>(c, dk, dp, Qb, lane);  // dk += dS^T Q
     }
+    c.cp_async_wait_all();
   }
   QT_UNROLL
   for (int r = 0; r < 2; r++) {
     if (kj[r] >= p.Tk) continue;
-    float* krow = p.dk + koff + static_cast<int64_t>(kj[r]) * kstride;
-    float* vrow = p.dv + koff + static_cast<int64_t>(kj[r]) * kstride;
+    float* krow = p.dk + ooff + static_cast<int64_t>(kj[r]) * ostride;
+    float* vrow = p.dv + ooff + static_cast<int64_t>(kj[r]) * ostride;
     QT_UNROLL
     for (int dt = 0; dt < DT; dt++) {
       const int d = dt * 8 + 2 * t;
-      if (d < p.HS) {
+      if (d >= p.HS) continue;
+      if (p.dkv_split) {
+        krow[d] = dk[dt][2 * r];
+        krow[d + 1] = dk[dt][2 * r + 1];
+        vrow[d] = dv[dt][2 * r];
+        vrow[d + 1] = dv[dt][2 * r + 1];
+      } else {
         krow[d] += dk[dt][2 * r];
         krow[d + 1] += dk[dt][2 * r + 1];
         vrow[d] += dv[dt][2 * r];

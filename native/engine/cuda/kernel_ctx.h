@@ -25,7 +25,7 @@
 #define QT_UNROLL  // the host compiler (simulator, nvcc's host pass) gets no unroll pragma
 #endif
 
-// The tensor-core paths need bf16 mma.sync (sm_80+). Bodies compiled for older targets are empty stubs; the
+// The tensor-core paths need bf16 mma.sync, ldmatrix and cp.async (sm_80+). Bodies compiled for older targets are empty stubs; the
 // host side never launches them there (it checks the device's compute capability first).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
 #define QT_NO_BF16_MMA 1
@@ -308,6 +308,56 @@ struct DevCtx {
     (void)a;
     (void)b;
     __trap();
+#endif
+  }
+  /** ldmatrix.sync.aligned.m8n8.x4.shared.b16: lanes 8i .. 8i+7 give the addresses of rows 0..7 of 8x8 matrix i (16 bytes
+   *  each, 16-byte aligned); lane 4g + t receives r[i] = (M_i[g][2t], M_i[g][2t+1]), low half first. */
+  __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t* row) const {
+#ifndef QT_NO_BF16_MMA
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#else
+    (void)row;
+    r[0] = r[1] = r[2] = r[3] = 0;
+    __trap();
+#endif
+  }
+  /** The same with .trans: lane 4g + t receives r[i] = (M_i[2t][g], M_i[2t+1][g]). */
+  __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const uint16_t* row) const {
+#ifndef QT_NO_BF16_MMA
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#else
+    (void)row;
+    r[0] = r[1] = r[2] = r[3] = 0;
+    __trap();
+#endif
+  }
+  /** cp.async.cg of 16 bytes global -> shared (both 16-byte aligned); zeros instead when !valid (src-size 0, nothing
+   *  read). The copy lands after cp_async_wait_all() (and is visible to other threads after a sync()). */
+  __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) const {
+#ifndef QT_NO_BF16_MMA
+    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0) : "memory");
+#else
+    (void)dst;
+    (void)src;
+    (void)valid;
+    __trap();
+#endif
+  }
+  __device__ __forceinline__ void cp_async_commit() const {
+#ifndef QT_NO_BF16_MMA
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+  }
+  __device__ __forceinline__ void cp_async_wait_all() const {
+#ifndef QT_NO_BF16_MMA
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 #endif
   }
   /** d += A (16x16 bf16, row) x B (16x8 bf16, col), fp32 accumulate; fragments as in the PTX ISA (m16n8k16). */

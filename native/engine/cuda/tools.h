@@ -42,6 +42,9 @@ void release_workspace();
  *    attn     tc16|tc|simt   QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+, its forward
  *                                              on fp16 operands (tc16, default) or bf16 ones (tc; the backward is bf16
  *                                              either way), or the fp32 SIMT kernels (simt; always used for fp32 compute)
+ *    attn_split auto|1|0      QT_CUDA_ATTN_SPLIT  the tensor-core backward's dk/dv pass with a block per query head (per-head
+ *                                              partials summed over the KV group after it) instead of per KV head; auto: when
+ *                                              the per-KV-head grid would leave the GPU under two blocks per SM
  *    gemv     7|6|4|3|1|0     QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode): 4 = x staged
  *                                              in shared memory, 6 = 4 with offset table lookups, 7 = 6 with an fp16
  *                                              pair table for 16-bit compute (default; fp32 compute takes 6), 3 = run 3's
