@@ -769,7 +769,7 @@ void check_xcache(Report& R) {
     GPU.matmul_forward(o2.f(), xg.f(), g2, nullptr, N, C, O2);
     conv_pair[on] = converts(qt::cuda::profile_end());
     qt::cuda::profile_begin();
-    GPU.lora_forward(o1.f(), ug.f(), scr.f(), xg.f(), Ag.f(), Bg.f(), 0.5f, 0.1f, 7, N, C, O1, Rk);
+    GPU.lora_forward(o1.f(), ug.f(), scr.f(), xg.f(), Ag.f(), Bg.f(), 0.5f, 0.1f, 7, N, C, O1, Rk, DType::BF16);
     GPU.matmul_forward(o3.f(), xg.f(), g2, nullptr, N, C, O2);
     conv_lora[on] = converts(qt::cuda::profile_end());
     GPU.add(xg.f(), xg.f(), yg.f(), static_cast<size_t>(N) * C);  // rewrites the input
@@ -826,26 +826,26 @@ void check_lora(Report& R) {
     };
     for (float p : {0.0f, 0.1f}) {
       std::vector<float> out_c = out0, u_c = nans(static_cast<size_t>(N) * Rk), scr(static_cast<size_t>(N) * (C + Rk));
-      CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk);
+      CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk, DType::F32);
       auto dx0 = rand_vec(static_cast<size_t>(N) * C, 76), dA0 = rand_vec(A.size(), 77), dB0 = rand_vec(Bw.size(), 78);
       std::vector<float> dx = dx0, dA = dA0, dB = dB0;
       CPU.lora_backward(dx.data(), dA.data(), dB.data(), scr.data(), dout.data(), x.data(), u_c.data(), A.data(), Bw.data(), scale, p,
-                        99, N, C, OC, Rk);
+                        99, N, C, OC, Rk, DType::F32);
       for (const char* mode : {"fused", "cublas"}) {
         qt::cuda::set_path("lora", mode);
         const std::string tag = std::string(" [") + mode + "] N=" + std::to_string(N) + " C=" + std::to_string(C) + " r=" +
                                 std::to_string(Rk) + " dropout=" + fmt(p);
         DevBuf out_g(GPU, out0), u_g(GPU, nans(static_cast<size_t>(N) * Rk));
-        GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+        GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk, DType::F32);
         cmp(R, "ops", "lora_forward out increment" + tag, inc(out_c, out0), inc(out_g.get(), out0), 1e-5);
         cmp(R, "ops", "lora_forward u" + tag, u_c, u_g.get(), 1e-5);
         DevBuf dx_g(GPU, dx0), dA_g(GPU, dA0), dB_g(GPU, dB0), ug(GPU, u_c);
-        GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+        GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk, DType::F32);
         cmp(R, "ops", "lora_backward dinp increment" + tag, inc(dx, dx0), inc(dx_g.get(), dx0), 1e-5);
         cmp(R, "ops", "lora_backward dA increment" + tag, inc(dA, dA0), inc(dA_g.get(), dA0), 1e-5);
         cmp(R, "ops", "lora_backward dB increment" + tag, inc(dB, dB0), inc(dB_g.get(), dB0), 1e-5);
         DevBuf dx_n(GPU, dx0), dA_n(GPU, dA0), dB_n(GPU, dB0);  // dinp null (the first layer's q/k/v)
-        GPU.lora_backward(nullptr, dA_n.f(), dB_n.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
+        GPU.lora_backward(nullptr, dA_n.f(), dB_n.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk, DType::F32);
         cmp(R, "ops", "lora_backward without dinp: dA increment" + tag, inc(dA, dA0), inc(dA_n.get(), dA0), 1e-5);
       }
     }

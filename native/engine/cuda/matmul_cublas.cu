@@ -220,7 +220,7 @@ bool keep_weights(void* mem, size_t bytes) {
 }
 
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
-                  float dropout, uint64_t seed, int N, int C, int OC, int R) {
+                  float dropout, uint64_t seed, int N, int C, int OC, int R, DType /*compute*/) {
   // out [N, OC] +=; u [N, R]; scratch [N, C]; inp [N, C]; A [R, C]; Bw [OC, R]
   Op op("lora_forward", /*keeps_inputs=*/true);
   note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
@@ -241,7 +241,7 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
 
 void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                    const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
-                   int C, int OC, int R) {
+                   int C, int OC, int R, DType /*compute*/) {
   // dinp [N, C] += (may be null); dA [R, C] +=; dB [OC, R] +=; scratch [N*C + N*R]
   Op op("lora_backward");
   float* xd = scratch;

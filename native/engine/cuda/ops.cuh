@@ -107,10 +107,10 @@ void nf4_quantize(uint8_t* codes, float* absmax, const void* src, DType src_dtyp
 void nf4_double_quant(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb);
 
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
-                  float dropout, uint64_t seed, int N, int C, int OC, int R);
+                  float dropout, uint64_t seed, int N, int C, int OC, int R, DType compute);
 void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                    const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
-                   int C, int OC, int R);
+                   int C, int OC, int R, DType compute);
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
