@@ -80,7 +80,7 @@ void restore_paths() {
   qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());
   const char* e = std::getenv("QT_CUDA_LORA");
-  qt::cuda::set_path("lora", e && std::strcmp(e, "fused") == 0 ? "fused" : "cublas");  // default cublas (run 2)
+  qt::cuda::set_path("lora", e && (std::strcmp(e, "fused") == 0 || std::strcmp(e, "cublas") == 0) ? e : "tf32");  // default tf32
   const char* x = std::getenv("QT_CUDA_XCACHE");
   qt::cuda::set_path("xcache", x && std::strcmp(x, "0") == 0 ? "0" : "1");
   qt::cuda::set_path("decode", default_decode());
