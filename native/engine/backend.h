@@ -140,12 +140,14 @@ struct Backend {
   // ---- LoRA (cpu/lora.cpp): out += scale * (dropout(inp) @ A^T) @ B^T ------------------------------
   // A [R, C], Bw [OC, R]; u [N, R] (saved for backward) = dropout(inp) @ A^T; dropout keeps element i when
   // rng_uniform(seed, i) >= p and scales it by 1/(1-p) (p = 0: identity). scratch: N*C floats.
+  // `compute` is the model's compute dtype (Model::compute): F32 asks for exact fp32 GEMMs; BF16/F16 allow TF32
+  // tensor-core products on the fp32 operands (CUDA's default; fp32 storage and accumulation). The CPU ignores it.
   void (*lora_forward)(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw,
-                       float scale, float dropout, uint64_t seed, int N, int C, int OC, int R);
+                       float scale, float dropout, uint64_t seed, int N, int C, int OC, int R, DType compute);
   // dinp += ..., dA += ..., dB += ... (dinp may be null); scratch: N*C + N*R floats
   void (*lora_backward)(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                         const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed,
-                        int N, int C, int OC, int R);
+                        int N, int C, int OC, int R, DType compute);
 
   // ---- cross-entropy (cpu/cross_entropy.cpp); targets < 0 are not counted ---------------------------
   // losses[n] = logsumexp(logits[n,:]) - logits[n, targets[n]]  (0 where targets[n] < 0)

@@ -40,7 +40,7 @@ void lora_add(const Model& m, const Adapter* ad, Activations& a, const Pass& p, 
   if (!ad || !ad->has(t)) return;
   const int N = p.B * p.T, in = target_in_features(m.config, t), outf = target_out_features(m.config, t);
   m.be->lora_forward(out, u, a.lora_scratch, inp, ad->A(l, t), ad->B(l, t), ad->scaling,
-                     p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r);
+                     p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r, m.compute);
 }
 
 // y[N, out] = x[N, in] @ W^T (+ bias) (+ scale * B A dropout(x))
@@ -77,7 +77,8 @@ void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pa
   if (ad && ad->has(t)) {
     const LoraSlot& s = ad->layout.slots[static_cast<size_t>(l)][static_cast<size_t>(t)];
     be.lora_backward(dinp, dparams + s.a, dparams + s.b, a.lora_scratch, dout, inp, u, ad->A(l, t), ad->B(l, t),
-                     ad->scaling, p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r);
+                     ad->scaling, p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r,
+                     m.compute);
   }
   if (dinp) be.matmul_backward(dinp, nullptr, nullptr, dout, nullptr, lw.lin[t], N, in, outf);
 }

@@ -82,7 +82,7 @@ void restore_paths() {
   qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());
   const char* e = std::getenv("QT_CUDA_LORA");
-  qt::cuda::set_path("lora", e && std::strcmp(e, "fused") == 0 ? "fused" : "cublas");  // default cublas (run 2)
+  qt::cuda::set_path("lora", e && (std::strcmp(e, "fused") == 0 || std::strcmp(e, "cublas") == 0) ? e : "tf32");  // default tf32
   const char* x = std::getenv("QT_CUDA_XCACHE");
   qt::cuda::set_path("xcache", x && std::strcmp(x, "0") == 0 ? "0" : "1");
   qt::cuda::set_path("decode", default_decode());
@@ -776,7 +776,7 @@ void check_xcache(Report& R) {
     GPU.matmul_forward(o2.f(), xg.f(), g2, nullptr, N, C, O2);
     conv_pair[on] = converts(qt::cuda::profile_end());
     qt::cuda::profile_begin();
-    GPU.lora_forward(o1.f(), ug.f(), scr.f(), xg.f(), Ag.f(), Bg.f(), 0.5f, 0.1f, 7, N, C, O1, Rk);
+    GPU.lora_forward(o1.f(), ug.f(), scr.f(), xg.f(), Ag.f(), Bg.f(), 0.5f, 0.1f, 7, N, C, O1, Rk, DType::BF16);
     GPU.matmul_forward(o3.f(), xg.f(), g2, nullptr, N, C, O2);
     conv_lora[on] = converts(qt::cuda::profile_end());
     GPU.add(xg.f(), xg.f(), yg.f(), static_cast<size_t>(N) * C);  // rewrites the input
@@ -813,12 +813,36 @@ void check_bf16_storage(Report& R) {
   exact(R, "ops", "from_bf16 == CPU", bc, back.get());
 }
 
-// LoRA on both paths (fused kernels with the dropout mask inside, lora_kernels.h; and run 1's masked copy + cuBLAS),
-// against the CPU; the backward compares increments (the accumulated-into values would hide small errors).
+// LoRA on every path against the CPU; the backward compares increments (the accumulated-into values would hide small
+// errors). fp32 compute gets fp32 GEMMs on each switch: the fused kernels with the dropout mask inside (lora_kernels.h),
+// run 1's masked copy + cuBLAS, and the tf32 switch (the default), which must not use TF32 for fp32 compute; the cublas
+// switch keeps fp32 GEMMs for bf16 compute too. The tf32 switch with bf16 compute (training's default) runs every LoRA
+// GEMM in TF32, checked at a TF32 tolerance and for giving the same bits twice.
 void check_lora(Report& R) {
+  // TF32 tolerance. cmp measures rel_l2 = ||got - ref|| / ||ref|| over a whole output. TF32 keeps 10 of fp32's 23
+  // mantissa bits: each operand is off by up to 2^-11 relative (rounded) or 2^-10 (truncated), so each product by
+  // ~1e-3 at most. On these zero-mean random inputs the products' errors add up like the products themselves, so a dot
+  // product's error relative to its value stays that size whatever K (4096 here), and chained GEMMs add theirs (u, then
+  // out from u; du, then dA and dinp from du). Simulating TF32 on the inputs below (numpy, float64 reference) gives
+  // rel_l2 4e-4 when operands are rounded and 1.5e-3 when truncated, for every shape. 5e-3 passes either with margin,
+  // while a wrong result is off by 1e-2 or more: a missing 1/(1-p) by 0.1 (p = 0.1), a different dropout mask by ~0.45,
+  // a missing or doubled scale by 0.5-1, a wrong row or operand by ~1.4. (bf16 operands would give 2-3.5e-3 and pass
+  // too: this tells a right result from a wrong one, not TF32 from bf16.)
+  constexpr double kTf32Tol = 5e-3;
   struct Shape {
     int N, C, OC, Rk;
   };
+  struct Mode {
+    const char* path;  // set_path("lora", ...)
+    DType compute;
+    double tol;
+    const char* tag;
+  };
+  const Mode modes[] = {{"fused", DType::F32, 1e-5, "fused"},
+                        {"cublas", DType::F32, 1e-5, "cublas"},
+                        {"tf32", DType::F32, 1e-5, "tf32 fp32-compute"},
+                        {"cublas", DType::BF16, 1e-5, "cublas bf16-compute"},
+                        {"tf32", DType::BF16, kTf32Tol, "tf32 bf16-compute"}};
   for (Shape sh : {Shape{50, 256, 192, 8}, Shape{300, 4096, 1024, 32}, Shape{7, 96, 64, 64}}) {
     const int N = sh.N, C = sh.C, OC = sh.OC, Rk = sh.Rk;
     const float scale = 2.0f;
@@ -833,27 +857,46 @@ void check_lora(Report& R) {
     };
     for (float p : {0.0f, 0.1f}) {
       std::vector<float> out_c = out0, u_c = nans(static_cast<size_t>(N) * Rk), scr(static_cast<size_t>(N) * (C + Rk));
-      CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk);
+      CPU.lora_forward(out_c.data(), u_c.data(), scr.data(), x.data(), A.data(), Bw.data(), scale, p, 99, N, C, OC, Rk, DType::F32);
       auto dx0 = rand_vec(static_cast<size_t>(N) * C, 76), dA0 = rand_vec(A.size(), 77), dB0 = rand_vec(Bw.size(), 78);
       std::vector<float> dx = dx0, dA = dA0, dB = dB0;
       CPU.lora_backward(dx.data(), dA.data(), dB.data(), scr.data(), dout.data(), x.data(), u_c.data(), A.data(), Bw.data(), scale, p,
-                        99, N, C, OC, Rk);
-      for (const char* mode : {"fused", "cublas"}) {
-        qt::cuda::set_path("lora", mode);
-        const std::string tag = std::string(" [") + mode + "] N=" + std::to_string(N) + " C=" + std::to_string(C) + " r=" +
-                                std::to_string(Rk) + " dropout=" + fmt(p);
+                        99, N, C, OC, Rk, DType::F32);
+      const std::string dims = " N=" + std::to_string(N) + " C=" + std::to_string(C) + " r=" + std::to_string(Rk) + " dropout=" + fmt(p);
+      // One forward and backward on the current path into fresh buffers: out, u, dinp, dA, dB (each GPU output after
+      // its op), and dA of a backward without dinp.
+      auto run_gpu = [&](DType compute) {
         DevBuf out_g(GPU, out0), u_g(GPU, nans(static_cast<size_t>(N) * Rk));
-        GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
-        cmp(R, "ops", "lora_forward out increment" + tag, inc(out_c, out0), inc(out_g.get(), out0), 1e-5);
-        cmp(R, "ops", "lora_forward u" + tag, u_c, u_g.get(), 1e-5);
-        DevBuf dx_g(GPU, dx0), dA_g(GPU, dA0), dB_g(GPU, dB0), ug(GPU, u_c);
-        GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
-        cmp(R, "ops", "lora_backward dinp increment" + tag, inc(dx, dx0), inc(dx_g.get(), dx0), 1e-5);
-        cmp(R, "ops", "lora_backward dA increment" + tag, inc(dA, dA0), inc(dA_g.get(), dA0), 1e-5);
-        cmp(R, "ops", "lora_backward dB increment" + tag, inc(dB, dB0), inc(dB_g.get(), dB0), 1e-5);
-        DevBuf dx_n(GPU, dx0), dA_n(GPU, dA0), dB_n(GPU, dB0);  // dinp null (the first layer's q/k/v)
-        GPU.lora_backward(nullptr, dA_n.f(), dB_n.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk);
-        cmp(R, "ops", "lora_backward without dinp: dA increment" + tag, inc(dA, dA0), inc(dA_n.get(), dA0), 1e-5);
+        GPU.lora_forward(out_g.f(), u_g.f(), scratch.f(), xg.f(), Ag.f(), Bg.f(), scale, p, 99, N, C, OC, Rk, compute);
+        DevBuf dx_g(GPU, dx0), dA_g(GPU, dA0), dB_g(GPU, dB0), ug(GPU, u_c);  // backward from the CPU's u
+        GPU.lora_backward(dx_g.f(), dA_g.f(), dB_g.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C,
+                          OC, Rk, compute);
+        DevBuf dA_n(GPU, dA0), dB_n(GPU, dB0);  // dinp null (the first layer's q/k/v)
+        GPU.lora_backward(nullptr, dA_n.f(), dB_n.f(), scratch.f(), doutg.f(), xg.f(), ug.f(), Ag.f(), Bg.f(), scale, p, 99, N, C,
+                          OC, Rk, compute);
+        return std::vector<std::vector<float>>{out_g.get(), u_g.get(), dx_g.get(), dA_g.get(), dB_g.get(), dA_n.get()};
+      };
+      std::vector<std::vector<float>> fp32_res;  // the cublas switch with fp32 compute (exact GEMMs)
+      for (const Mode& m : modes) {
+        qt::cuda::set_path("lora", m.path);
+        const std::string tag = std::string(" [") + m.tag + "]" + dims;
+        const auto g = run_gpu(m.compute);
+        cmp(R, "ops", "lora_forward out increment" + tag, inc(out_c, out0), inc(g[0], out0), m.tol);
+        cmp(R, "ops", "lora_forward u" + tag, u_c, g[1], m.tol);
+        cmp(R, "ops", "lora_backward dinp increment" + tag, inc(dx, dx0), inc(g[2], dx0), m.tol);
+        cmp(R, "ops", "lora_backward dA increment" + tag, inc(dA, dA0), inc(g[3], dA0), m.tol);
+        cmp(R, "ops", "lora_backward dB increment" + tag, inc(dB, dB0), inc(g[4], dB0), m.tol);
+        cmp(R, "ops", "lora_backward without dinp: dA increment" + tag, inc(dA, dA0), inc(g[5], dA0), m.tol);
+        if (std::strcmp(m.tag, "cublas") == 0) fp32_res = g;
+        if (m.compute != DType::BF16 || std::strcmp(m.path, "tf32") != 0) continue;
+        // Deterministic: the same inputs again give the same bits (training's resume == not stopping relies on it).
+        // The detail says how far TF32 moved the result from the exact fp32 GEMMs (0: cuBLAS chose an fp32 kernel).
+        const auto g2 = run_gpu(m.compute);
+        bool same = true;
+        for (size_t i = 0; i < g.size(); i++) same = same && bit_equal(g[i], g2[i]) && all_finite(g2[i]);
+        R.check("ops", "lora tf32 bf16-compute: forward + backward twice give the same bits" + dims, same,
+                std::string(same ? "bit-identical" : "NOT bit-identical") + "; u vs exact fp32 GEMMs: rel_l2 " +
+                    fmt(rel_l2(fp32_res[1], g[1])));
       }
     }
   }

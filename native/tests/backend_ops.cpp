@@ -321,11 +321,12 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
       float* out = d.put(rnd(static_cast<size_t>(N) * OC, 35));  // lora_forward adds into out
       float* u = d.put(std::vector<float>(static_cast<size_t>(N) * R));
       float* scratch = d.put(std::vector<float>(static_cast<size_t>(N) * (C + R)));
-      d.be().lora_forward(out, u, scratch, x, A, B, 0.25f, p, 99, N, C, OC, R);
+      d.be().lora_forward(out, u, scratch, x, A, B, 0.25f, p, 99, N, C, OC, R, qt::DType::F32);
       float* dx = d.put(rnd(static_cast<size_t>(N) * C, 36));
       float* dA = d.put(rnd(static_cast<size_t>(R) * C, 37));
       float* dB = d.put(rnd(static_cast<size_t>(OC) * R, 38));
-      d.be().lora_backward(dx, dA, dB, scratch, d.put(rnd(static_cast<size_t>(N) * OC, 39)), x, u, A, B, 0.25f, p, 99, N, C, OC, R);
+      d.be().lora_backward(dx, dA, dB, scratch, d.put(rnd(static_cast<size_t>(N) * OC, 39)), x, u, A, B, 0.25f, p, 99, N, C, OC, R,
+                           qt::DType::F32);
       return Outputs{d.get(out, static_cast<size_t>(N) * OC), d.get(u, static_cast<size_t>(N) * R), d.get(dx, static_cast<size_t>(N) * C),
                      d.get(dA, static_cast<size_t>(R) * C), d.get(dB, static_cast<size_t>(OC) * R)};
     });

@@ -26,7 +26,7 @@ static void dropout_apply(float* out, const float* inp, float p, uint64_t seed, 
 }
 
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
-                  float dropout, uint64_t seed, int N, int C, int OC, int R) {
+                  float dropout, uint64_t seed, int N, int C, int OC, int R, DType) {
   // out [N, OC] +=; u [N, R]; scratch [N, C]; inp [N, C]; A [R, C]; Bw [OC, R]
   float* xd = scratch;
   dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C);
@@ -39,7 +39,7 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
 
 void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                    const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
-                   int C, int OC, int R) {
+                   int C, int OC, int R, DType) {
   // dinp [N, C] += (may be null); dA [R, C] +=; dB [OC, R] +=; scratch [N*C + N*R]
   float* xd = scratch;
   float* du = scratch + static_cast<size_t>(N) * C;

@@ -42,11 +42,12 @@ void dequantize(float* out, const Weight& w);
 /** out[0..count) = fp32 values of elements [start, start+count) of w (any dtype). */
 void dequantize_range(float* out, const Weight& w, int64_t start, int64_t count);
 
+// `compute` is ignored: the CPU always computes in fp32.
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
-                  float dropout, uint64_t seed, int N, int C, int OC, int R);
+                  float dropout, uint64_t seed, int N, int C, int OC, int R, DType compute = DType::F32);
 void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                    const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
-                   int C, int OC, int R);
+                   int C, int OC, int R, DType compute = DType::F32);
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);

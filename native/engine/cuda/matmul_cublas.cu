@@ -3,7 +3,11 @@
 //   fp32 activations are rounded to the same dtype, and cublasGemmEx multiplies them with fp32 accumulation and
 //   an fp32 result (bitsandbytes' QLoRA recipe: dequantize to bf16, then a normal GEMM). Compute dtype F32
 //   (compute_dtype "fp32") runs plain fp32 GEMMs (no TF32), for checks against the CPU.
-//   LoRA: fp32 GEMMs on fp32 A/B, as PEFT runs an fp32 adapter; the dropout mask is regenerated from its seed.
+//   LoRA: A/B, the activations and every result stay fp32; the dropout mask is regenerated from its seed. Its GEMMs
+//   (skinny: N rows x C x R) run on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32: operands rounded to a 10-bit
+//   mantissa, fp32 accumulation) when the model computes in bf16/fp16 (QT_CUDA_LORA=tf32, the default): still finer
+//   than the bf16 operands of the base products beside them (PEFT runs the adapter in fp32, Unsloth in bf16). Compute
+//   dtype F32, or QT_CUDA_LORA=cublas|fused, keeps exact fp32 GEMMs (CUBLAS_COMPUTE_32F), as the CPU checks need.
 //   Decode (N <= 4 rows, NF4 weight): nf4_gemv multiplies straight from the codes in exact fp32 (no scratch copy),
 //   whatever the compute dtype: at least as accurate as the bf16 GEMM (QT_CUDA_GEMV=0 turns it off).
 //   Gradient checkpointing (keep_weights, backend.h): while a layer is recomputed, the converted copies go to memory the
@@ -32,7 +36,7 @@ cublasHandle_t handle(DeviceCtx& c) {
     cublasHandle_t h = nullptr;
     blas_check(cublasCreate(&h), "cublasCreate");
     blas_check(cublasSetStream(h, c.stream), "cublasSetStream");
-    blas_check(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");  // no TF32 for fp32 GEMMs
+    blas_check(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");  // TF32 only where a GEMM asks (ct)
     void* ws = cuda::alloc(kBlasWorkspace);
     blas_check(cublasSetWorkspace(h, ws, kBlasWorkspace), "cublasSetWorkspace");
     c.blas = h;
@@ -47,24 +51,30 @@ cudaDataType_t cuda_type(DType t) {
 
 size_t elt(DType t) { return t == DType::F32 ? 4 : 2; }
 
+// ct: the products' precision. CUBLAS_COMPUTE_32F is exact fp32 for fp32 operands (and fp32 accumulation for 16-bit ones);
+// CUBLAS_COMPUTE_32F_FAST_TF32 (fp32 operands only: the LoRA GEMMs) lets cuBLAS round them to TF32 for tensor cores.
+
 // out[M, N] (fp32) = alpha * A[M, K] @ B[N, K]^T + beta * out      (A, B of type t)
-void gemm_nt(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta) {
+void gemm_nt(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
+             cublasComputeType_t ct = CUBLAS_COMPUTE_32F) {
   blas_check(cublasGemmEx(handle(c), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, cuda_type(t), K, A, cuda_type(t), K, &beta,
-                          out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          out, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT),
              "gemm_nt");
 }
 
 // out[M, N] = alpha * A[M, K] @ B[K, N] + beta * out
-void gemm_nn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta) {
+void gemm_nn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
+             cublasComputeType_t ct = CUBLAS_COMPUTE_32F) {
   blas_check(cublasGemmEx(handle(c), CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B, cuda_type(t), N, A, cuda_type(t), K, &beta,
-                          out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          out, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT),
              "gemm_nn");
 }
 
 // out[M, N] = alpha * A[K, M]^T @ B[K, N] + beta * out
-void gemm_tn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta) {
+void gemm_tn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
+             cublasComputeType_t ct = CUBLAS_COMPUTE_32F) {
   blas_check(cublasGemmEx(handle(c), CUBLAS_OP_N, CUBLAS_OP_T, N, M, K, &alpha, B, cuda_type(t), N, A, cuda_type(t), M, &beta,
-                          out, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          out, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT),
              "gemm_tn");
 }
 
@@ -106,6 +116,13 @@ const void* weight_as(DeviceCtx& c, const Weight& w, DType t, void* scratch, boo
 void check_compute(const Weight& w) {
   if (w.compute != DType::F32 && w.compute != DType::BF16 && w.compute != DType::F16)
     QT_FAIL(ErrorCode::Internal, "matmul: compute dtype must be F32, BF16 or F16");
+}
+
+// The compute type of the LoRA GEMMs: TF32 for a model computing in bf16/fp16 on the tf32 path (the default), else exact
+// fp32 (fp32 compute, which the checks against the CPU use; QT_CUDA_LORA=cublas|fused).
+cublasComputeType_t lora_gemm_type(DType compute) {
+  const bool tf32 = paths().lora == Paths::kLoraTf32 && (compute == DType::BF16 || compute == DType::F16);
+  return tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 }
 
 // The fused LoRA kernels' arguments that forward and backward share (input, A, dropout and its mask's seed, dims).
@@ -220,9 +237,10 @@ bool keep_weights(void* mem, size_t bytes) {
 }
 
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
-                  float dropout, uint64_t seed, int N, int C, int OC, int R) {
+                  float dropout, uint64_t seed, int N, int C, int OC, int R, DType compute) {
   // out [N, OC] +=; u [N, R]; scratch [N, C]; inp [N, C]; A [R, C]; Bw [OC, R]
   Op op("lora_forward", /*keeps_inputs=*/true);
+  const cublasComputeType_t ct = lora_gemm_type(compute);
   note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
   note_write(op.c, u, static_cast<size_t>(N) * R * sizeof(float));
   note_write(op.c, scratch, static_cast<size_t>(N) * C * sizeof(float));
@@ -230,24 +248,25 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
     kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
     a.u = u;
     lora_xa_launch(a, op.s);
-    gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f);
+    gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);
     return;
   }
   float* xd = scratch;
   dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
-  gemm_nt(op.c, u, xd, A, DType::F32, N, R, C, 1.0f, 0.0f);      // u = xd A^T
-  gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f);  // out += scale u B^T
+  gemm_nt(op.c, u, xd, A, DType::F32, N, R, C, 1.0f, 0.0f, ct);      // u = xd A^T
+  gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);  // out += scale u B^T
 }
 
 void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                    const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
-                   int C, int OC, int R) {
+                   int C, int OC, int R, DType compute) {
   // dinp [N, C] += (may be null); dA [R, C] +=; dB [OC, R] +=; scratch [N*C + N*R]
   Op op("lora_backward");
+  const cublasComputeType_t ct = lora_gemm_type(compute);
   float* xd = scratch;
   float* du = scratch + static_cast<size_t>(N) * C;
-  gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f);  // dB += scale dout^T u
-  gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f); // du = scale dout B
+  gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f, ct);  // dB += scale dout^T u
+  gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f, ct); // du = scale dout B
   if (lora_fused_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
     kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
     a.du = du;
@@ -259,9 +278,9 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
     return;
   }
   dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
-  gemm_tn(op.c, dA, du, xd, DType::F32, R, C, N, 1.0f, 1.0f);     // dA += du^T xd
+  gemm_tn(op.c, dA, du, xd, DType::F32, R, C, N, 1.0f, 1.0f, ct);     // dA += du^T xd
   if (!dinp) return;
-  gemm_nn(op.c, xd, du, A, DType::F32, N, C, R, 1.0f, 0.0f);      // dxd = du A
+  gemm_nn(op.c, xd, du, A, DType::F32, N, C, R, 1.0f, 0.0f, ct);      // dxd = du A
   dropout_backward_add(dinp, xd, dropout, seed, static_cast<size_t>(N) * C, op.s);
 }
 

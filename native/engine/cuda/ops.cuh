@@ -28,8 +28,12 @@ struct Paths {
   // on the device times faster (fp32 outputs: vec); simple = a byte per thread. All give the same bits.
   enum Dequant { kDqAuto = 0, kDqSimple = 1, kDqVec = 2, kDqVec2 = 3 };
   int dequant = kDqAuto;
-  bool lora_fused = false;  // QT_CUDA_LORA=fused|cublas: dropout mask inside the LoRA kernels (lora_kernels.h); off by
-                            // default since run 2: cuBLAS was 2-8x faster (BENCHMARKS.md v2)
+  // QT_CUDA_LORA=tf32|cublas|fused: LoRA through the masked copy + cuBLAS, its GEMMs on TF32 tensor cores when the model
+  // computes in bf16/fp16 and in exact fp32 when it computes in fp32 (tf32, the default); the same with exact fp32 GEMMs
+  // whatever the compute dtype (cublas, run 1's way); or the dropout mask inside the fused SIMT kernels (lora_kernels.h)
+  // with exact fp32 GEMMs for the rest (fused; slower than cuBLAS in run 2, BENCHMARKS.md v2)
+  enum Lora { kLoraTf32 = 0, kLoraCublas = 1, kLoraFused = 2 };
+  int lora = kLoraTf32;
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
   bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm of <= 256 rows with a
                             // block per row and the row in registers (decode_kernels.h; run 3)
@@ -109,10 +113,10 @@ void nf4_quantize(uint8_t* codes, float* absmax, const void* src, DType src_dtyp
 void nf4_double_quant(uint8_t* absmax_q, float* absmax_scale, const float* absmax, float offset, int64_t nb);
 
 void lora_forward(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw, float scale,
-                  float dropout, uint64_t seed, int N, int C, int OC, int R);
+                  float dropout, uint64_t seed, int N, int C, int OC, int R, DType compute);
 void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const float* dout, const float* inp,
                    const float* u, const float* A, const float* Bw, float scale, float dropout, uint64_t seed, int N,
-                   int C, int OC, int R);
+                   int C, int OC, int R, DType compute);
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);

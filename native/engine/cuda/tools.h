@@ -53,8 +53,11 @@ void release_workspace();
  *                                              16-byte loads and stores (run 2), auto = whichever of the two the first
  *                                              >= 16M-weight 16-bit copy on the device times faster, simple = a byte per
  *                                              thread; all give the same bits
- *    lora     cublas | fused  QT_CUDA_LORA     run 1's masked copy + cuBLAS fp32 GEMMs (default), or the dropout inside
- *                                              fused kernels (ranks <= 64; slower in run 2, kept selectable)
+ *    lora     tf32|cublas|fused  QT_CUDA_LORA  the masked copy + cuBLAS GEMMs on fp32 A/B, in TF32 on tensor cores when
+ *                                              the model computes in bf16/fp16 and in exact fp32 when it computes in fp32
+ *                                              (tf32, default); the same with exact fp32 GEMMs for every compute dtype
+ *                                              (cublas, run 1's); or the dropout inside fused SIMT kernels with exact
+ *                                              fp32 GEMMs for the rest (fused: ranks <= 64; slower in run 2, selectable)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
  *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
  *                                              with the row in registers (decode_kernels.h), or the general kernels
@@ -66,7 +69,7 @@ void release_workspace();
  *  of <= 4096 rows with memory to spare); QT_CKPT_BF16 unset is automatic: memory.cpp.)
  *  set_path returns false for an unknown name or value. */
 bool set_path(const std::string& name, const std::string& value);
-/** "attn=tc16 gemv=3 dequant=auto(vec2: ...) lora=cublas xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
+/** "attn=tc16 gemv=3 dequant=auto(vec2: ...) lora=tf32 xcache=1 decode=1 ckpt_bf16=auto reuse=auto": what is active now. */
 std::string active_paths();
 
 }  // namespace qt::cuda
