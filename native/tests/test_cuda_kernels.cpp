@@ -85,8 +85,14 @@ void run_tc(const qt::kern::AttnArgs& a, bool backward, bool f16) {
   using namespace qt::kern;
   warpsim::Dim3 gq{(a.Tq + kAttnBQ - 1) / kAttnBQ, a.NH, a.B};
   if (!backward) {
-    if (f16) warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP, TcOp::F16>(c, a); });
-    else warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP>(c, a); });
+    // f16 operands on the default two m-tiles per warp; bf16 on one (both shapes of the kernel are covered)
+    if (f16) {
+      gq.x = (a.Tq + attn_fwd_rows(2) - 1) / attn_fwd_rows(2);
+      warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP, 2), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP, TcOp::F16, 2>(c, a); });
+    } else {
+      gq.x = (a.Tq + attn_fwd_rows(1) - 1) / attn_fwd_rows(1);
+      warpsim::launch(gq, kAttnThreads, attn_fwd_smem(HSP, 1), [&](warpsim::Ctx& c) { attn_fwd_tc<HSP, TcOp::BF16, 1>(c, a); });
+    }
     return;
   }
   warpsim::launch(gq, kAttnThreads, attn_dq_smem(HSP), [&](warpsim::Ctx& c) { attn_dq_tc<HSP>(c, a); });

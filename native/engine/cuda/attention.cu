@@ -434,10 +434,10 @@ void bwd_launch(cudaStream_t s, float* dq, float* dk, float* dv, const float* do
 
 // ---- tensor-core kernels (attention_tc.h) ----
 
-template <int HSP, kern::TcOp OP>
+template <int HSP, kern::TcOp OP, int MT>
 __global__ void __launch_bounds__(kern::kAttnThreads) attn_fwd_tc_kernel(kern::AttnArgs a) {
   kern::DevCtx c;
-  kern::attn_fwd_tc<HSP, OP>(c, a);
+  kern::attn_fwd_tc<HSP, OP, MT>(c, a);
 }
 
 template <int HSP>
@@ -539,12 +539,19 @@ void pad16(cudaStream_t s, uint16_t* dst, const float* src, int64_t rows, int HS
   QT_LAUNCH_CHECK();
 }
 
+template <int HSP, kern::TcOp OP, int MT>
+void tc_forward_mt(cudaStream_t s, const kern::AttnArgs& a) {
+  const size_t smem = kern::attn_fwd_smem(HSP, MT);
+  const int rows = kern::attn_fwd_rows(MT);
+  allow_smem(attn_fwd_tc_kernel<HSP, OP, MT>, smem);
+  attn_fwd_tc_kernel<HSP, OP, MT><<<dim3((a.Tq + rows - 1) / rows, a.NH, a.B), kern::kAttnThreads, smem, s>>>(a);
+  QT_LAUNCH_CHECK();
+}
+
 template <int HSP, kern::TcOp OP>
 void tc_forward_op(cudaStream_t s, const kern::AttnArgs& a) {
-  const size_t smem = kern::attn_fwd_smem(HSP);
-  allow_smem(attn_fwd_tc_kernel<HSP, OP>, smem);
-  attn_fwd_tc_kernel<HSP, OP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, smem, s>>>(a);
-  QT_LAUNCH_CHECK();
+  if (paths().attn_fwd_mt == 1) tc_forward_mt<HSP, OP, 1>(s, a);
+  else tc_forward_mt<HSP, OP, 2>(s, a);
 }
 
 // q, k, v rounded once into padded 16-bit copies (the forward's operand type), then the kernel

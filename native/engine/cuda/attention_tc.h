@@ -57,7 +57,8 @@ struct AttnArgs {
 };
 
 constexpr int kAttnThreads = 128;
-constexpr int kAttnBQ = 64;   // query rows per block (forward, dq)
+constexpr int kAttnFwdMT = 2;  // 16-row m-tiles per warp in the forward (default; 1 = run 11's first version)
+constexpr int kAttnBQ = 64;   // query rows per dq block
 constexpr int kAttnBK = 64;   // keys per tile (forward, dq) and per block (dk/dv)
 constexpr int kAttnBQ2 = 32;  // query rows per step of the dk/dv kernel
 constexpr float kLog2e = 1.4426950408889634f;
@@ -65,7 +66,8 @@ constexpr float kLn2 = 0.6931471805599453f;
 
 /** Shared memory (bytes) of each kernel for a padded head size: 16-bit tiles of HSP + 8 columns; the key/value tiles of
  *  forward and dq, and the query/dout tiles (with their lse and D) of dk/dv, twice (double buffering). */
-constexpr int attn_fwd_smem(int HSP) { return 2 * (kAttnBQ + 4 * kAttnBK) * (HSP + 8); }
+constexpr int attn_fwd_rows(int MT) { return 64 * MT; }  // query rows per forward block
+constexpr int attn_fwd_smem(int HSP, int MT = kAttnFwdMT) { return 2 * (attn_fwd_rows(MT) + 4 * kAttnBK) * (HSP + 8); }
 constexpr int attn_dq_smem(int HSP) { return 2 * (2 * kAttnBQ + 4 * kAttnBK) * (HSP + 8); }
 constexpr int attn_dkv_smem(int HSP) { return 2 * (2 * kAttnBK + 4 * kAttnBQ2) * (HSP + 8) + 4 * kAttnBQ2 * 4; }
 
@@ -179,11 +181,14 @@ QT_KFN void zero_frags(float f[][4]) {
 }
 
 // ---- forward ------------------------------------------------------------------------------------------------------
-// grid (ceil(Tq / 64), NH, B). Warp w owns query rows i0 + 16w .. +15; lane (g, t) holds rows g and g + 8 of them.
+// grid (ceil(Tq / 64 MT), NH, B). Warp w owns query rows i0 + 16 w + 64 m .. +15 of its MT m-tiles m (MT = 2: FA2's
+// kBlockM = 128 with 4 warps): each K or V fragment read from shared memory feeds MT products, which divides the
+// shared-memory traffic per product by MT (with one m-tile per warp it was the forward's limit, run 11). Lane (g, t)
+// holds rows g and g + 8 of each m-tile.
 
-template <int HSP, TcOp OP = TcOp::BF16, class Ctx>
+template <int HSP, TcOp OP = TcOp::BF16, int MT = kAttnFwdMT, class Ctx>
 QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
-  constexpr int BQ = kAttnBQ, BK = kAttnBK, LD = HSP + 8;
+  constexpr int BQ = 64 * MT, BK = kAttnBK, LD = HSP + 8;  // attn_fwd_rows(MT)
   constexpr int KC = HSP / 16, NT = BK / 8, DT = HSP / 8;
   uint16_t* Qs = reinterpret_cast<uint16_t*>(c.smem());  // [BQ][LD]
   uint16_t* Ks = Qs + BQ * LD;                           // [2][BK][LD]
@@ -198,9 +203,18 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
   const int i_last = imin(i0 + BQ, p.Tq) - 1;
   const int nk = imin(p.Tk - p.Tq + i_last + 1, len);  // keys visible to the tile's last row (the most)
   const int ntiles = nk > 0 ? (nk + BK - 1) / BK : 0;
-  const int m0 = warp * 16;
-  const int qi[2] = {i0 + m0 + g, i0 + m0 + g + 8};
-  const int lim[2] = {imin(p.Tk - p.Tq + qi[0] + 1, len), imin(p.Tk - p.Tq + qi[1] + 1, len)};
+  int qi[MT][2], lim[MT][2], m0[MT];
+  QT_UNROLL
+  for (int mt = 0; mt < MT; mt++) {
+    m0[mt] = 16 * warp + 64 * mt;
+    qi[mt][0] = i0 + m0[mt] + g;
+    qi[mt][1] = qi[mt][0] + 8;
+    lim[mt][0] = imin(p.Tk - p.Tq + qi[mt][0] + 1, len);
+    lim[mt][1] = imin(p.Tk - p.Tq + qi[mt][1] + 1, len);
+  }
+  // the keys every row of the warp sees (its first row's); with m-tiles 64 rows apart every warp has rows in each key tile
+  // the block visits, so none skips one
+  const int warp_open = imin(p.Tk - p.Tq + i0 + 16 * warp + 1, len);
   const float sl2 = p.scale * kLog2e;
 
   tile_async<HSP, BQ>(c, Qs, qbase, qstride, i0, p.Tq);
@@ -210,9 +224,14 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
   }
   c.cp_async_commit();
 
-  float o[DT][4];
-  zero_frags<DT>(o);
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+  float o[MT][DT][4];
+  float mrow[MT][2], lrow[MT][2];
+  QT_UNROLL
+  for (int mt = 0; mt < MT; mt++) {
+    zero_frags<DT>(o[mt]);
+    mrow[mt][0] = mrow[mt][1] = -INFINITY;
+    lrow[mt][0] = lrow[mt][1] = 0.0f;
+  }
 
   for (int jt = 0; jt < ntiles; jt++) {
     const int j0 = jt * BK;
@@ -226,76 +245,114 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
     }
     const uint16_t* Kb = Ks + (jt & 1) * BK * LD;
     const uint16_t* Vb = Vs + (jt & 1) * BK * LD;
-    float s[NT][4];
-    zero_frags<NT>(s);
-    mma_rows_nk<LD, KC, NT, OP>(c, s, Qs, m0, Kb, lane);
-    // scale into the log2 domain, mask, and the tile's row maxima (rows g and g+8; a quad shares a row)
-    const bool open = j0 + BK <= imin(lim[0], lim[1]);  // every key of the tile visible to both rows
-    float mx[2] = {-INFINITY, -INFINITY};
+    float s[MT][NT][4];
     QT_UNROLL
-    for (int nt = 0; nt < NT; nt++) {
+    for (int mt = 0; mt < MT; mt++) zero_frags<NT>(s[mt]);
+    QT_UNROLL
+    for (int kc = 0; kc < KC; kc++) {
+      uint32_t a[MT][4];
       QT_UNROLL
-      for (int e = 0; e < 4; e++) {
-        const int j = j0 + nt * 8 + 2 * t + (e & 1);
-        const float x = open || j < lim[e >> 1] ? s[nt][e] * sl2 : -INFINITY;
-        s[nt][e] = x;
-        mx[e >> 1] = fmax2(mx[e >> 1], x);
+      for (int mt = 0; mt < MT; mt++) ldsm_a<LD>(c, a[mt], Qs, m0[mt], kc * 16, lane);
+      QT_UNROLL
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t bb[4];
+        ldsm_b2<LD>(c, bb, Kb, nt * 8, kc * 16, lane);
+        QT_UNROLL
+        for (int mt = 0; mt < MT; mt++) {
+          op_mma<OP>(c, s[mt][nt], a[mt], bb);
+          op_mma<OP>(c, s[mt][nt + 1], a[mt], bb + 2);
+        }
       }
     }
-    float alpha[2];
+    const bool open = j0 + BK <= warp_open;  // every key of the tile visible to every row of the warp
     QT_UNROLL
-    for (int r = 0; r < 2; r++) {
-      mx[r] = fmax2(mx[r], c.shfl_xor(mx[r], 1));
-      mx[r] = fmax2(mx[r], c.shfl_xor(mx[r], 2));
-      const float m_new = fmax2(mrow[r], mx[r]);
-      alpha[r] = m_new == -INFINITY ? 1.0f : exp2f(mrow[r] - m_new);  // exp2(-inf) = 0 on the first visible tile
-      mrow[r] = m_new;
-    }
-    float rs[2] = {0.0f, 0.0f};
-    QT_UNROLL
-    for (int nt = 0; nt < NT; nt++) {
+    for (int mt = 0; mt < MT; mt++) {
+      // scale into the log2 domain, mask, and the tile's row maxima (rows g and g+8; a quad shares a row)
+      float mx[2] = {-INFINITY, -INFINITY};
       QT_UNROLL
-      for (int e = 0; e < 4; e++) {
-        const float m = mrow[e >> 1];
-        const float pr = m == -INFINITY ? 0.0f : exp2f(s[nt][e] - m);
-        s[nt][e] = pr;
-        rs[e >> 1] += pr;
+      for (int nt = 0; nt < NT; nt++) {
+        QT_UNROLL
+        for (int e = 0; e < 4; e++) {
+          const int j = j0 + nt * 8 + 2 * t + (e & 1);
+          const float x = open || j < lim[mt][e >> 1] ? s[mt][nt][e] * sl2 : -INFINITY;
+          s[mt][nt][e] = x;
+          mx[e >> 1] = fmax2(mx[e >> 1], x);
+        }
+      }
+      float alpha[2];
+      QT_UNROLL
+      for (int r = 0; r < 2; r++) {
+        mx[r] = fmax2(mx[r], c.shfl_xor(mx[r], 1));
+        mx[r] = fmax2(mx[r], c.shfl_xor(mx[r], 2));
+        const float m_new = fmax2(mrow[mt][r], mx[r]);
+        alpha[r] = m_new == -INFINITY ? 1.0f : exp2f(mrow[mt][r] - m_new);  // exp2(-inf) = 0 on the first visible tile
+        mrow[mt][r] = m_new;
+      }
+      float rs[2] = {0.0f, 0.0f};
+      QT_UNROLL
+      for (int nt = 0; nt < NT; nt++) {
+        QT_UNROLL
+        for (int e = 0; e < 4; e++) {
+          const float m = mrow[mt][e >> 1];
+          const float pr = m == -INFINITY ? 0.0f : exp2f(s[mt][nt][e] - m);
+          s[mt][nt][e] = pr;
+          rs[e >> 1] += pr;
+        }
+      }
+      lrow[mt][0] = lrow[mt][0] * alpha[0] + rs[0];  // per-lane partial sums; the quad's are added at the end
+      lrow[mt][1] = lrow[mt][1] * alpha[1] + rs[1];
+      QT_UNROLL
+      for (int dt = 0; dt < DT; dt++) {
+        o[mt][dt][0] *= alpha[0];
+        o[mt][dt][1] *= alpha[0];
+        o[mt][dt][2] *= alpha[1];
+        o[mt][dt][3] *= alpha[1];
       }
     }
-    lrow[0] = lrow[0] * alpha[0] + rs[0];  // per-lane partial sums; the quad's are added at the end
-    lrow[1] = lrow[1] * alpha[1] + rs[1];
+    // o += P V: each V fragment (ldmatrix .trans of the [key][d] tile) feeds both m-tiles
     QT_UNROLL
-    for (int dt = 0; dt < DT; dt++) {
-      o[dt][0] *= alpha[0];
-      o[dt][1] *= alpha[0];
-      o[dt][2] *= alpha[1];
-      o[dt][3] *= alpha[1];
+    for (int kk = 0; kk < BK / 16; kk++) {
+      uint32_t pa[MT][4];
+      QT_UNROLL
+      for (int mt = 0; mt < MT; mt++) c_to_a<OP>(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+      QT_UNROLL
+      for (int dt = 0; dt < DT; dt += 2) {
+        uint32_t bb[4];
+        ldsm_bt2<LD>(c, bb, Vb, kk * 16, dt * 8, lane);
+        QT_UNROLL
+        for (int mt = 0; mt < MT; mt++) {
+          op_mma<OP>(c, o[mt][dt], pa[mt], bb);
+          op_mma<OP>(c, o[mt][dt + 1], pa[mt], bb + 2);
+        }
+      }
     }
-    mma_p_kn<LD, BK / 16, DT, OP>(c, o, s, Vb, lane);
   }
   c.cp_async_wait_all();  // no copy outlives the block (the Q copy when no key is visible)
-  QT_UNROLL
-  for (int r = 0; r < 2; r++) {
-    lrow[r] += c.shfl_xor(lrow[r], 1);
-    lrow[r] += c.shfl_xor(lrow[r], 2);
-  }
   const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
   QT_UNROLL
-  for (int r = 0; r < 2; r++) {
-    const int i = qi[r];
-    if (i >= p.Tq) continue;
-    const float l = lrow[r], inv = l > 0.0f ? 1.0f / l : 0.0f;
-    float* orow = p.out + (static_cast<int64_t>(b) * p.Tq + i) * ostride + static_cast<int64_t>(h) * p.HS;
+  for (int mt = 0; mt < MT; mt++) {
     QT_UNROLL
-    for (int dt = 0; dt < DT; dt++) {
-      const int d = dt * 8 + 2 * t;
-      if (d < p.HS) {
-        orow[d] = o[dt][2 * r] * inv;
-        orow[d + 1] = o[dt][2 * r + 1] * inv;
-      }
+    for (int r = 0; r < 2; r++) {
+      lrow[mt][r] += c.shfl_xor(lrow[mt][r], 1);
+      lrow[mt][r] += c.shfl_xor(lrow[mt][r], 2);
     }
-    if (t == 0)
-      p.lse[(static_cast<int64_t>(b) * p.NH + h) * p.Tq + i] = l > 0.0f ? (mrow[r] + log2f(l)) * kLn2 : -INFINITY;
+    QT_UNROLL
+    for (int r = 0; r < 2; r++) {
+      const int i = qi[mt][r];
+      if (i >= p.Tq) continue;
+      const float l = lrow[mt][r], inv = l > 0.0f ? 1.0f / l : 0.0f;
+      float* orow = p.out + (static_cast<int64_t>(b) * p.Tq + i) * ostride + static_cast<int64_t>(h) * p.HS;
+      QT_UNROLL
+      for (int dt = 0; dt < DT; dt++) {
+        const int d = dt * 8 + 2 * t;
+        if (d < p.HS) {
+          orow[d] = o[mt][dt][2 * r] * inv;
+          orow[d + 1] = o[mt][dt][2 * r + 1] * inv;
+        }
+      }
+      if (t == 0)
+        p.lse[(static_cast<int64_t>(b) * p.NH + h) * p.Tq + i] = l > 0.0f ? (mrow[mt][r] + log2f(l)) * kLn2 : -INFINITY;
+    }
   }
 }
 

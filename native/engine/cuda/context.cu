@@ -140,6 +140,7 @@ Paths& mutable_paths() {
     Paths d;
     if (env_is("QT_CUDA_ATTN", "simt")) d.attn = Paths::kAttnSimt;
     if (env_is("QT_CUDA_ATTN", "tc")) d.attn = Paths::kAttnTc;
+    if (env_is("QT_CUDA_ATTN_FWD_MT", "1")) d.attn_fwd_mt = 1;
     if (env_is("QT_CUDA_ATTN_SPLIT", "1")) d.attn_split = 1;
     if (env_is("QT_CUDA_ATTN_SPLIT", "0")) d.attn_split = 0;
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
@@ -173,6 +174,7 @@ bool set_path(const std::string& name, const std::string& value) {
   Paths& p = mutable_paths();
   if (name == "attn" && (value == "tc16" || value == "tc" || value == "simt"))
     p.attn = value == "tc16" ? Paths::kAttnTc16 : value == "tc" ? Paths::kAttnTc : Paths::kAttnSimt;
+  else if (name == "attn_fwd_mt" && (value == "1" || value == "2")) p.attn_fwd_mt = value[0] - '0';
   else if (name == "attn_split" && (value == "auto" || value == "1" || value == "0")) p.attn_split = value == "auto" ? -1 : value[0] - '0';
   else if (name == "gemv" && (value == "7" || value == "6" || value == "4" || value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
   else if (name == "gemv_rows" && (value == "0" || value == "1" || value == "2")) p.gemv_rows = value[0] - '0';
@@ -192,6 +194,7 @@ std::string active_paths() {
   const char* ck = std::getenv("QT_CKPT_BF16");
   const char* ru = std::getenv("QT_DEQUANT_REUSE");
   return std::string("attn=") + (p.attn == Paths::kAttnTc16 ? "tc16" : p.attn == Paths::kAttnTc ? "tc" : "simt") +
+         (p.attn_fwd_mt == 2 ? std::string() : " attn_fwd_mt=" + std::to_string(p.attn_fwd_mt)) +
          (p.attn_split < 0 ? std::string() : " attn_split=" + std::to_string(p.attn_split)) + " gemv=" + std::to_string(p.gemv) +
          (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora == Paths::kLoraTf32 ? "tf32" : p.lora == Paths::kLoraCublas ? "cublas" : "fused") +

@@ -42,6 +42,8 @@ void release_workspace();
  *    attn     tc16|tc|simt   QT_CUDA_ATTN     tensor-core flash attention for bf16/fp16 compute on sm_80+, its forward
  *                                              on fp16 operands (tc16, default) or bf16 ones (tc; the backward is bf16
  *                                              either way), or the fp32 SIMT kernels (simt; always used for fp32 compute)
+ *    attn_fwd_mt 2|1          QT_CUDA_ATTN_FWD_MT  16-row m-tiles per warp of the tensor-core forward: 2 (default) reads each
+ *                                              K/V fragment once for two products, 1 = one (64-row blocks)
  *    attn_split auto|1|0      QT_CUDA_ATTN_SPLIT  the tensor-core backward's dk/dv pass with a block per query head (per-head
  *                                              partials summed over the KV group after it) instead of per KV head; auto: when
  *                                              the per-KV-head grid would leave the GPU under two blocks per SM
