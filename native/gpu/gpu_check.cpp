@@ -493,6 +493,13 @@ void check_swiglu(Report& R) {
   CPU.swiglu_forward(out_c.data(), g.data(), u.data(), n);
   GPU.swiglu_forward(out_g.f(), gg.f(), ug.f(), n);
   cmp(R, "ops", "swiglu_forward", out_c, out_g.get(), 1e-6);
+  {  // arrays not 16-byte aligned take the scalar loop (run 11's float4 one needs alignment)
+    DevBuf out_u(GPU, nans(n));
+    GPU.swiglu_forward(out_u.f() + 1, gg.f() + 1, ug.f() + 1, n - 1);
+    auto got = out_u.get();
+    R.check("ops", "swiglu_forward on unaligned arrays == aligned result",
+            std::equal(got.begin() + 1, got.end(), out_g.get().begin() + 1) && std::isnan(got[0]));
+  }
   auto a0 = rand_vec(n, 54), b0 = rand_vec(n, 55);
   std::vector<float> da = a0, db = b0;
   DevBuf da_g(GPU, a0), db_g(GPU, b0);
@@ -812,6 +819,12 @@ void check_bf16_storage(Report& R) {
   GPU.to_bf16(hg.as<uint16_t>(), xg.f(), n);
   const auto hgv = hg.get<uint16_t>();
   R.check("ops", "to_bf16 == CPU (round to nearest even), 2^20 + 7 values", hgv == hc);
+  {  // from an unaligned source (the scalar loop of the conversion kernel)
+    DevBuf hu(GPU, n * 2);
+    GPU.to_bf16(hu.as<uint16_t>(), xg.f() + 1, n - 1);
+    const auto huv = hu.get<uint16_t>();
+    R.check("ops", "to_bf16 from an unaligned source == CPU", std::equal(hc.begin() + 1, hc.end(), huv.begin()));
+  }
   std::vector<float> bc(n);
   CPU.from_bf16(bc.data(), hc.data(), n);
   GPU.from_bf16(back.f(), hg.as<uint16_t>(), n);

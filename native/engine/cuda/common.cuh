@@ -134,6 +134,8 @@ void profile_mark_end(DeviceCtx& c, int mark);
 
 // ---- launch helpers -----------------------------------------------------------------------------------
 
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 inline unsigned grid_for(size_t n, unsigned threads, unsigned cap = 65535u * 16u) {
   size_t g = (n + threads - 1) / threads;
   if (g < 1) g = 1;

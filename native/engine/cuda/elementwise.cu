@@ -58,12 +58,21 @@ __global__ void neftune_kernel(float* x, const int32_t* lengths, float alpha, ui
 
 __device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
-// Launched with PDL (launch_pdl; a decode step's SwiGLU): waits for the previous kernel first.
-__global__ void swiglu_forward_kernel(float* out, const float* gate, const float* up, size_t n) {
+__device__ __forceinline__ float swiglu(float g, float u) { return g * sigmoid(g) * u; }
+
+// Launched with PDL (launch_pdl; a decode step's SwiGLU): waits for the previous kernel first. vec4: the arrays are
+// 16-byte aligned and the first n / 4 * 4 elements go as float4s (run 11: scalar accesses reached 2.4 TB/s on an H200),
+// the rest one by one.
+__global__ void swiglu_forward_kernel(float* out, const float* gate, const float* up, size_t n, bool vec4) {
   kern::grid_dep_begin();
-  QT_GRID_STRIDE(i, n) {
-    const float g = gate[i];
-    out[i] = g * sigmoid(g) * up[i];
+  const size_t n4 = vec4 ? n / 4 : 0;
+  QT_GRID_STRIDE(i, n4) {
+    const float4 g = reinterpret_cast<const float4*>(gate)[i], u = reinterpret_cast<const float4*>(up)[i];
+    reinterpret_cast<float4*>(out)[i] = make_float4(swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w));
+  }
+  QT_GRID_STRIDE(j, n - 4 * n4) {
+    const size_t i = 4 * n4 + j;
+    out[i] = swiglu(gate[i], up[i]);
   }
 }
 
@@ -79,13 +88,6 @@ __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* do
 
 __global__ void add_kernel(float* out, const float* a, const float* b, size_t n) {
   QT_GRID_STRIDE(i, n) out[i] = __fadd_rn(a[i], b[i]);
-}
-
-__global__ void to_bf16_kernel(uint16_t* out, const float* in, size_t n) {
-  QT_GRID_STRIDE(i, n) {
-    const __nv_bfloat16 h = __float2bfloat16_rn(in[i]);
-    out[i] = *reinterpret_cast<const uint16_t*>(&h);
-  }
 }
 
 __global__ void from_bf16_kernel(float* out, const uint16_t* in, size_t n) {
@@ -185,7 +187,8 @@ void neftune_forward(float* x, const int32_t* lengths, float alpha, uint64_t see
 
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
   Op op("swiglu_forward");
-  launch_pdl(swiglu_forward_kernel, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, op.s, out, gate, up, n);
+  const bool vec4 = aligned16(out) && aligned16(gate) && aligned16(up);
+  launch_pdl(swiglu_forward_kernel, dim3(grid_for(vec4 ? (n + 3) / 4 : n, kThreads)), dim3(kThreads), 0, op.s, out, gate, up, n, vec4);
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
@@ -207,8 +210,7 @@ void add_launch(float* out, const float* a, const float* b, size_t n, cudaStream
 void to_bf16(uint16_t* out, const float* in, size_t n) {
   if (!n) return;
   Op op("to_bf16");
-  to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(out, in, n);
-  QT_LAUNCH_CHECK();
+  convert_from_f32(out, DType::BF16, in, n, op.s);
 }
 
 void from_bf16(float* out, const uint16_t* in, size_t n) {

@@ -62,8 +62,6 @@ __global__ void __launch_bounds__(1024) add_rmsnorm_rows_kernel(kern::RmsArgs a,
   kern::add_rmsnorm_rows(c, a, x_out, xa, xb);
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 // Whether rmsnorm_forward takes the rows kernel for these rows (add_rmsnorm_forward follows the same choice).
 bool rows_path(int N, int C, const float* out, const float* inp, const float* weight) {
   return paths().decode && N <= 256 && kern::rms_rows_applies(C) && aligned16(out) && aligned16(inp) && aligned16(weight);
