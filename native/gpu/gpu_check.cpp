@@ -84,7 +84,7 @@ void restore_paths() {
   qt::cuda::set_path("gemv_rows", gr ? gr : "0");
   qt::cuda::set_path("dequant", default_dequant());
   const char* e = std::getenv("QT_CUDA_LORA");
-  qt::cuda::set_path("lora", e && (std::strcmp(e, "fused") == 0 || std::strcmp(e, "cublas") == 0 || std::strcmp(e, "tf32x") == 0) ? e : "tf32");  // default tf32
+  qt::cuda::set_path("lora", e && (std::strcmp(e, "fused") == 0 || std::strcmp(e, "cublas") == 0) ? e : "tf32");  // default tf32
   const char* x = std::getenv("QT_CUDA_XCACHE");
   qt::cuda::set_path("xcache", x && std::strcmp(x, "0") == 0 ? "0" : "1");
   qt::cuda::set_path("decode", default_decode());
@@ -860,8 +860,7 @@ void check_lora(Report& R) {
                         {"cublas", DType::F32, 1e-5, "cublas"},
                         {"tf32", DType::F32, 1e-5, "tf32 fp32-compute"},
                         {"cublas", DType::BF16, 1e-5, "cublas bf16-compute"},
-                        {"tf32", DType::BF16, kTf32Tol, "tf32 bf16-compute"},
-                        {"tf32x", DType::BF16, kTf32Tol, "tf32x bf16-compute"}};
+                        {"tf32", DType::BF16, kTf32Tol, "tf32 bf16-compute"}};
   for (Shape sh : {Shape{50, 256, 192, 8}, Shape{300, 4096, 1024, 32}, Shape{7, 96, 64, 64}}) {
     const int N = sh.N, C = sh.C, OC = sh.OC, Rk = sh.Rk;
     const float scale = 2.0f;
@@ -907,13 +906,13 @@ void check_lora(Report& R) {
         cmp(R, "ops", "lora_backward dB increment" + tag, inc(dB, dB0), inc(g[4], dB0), m.tol);
         cmp(R, "ops", "lora_backward without dinp: dA increment" + tag, inc(dA, dA0), inc(g[5], dA0), m.tol);
         if (std::strcmp(m.tag, "cublas") == 0) fp32_res = g;
-        if (m.compute != DType::BF16 || std::strncmp(m.path, "tf32", 4) != 0) continue;
+        if (m.compute != DType::BF16 || std::strcmp(m.path, "tf32") != 0) continue;
         // Deterministic: the same inputs again give the same bits (training's resume == not stopping relies on it).
         // The detail says how far TF32 moved the result from the exact fp32 GEMMs (0: cuBLAS chose an fp32 kernel).
         const auto g2 = run_gpu(m.compute);
         bool same = true;
         for (size_t i = 0; i < g.size(); i++) same = same && bit_equal(g[i], g2[i]) && all_finite(g2[i]);
-        R.check("ops", std::string("lora ") + m.tag + ": forward + backward twice give the same bits" + dims, same,
+        R.check("ops", "lora tf32 bf16-compute: forward + backward twice give the same bits" + dims, same,
                 std::string(same ? "bit-identical" : "NOT bit-identical") + "; u vs exact fp32 GEMMs: rel_l2 " +
                     fmt(rel_l2(fp32_res[1], g[1])));
       }

@@ -154,7 +154,6 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_DEQUANT", "vec")) d.dequant = Paths::kDqVec;
     if (env_is("QT_CUDA_DEQUANT", "vec2")) d.dequant = Paths::kDqVec2;
     if (env_is("QT_CUDA_LORA", "cublas")) d.lora = Paths::kLoraCublas;  // exact fp32 GEMMs whatever the compute dtype
-    if (env_is("QT_CUDA_LORA", "tf32x")) d.lora = Paths::kLoraTf32Fused;
     if (env_is("QT_CUDA_LORA", "fused")) d.lora = Paths::kLoraFused;    // (default tf32: TF32 GEMMs for 16-bit compute)
     if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
     if (env_is("QT_CUDA_DECODE", "0")) d.decode = false;
@@ -181,8 +180,8 @@ bool set_path(const std::string& name, const std::string& value) {
   else if (name == "gemv_rows" && (value == "0" || value == "1" || value == "2")) p.gemv_rows = value[0] - '0';
   else if (name == "dequant" && (value == "auto" || value == "vec2" || value == "vec" || value == "simple"))
     p.dequant = value == "auto" ? Paths::kDqAuto : value == "vec2" ? Paths::kDqVec2 : value == "vec" ? Paths::kDqVec : Paths::kDqSimple;
-  else if (name == "lora" && (value == "tf32" || value == "tf32x" || value == "cublas" || value == "fused"))
-    p.lora = value == "tf32" ? Paths::kLoraTf32 : value == "tf32x" ? Paths::kLoraTf32Fused : value == "cublas" ? Paths::kLoraCublas : Paths::kLoraFused;
+  else if (name == "lora" && (value == "tf32" || value == "cublas" || value == "fused"))
+    p.lora = value == "tf32" ? Paths::kLoraTf32 : value == "cublas" ? Paths::kLoraCublas : Paths::kLoraFused;
   else if (name == "xcache" && (value == "1" || value == "0")) p.xcache = value == "1";
   else if (name == "decode" && (value == "1" || value == "0")) p.decode = value == "1";
   else if (name == "pdl" && (value == "1" || value == "2" || value == "0")) p.pdl = value[0] - '0';
@@ -198,7 +197,7 @@ std::string active_paths() {
          (p.attn_fwd_mt == 2 ? std::string() : " attn_fwd_mt=" + std::to_string(p.attn_fwd_mt)) +
          (p.attn_split < 0 ? std::string() : " attn_split=" + std::to_string(p.attn_split)) + " gemv=" + std::to_string(p.gemv) +
          (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
-         " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora == Paths::kLoraTf32 ? "tf32" : p.lora == Paths::kLoraTf32Fused ? "tf32x" : p.lora == Paths::kLoraCublas ? "cublas" : "fused") +
+         " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora == Paths::kLoraTf32 ? "tf32" : p.lora == Paths::kLoraCublas ? "cublas" : "fused") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + std::to_string(p.pdl) + " ckpt_bf16=" + (ck ? ck : "auto") +
          " reuse=" + (ru ? ru : "auto");
 }

@@ -49,10 +49,6 @@ void da_dx(const kern::LoraArgs& a, bool dx, cudaStream_t s) {
 
 bool lora_fused_applies(int N, int C, int R) { return paths().lora == Paths::kLoraFused && N > 0 && C > 0 && R >= 1 && R <= 64; }
 
-bool lora_fused_backward_applies(int N, int C, int R) {
-  return (paths().lora == Paths::kLoraFused || paths().lora == Paths::kLoraTf32Fused) && N > 0 && C > 0 && R >= 1 && R <= 64;
-}
-
 int lora_da_slices(int N) {
   const int s = (N + 255) / 256;
   return s < 1 ? 1 : s > 64 ? 64 : s;

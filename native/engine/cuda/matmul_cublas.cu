@@ -121,8 +121,7 @@ void check_compute(const Weight& w) {
 // The compute type of the LoRA GEMMs: TF32 for a model computing in bf16/fp16 on the tf32 path (the default), else exact
 // fp32 (fp32 compute, which the checks against the CPU use; QT_CUDA_LORA=cublas|fused).
 cublasComputeType_t lora_gemm_type(DType compute) {
-  const bool tf32 = (paths().lora == Paths::kLoraTf32 || paths().lora == Paths::kLoraTf32Fused) &&
-                    (compute == DType::BF16 || compute == DType::F16);
+  const bool tf32 = paths().lora == Paths::kLoraTf32 && (compute == DType::BF16 || compute == DType::F16);
   return tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 }
 
@@ -268,7 +267,7 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   float* du = scratch + static_cast<size_t>(N) * C;
   gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f, ct);  // dB += scale dout^T u
   gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f, ct); // du = scale dout B
-  if (lora_fused_backward_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
+  if (lora_fused_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
     kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
     a.du = du;
     a.dA = dA;

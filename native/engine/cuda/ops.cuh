@@ -33,7 +33,7 @@ struct Paths {
   // computes in bf16/fp16 and in exact fp32 when it computes in fp32 (tf32, the default); the same with exact fp32 GEMMs
   // whatever the compute dtype (cublas, run 1's way); or the dropout mask inside the fused SIMT kernels (lora_kernels.h)
   // with exact fp32 GEMMs for the rest (fused; slower than cuBLAS in run 2, BENCHMARKS.md v2)
-  enum Lora { kLoraTf32 = 0, kLoraCublas = 1, kLoraFused = 2, kLoraTf32Fused = 3 };
+  enum Lora { kLoraTf32 = 0, kLoraCublas = 1, kLoraFused = 2 };
   int lora = kLoraTf32;
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
   bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm of <= 256 rows with a
@@ -153,8 +153,6 @@ bool nf4_gemv_many(float* const* outs, const float* inp, const Weight* const* ws
  *  u = dropout(x) A^T, and dA += du^T dropout(x) (partials into a.part [S, R, C], then summed) with, when dx,
  *  dinp += dropout'(du A). */
 bool lora_fused_applies(int N, int C, int R);
-/** Whether the backward's dA and dinp take the fused kernels: QT_CUDA_LORA=fused, or tf32x (TF32 GEMMs otherwise). */
-bool lora_fused_backward_applies(int N, int C, int R);
 int lora_da_slices(int N);
 void lora_xa_launch(const kern::LoraArgs& a, cudaStream_t s);
 void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s);

@@ -55,13 +55,11 @@ void release_workspace();
  *                                              16-byte loads and stores (run 2), auto = whichever of the two the first
  *                                              >= 16M-weight 16-bit copy on the device times faster, simple = a byte per
  *                                              thread; all give the same bits
- *    lora     tf32|tf32x|cublas|fused  QT_CUDA_LORA  the masked copy + cuBLAS GEMMs on fp32 A/B, in TF32 on tensor
- *                                              cores when the model computes in bf16/fp16 and in exact fp32 when it computes
- *                                              in fp32 (tf32, default); tf32 with the backward's dA and dinp in the fused
- *                                              kernels (tf32x: no masked copy in backward); the same with exact fp32 GEMMs
- *                                              for every compute dtype (cublas, run 1's); or the dropout inside fused SIMT
- *                                              kernels with exact fp32 GEMMs for the rest (fused: ranks <= 64; slower in
- *                                              runs 2 and 11, selectable)
+ *    lora     tf32|cublas|fused  QT_CUDA_LORA  the masked copy + cuBLAS GEMMs on fp32 A/B, in TF32 on tensor cores when
+ *                                              the model computes in bf16/fp16 and in exact fp32 when it computes in fp32
+ *                                              (tf32, default); the same with exact fp32 GEMMs for every compute dtype
+ *                                              (cublas, run 1's); or the dropout inside fused SIMT kernels with exact
+ *                                              fp32 GEMMs for the rest (fused: ranks <= 64; slower in run 2, selectable)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
  *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
  *                                              with the row in registers (decode_kernels.h), or the general kernels
