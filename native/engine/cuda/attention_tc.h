@@ -130,13 +130,16 @@ QT_KFN void ldsm_bt2(Ctx& c, uint32_t b[4], const uint16_t* s, int k0, int n0, i
   c.ldsm_x4_t(b, s + (k0 + (i & 1) * 8 + r) * LD + n0 + (i >> 1) * 8);
 }
 
-/** The C fragments of 8-column tiles 2kk and 2kk+1 as the 16-bit A fragment over those 16 columns. */
+/** The C fragments of 8-column tiles 2kk and 2kk+1 as the 16-bit A fragment over those 16 columns. fp16 is only ever
+ *  the forward's probabilities (<= 1): packed without the clamp. */
+template <TcOp OP = TcOp::BF16>
+QT_KFN uint32_t c_pack(float lo, float hi) { return OP == TcOp::F16 ? pack_f16_rn(lo, hi) : pack_bf16(lo, hi); }
 template <TcOp OP = TcOp::BF16>
 QT_KFN void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
-  a[0] = op_pack<OP>(c0[0], c0[1]);
-  a[1] = op_pack<OP>(c0[2], c0[3]);
-  a[2] = op_pack<OP>(c1[0], c1[1]);
-  a[3] = op_pack<OP>(c1[2], c1[3]);
+  a[0] = c_pack<OP>(c0[0], c0[1]);
+  a[1] = c_pack<OP>(c0[2], c0[3]);
+  a[2] = c_pack<OP>(c1[0], c1[1]);
+  a[3] = c_pack<OP>(c1[2], c1[3]);
 }
 
 /** acc[M-tile 16 rows][NT 8-column tiles] += A (16 x 16 KC) B, A's fragments from a row-major tile (rows m0..), B's
@@ -264,28 +267,34 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
         }
       }
     }
+    // Online softmax on the raw scores (FA2's instruction diet): the mask only on tiles some row of the warp does not
+    // fully see, row maxima of raw scores, and p = exp2(s sl2 - m sl2) as one FFMA and one EX2 per score. A row that
+    // has seen nothing yet has m = -inf: its offset is taken as 0, so its masked scores give exp2(-inf) = 0.
     const bool open = j0 + BK <= warp_open;  // every key of the tile visible to every row of the warp
     QT_UNROLL
     for (int mt = 0; mt < MT; mt++) {
-      // scale into the log2 domain, mask, and the tile's row maxima (rows g and g+8; a quad shares a row)
-      float mx[2] = {-INFINITY, -INFINITY};
+      if (!open) {
+        QT_UNROLL
+        for (int nt = 0; nt < NT; nt++) {
+          QT_UNROLL
+          for (int e = 0; e < 4; e++)
+            if (j0 + nt * 8 + 2 * t + (e & 1) >= lim[mt][e >> 1]) s[mt][nt][e] = -INFINITY;
+        }
+      }
+      float mx[2] = {-INFINITY, -INFINITY};  // the tile's row maxima (rows g and g+8; a quad shares a row)
       QT_UNROLL
       for (int nt = 0; nt < NT; nt++) {
         QT_UNROLL
-        for (int e = 0; e < 4; e++) {
-          const int j = j0 + nt * 8 + 2 * t + (e & 1);
-          const float x = open || j < lim[mt][e >> 1] ? s[mt][nt][e] * sl2 : -INFINITY;
-          s[mt][nt][e] = x;
-          mx[e >> 1] = fmax2(mx[e >> 1], x);
-        }
+        for (int e = 0; e < 4; e++) mx[e >> 1] = fmax2(mx[e >> 1], s[mt][nt][e]);
       }
-      float alpha[2];
+      float alpha[2], ms[2];
       QT_UNROLL
       for (int r = 0; r < 2; r++) {
         mx[r] = fmax2(mx[r], c.shfl_xor(mx[r], 1));
         mx[r] = fmax2(mx[r], c.shfl_xor(mx[r], 2));
         const float m_new = fmax2(mrow[mt][r], mx[r]);
-        alpha[r] = m_new == -INFINITY ? 1.0f : exp2f(mrow[mt][r] - m_new);  // exp2(-inf) = 0 on the first visible tile
+        ms[r] = m_new == -INFINITY ? 0.0f : m_new * sl2;
+        alpha[r] = exp2f(fmaf(mrow[mt][r], sl2, -ms[r]));  // 0 while the row had seen nothing (o and l are 0 then)
         mrow[mt][r] = m_new;
       }
       float rs[2] = {0.0f, 0.0f};
@@ -293,8 +302,7 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
       for (int nt = 0; nt < NT; nt++) {
         QT_UNROLL
         for (int e = 0; e < 4; e++) {
-          const float m = mrow[mt][e >> 1];
-          const float pr = m == -INFINITY ? 0.0f : exp2f(s[mt][nt][e] - m);
+          const float pr = exp2f(fmaf(s[mt][nt][e], sl2, -ms[e >> 1]));
           s[mt][nt][e] = pr;
           rs[e >> 1] += pr;
         }
@@ -350,8 +358,8 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
           orow[d + 1] = o[mt][dt][2 * r + 1] * inv;
         }
       }
-      if (t == 0)
-        p.lse[(static_cast<int64_t>(b) * p.NH + h) * p.Tq + i] = l > 0.0f ? (mrow[mt][r] + log2f(l)) * kLn2 : -INFINITY;
+      if (t == 0)  // mrow holds raw scores: lse = ln(l) + m scale
+        p.lse[(static_cast<int64_t>(b) * p.NH + h) * p.Tq + i] = l > 0.0f ? (mrow[mt][r] * sl2 + log2f(l)) * kLn2 : -INFINITY;
     }
   }
 }
@@ -380,6 +388,7 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
   const int m0 = warp * 16;
   const int qi[2] = {i0 + m0 + g, i0 + m0 + g + 8};
   const int lim[2] = {imin(p.Tk - p.Tq + qi[0] + 1, len), imin(p.Tk - p.Tq + qi[1] + 1, len)};
+  const int warp_open = imin(p.Tk - p.Tq + i0 + m0 + 1, len);  // keys the warp's first (most masked) row sees
   const float sl2 = p.scale * kLog2e;
   float lse2[2], Drow[2];
   QT_UNROLL
@@ -417,12 +426,13 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
     zero_frags<NT>(dp);
     mma_rows_nk<LD, KC, NT>(c, s, Qs, m0, Kb, lane);
     mma_rows_nk<LD, KC, NT>(c, dp, dOs, m0, Vb, lane);
+    const bool open = j0 + BK <= warp_open;  // every key of the tile visible to every row of the warp: no mask
     QT_UNROLL
     for (int nt = 0; nt < NT; nt++) {
       QT_UNROLL
       for (int e = 0; e < 4; e++) {
         const int r = e >> 1, j = j0 + nt * 8 + 2 * t + (e & 1);
-        const float pr = j < lim[r] ? exp2f(s[nt][e] * sl2 - lse2[r]) : 0.0f;
+        const float pr = open || j < lim[r] ? exp2f(fmaf(s[nt][e], sl2, -lse2[r])) : 0.0f;
         s[nt][e] = pr * (dp[nt][e] - Drow[r]) * p.scale;  // dS
       }
     }
@@ -515,13 +525,16 @@ QT_KFN void attn_dkv_tc(Ctx& c, const AttnArgs& p) {
       zero_frags<NT>(dp);
       mma_rows_nk<LD, KC, NT>(c, s, Ks, m0, Qb, lane);    // S^T[key][query]
       mma_rows_nk<LD, KC, NT>(c, dp, Vs, m0, dOb, lane);  // dP^T[key][query]
+      // every query of the step sees every key of the warp (the step's first query sees the warp's last key): no mask
+      const int jw = j0 + m0 + 15;
+      const bool open = i0 + BQ2 <= p.Tq && jw < len && jw <= p.Tk - p.Tq + i0;
       QT_UNROLL
       for (int nt = 0; nt < NT; nt++) {
         QT_UNROLL
         for (int e = 0; e < 4; e++) {
           const int col = nt * 8 + 2 * t + (e & 1), i = i0 + col, j = kj[e >> 1];
-          const bool vis = i < p.Tq && j < imin(p.Tk - p.Tq + i + 1, len);
-          const float pr = vis ? exp2f(s[nt][e] * sl2 - lse2b[col]) : 0.0f;
+          const bool vis = open || (i < p.Tq && j < imin(p.Tk - p.Tq + i + 1, len));
+          const float pr = vis ? exp2f(fmaf(s[nt][e], sl2, -lse2b[col])) : 0.0f;
           s[nt][e] = pr;                                   // P^T
           dp[nt][e] = pr * (dp[nt][e] - Db[col]) * p.scale;  // dS^T
         }

@@ -127,9 +127,26 @@ QT_KFN float f16_value(uint16_t h) {
 #endif
 }
 
-/** Two floats as a bf16 pair in one 32-bit register: `lo` in bits 0..15 (the lower-indexed element), `hi` above. */
+/** Two floats as a bf16 pair in one 32-bit register: `lo` in bits 0..15 (the lower-indexed element), `hi` above. On the
+ *  GPU one cvt.rn.bf16x2.f32 (the same bits as two roundings). */
 QT_KFN uint32_t pack_bf16(float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+#else
   return static_cast<uint32_t>(bf16_bits(lo)) | (static_cast<uint32_t>(bf16_bits(hi)) << 16);
+#endif
+}
+
+/** Two floats as an fp16 pair, round to nearest even, for values known to be in range (the attention probabilities,
+ *  <= 1): one cvt.rn.f16x2.f32 on the GPU, no clamp. */
+QT_KFN uint32_t pack_f16_rn(float lo, float hi) {
+#if defined(__CUDA_ARCH__)
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+#else
+  return static_cast<uint32_t>(f16_bits(lo)) | (static_cast<uint32_t>(f16_bits(hi)) << 16);
+#endif
 }
 
 /** fp16 bits of x clamped to the finite range (+-65504): never inf, whatever the input's size. */
