@@ -99,7 +99,8 @@ struct NextNorm {
 // starts with its xn1/rstd1 already computed: by the previous layer, or by model_forward for layer 0.
 // next == nullptr: the backward pass's recomputation of a checkpointed layer. It computes its own xn1 from x, and as
 // backward needs the layer's internals, not its output, it skips down_proj's product and the last residual add (only
-// its LoRA intermediate u is kept: lora_forward's delta lands in x_out, which nothing reads).
+// its LoRA intermediate u is kept: lora_forward's delta lands in x_out, which nothing reads), and without a LoRA on
+// down_proj the SwiGLU too (h is down_proj's input, and backward reads it only for that LoRA).
 void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs& la, const Pass& p, int l,
                    const float* x, float* x_out, const NextNorm* next) {
   const bool recompute = next == nullptr;
@@ -134,11 +135,14 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
 
   // MLP block
   linear_forward_many<2>(m, ad, a, p, l, {TGATE, TUP}, {la.gate, la.up}, la.xn2, la);
-  be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
-  if (recompute) {
-    lora_add(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);
+  if (recompute) {  // backward reads h only for down_proj's LoRA (its dA): without one, h is not recomputed either
+    if (ad && ad->has(TDOWN)) {
+      be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
+      lora_add(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);
+    }
     return;
   }
+  be.swiglu_forward(la.h, la.gate, la.up, static_cast<size_t>(N) * FF);
   linear_forward(m, ad, a, p, l, TDOWN, x_out, la.h, la.u[TDOWN]);
   // x_out = x_mid + down(h), fused with the norm after this layer (next layer's xn1, or the final norm)
   be.add_rmsnorm_forward(x_out, next->out, next->rstd, x_out, la.x_mid, next->weight, N, C, c.rms_norm_eps);

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/ops.h"
 #include "fixtures.h"
 #include "gradcheck.h"
 #include "inference.h"
@@ -23,7 +24,8 @@ struct Tiny {
   std::shared_ptr<qt::Model> model;
   std::shared_ptr<qt::Adapter> adapter;
 
-  Tiny(const TinySpec& spec, qt::Quant quant, float dropout, int r = 4) {
+  Tiny(const TinySpec& spec, qt::Quant quant, float dropout, int r = 4,
+       std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
     write_tiny_model(dir / "m", spec);
     qt::LoadOptions o;
     o.folder = dir / "m";
@@ -33,7 +35,7 @@ struct Tiny {
     lc.r = r;
     lc.alpha = 8.0f;
     lc.dropout = dropout;
-    lc.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    lc.targets = std::move(targets);
     adapter = qt::create_adapter(model, lc);
     // B starts at zero (PEFT); give it values so that A's gradients are not zero either
     float* p = adapter->params.as<float>();
@@ -157,6 +159,46 @@ TEST(model_grad_llama_checkpointing_identical) {
   std::vector<float> g2(g1.size(), 0.0f);
   run_loss(*t.model, t.adapter.get(), a, b, g2.data(), true);
   CHECK(g1 == g2);
+}
+
+namespace {
+int g_swiglu_calls = 0;
+void counting_swiglu(float* out, const float* gate, const float* up, size_t n) {
+  g_swiglu_calls++;
+  qt::cpu::swiglu_forward(out, gate, up, n);
+}
+}  // namespace
+
+TEST(model_checkpointing_recomputes_swiglu_only_for_a_down_proj_lora) {
+  // The recomputation skips SwiGLU (h = down_proj's input) when down_proj has no LoRA: the tutorial's q/k/v/o targets.
+  // Gradients stay bit-identical to storing every activation either way; SwiGLU runs once per layer in the forward,
+  // and once more per layer in the recomputation only when down_proj has a LoRA.
+  for (bool down : {false, true}) {
+    std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    if (down) targets.push_back("down_proj");
+    Tiny t(TinySpec{}, qt::Quant::None, 0.1f, 4, targets);
+    const int L = t.model->config.num_layers;
+    qt::Backend counting = qt::cpu_backend();
+    counting.swiglu_forward = counting_swiglu;
+    const qt::Backend* cpu = t.model->be;
+    t.model->be = &counting;
+    Batch b(t.model->config.vocab_size);
+    std::vector<int> calls;
+    std::vector<std::vector<float>> grads;
+    for (qt::ActMode mode : {qt::ActMode::Train, qt::ActMode::TrainCheckpointed}) {
+      qt::Activations a;
+      qt::alloc_activations(a, *t.model, mode, b.B * b.T, t.adapter->config.r);
+      std::vector<float> g(t.adapter->layout.num_params, 0.0f);
+      g_swiglu_calls = 0;
+      run_loss(*t.model, t.adapter.get(), a, b, g.data(), true);
+      calls.push_back(g_swiglu_calls);
+      grads.push_back(g);
+    }
+    t.model->be = cpu;
+    CHECK_EQ(calls[0], L);
+    CHECK_EQ(calls[1], down ? 2 * L : L);
+    CHECK(grads[0] == grads[1]);
+  }
 }
 
 TEST(model_bf16_checkpoints_keep_the_loss_and_close_gradients) {
