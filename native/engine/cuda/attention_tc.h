@@ -110,6 +110,22 @@ QT_KFN void tile_async(Ctx& c, uint16_t* dst, const uint16_t* base, int64_t stri
   }
 }
 
+/** The top of a step of the forward's and dq's double-buffered key loop: waits until key/value tile jt (copied into
+ *  buffer jt & 1 during the step before) has landed for every thread and no warp still reads buffer (jt + 1) & 1, then
+ *  starts copying tile jt + 1 there, so that it lands while tile jt is multiplied. */
+template <int HSP, int BK, class Ctx>
+QT_KFN void kv_next_tile(Ctx& c, int jt, int ntiles, uint16_t* Ks, uint16_t* Vs, const uint16_t* kbase, const uint16_t* vbase,
+                         int64_t kstride, int len) {
+  constexpr int LD = HSP + 8;
+  c.cp_async_wait_all();  // this thread's copies of tile jt have landed ...
+  c.sync();               // ... everyone's have, and every warp is done with tile jt - 1's buffers
+  if (jt + 1 >= ntiles) return;
+  const int nb = (jt + 1) & 1;
+  tile_async<HSP, BK>(c, Ks + nb * BK * LD, kbase, kstride, (jt + 1) * BK, len);
+  tile_async<HSP, BK>(c, Vs + nb * BK * LD, vbase, kstride, (jt + 1) * BK, len);
+  c.cp_async_commit();
+}
+
 /** A fragment of rows m0..m0+15, columns k0..k0+15 of a row-major tile. */
 template <int LD, class Ctx>
 QT_KFN void ldsm_a(Ctx& c, uint32_t a[4], const uint16_t* s, int m0, int k0, int lane) {
@@ -142,39 +158,62 @@ QT_KFN void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
   a[3] = c_pack<OP>(c1[2], c1[3]);
 }
 
-/** acc[M-tile 16 rows][NT 8-column tiles] += A (16 x 16 KC) B, A's fragments from a row-major tile (rows m0..), B's
- *  from a tile stored [n][k] (n0 = 0..8 NT). */
-template <int LD, int KC, int NT, TcOp OP = TcOp::BF16, class Ctx>
-QT_KFN void mma_rows_nk(Ctx& c, float acc[][4], const uint16_t* As, int m0, const uint16_t* Bs, int lane) {
+/** acc[m][n0] and acc[m][n0 + 1] += a[m] times the B fragments of two 8-column tiles (bb[0..1], bb[2..3]), for every
+ *  m-tile m. */
+template <int MT, int N, TcOp OP, class Ctx>
+QT_KFN void mma_b_pair(Ctx& c, float (*acc)[N][4], int n0, const uint32_t (*a)[4], const uint32_t bb[4]) {
+  QT_UNROLL
+  for (int mt = 0; mt < MT; mt++) {
+    op_mma<OP>(c, acc[mt][n0], a[mt], bb);
+    op_mma<OP>(c, acc[mt][n0 + 1], a[mt], bb + 2);
+  }
+}
+
+/** acc[m][NT 8-column tiles] += A_m (16 x 16 KC) B for MT m-tiles m, A_m's fragments from rows m0[m].. of a row-major
+ *  tile, B's from a tile stored [n][k] (n0 = 0..8 NT): each B fragment is read once for the MT products. */
+template <int LD, int KC, int NT, int MT, TcOp OP = TcOp::BF16, class Ctx>
+QT_KFN void mma_rows_nk_mt(Ctx& c, float (*acc)[NT][4], const uint16_t* As, const int* m0, const uint16_t* Bs, int lane) {
   QT_UNROLL
   for (int kc = 0; kc < KC; kc++) {
-    uint32_t a[4];
-    ldsm_a<LD>(c, a, As, m0, kc * 16, lane);
+    uint32_t a[MT][4];
+    QT_UNROLL
+    for (int mt = 0; mt < MT; mt++) ldsm_a<LD>(c, a[mt], As, m0[mt], kc * 16, lane);
     QT_UNROLL
     for (int nt = 0; nt < NT; nt += 2) {
       uint32_t bb[4];
       ldsm_b2<LD>(c, bb, Bs, nt * 8, kc * 16, lane);
-      op_mma<OP>(c, acc[nt], a, bb);
-      op_mma<OP>(c, acc[nt + 1], a, bb + 2);
+      mma_b_pair<MT, NT, OP>(c, acc, nt, a, bb);
     }
   }
 }
 
-/** acc[DT 8-column tiles] += P (16 x 16 KK, as C fragments pc[2 KK][4]) B, B's fragments from a tile stored [k][n]. */
-template <int LD, int KK, int DT, TcOp OP = TcOp::BF16, class Ctx>
-QT_KFN void mma_p_kn(Ctx& c, float acc[][4], const float pc[][4], const uint16_t* Bs, int lane) {
+/** acc[m][DT 8-column tiles] += P_m (16 x 16 KK, as C fragments pc[m][2 KK][4]) B for MT m-tiles, B's fragments from a
+ *  tile stored [k][n], each read once for the MT products. */
+template <int LD, int KK, int DT, int MT, TcOp OP = TcOp::BF16, class Ctx>
+QT_KFN void mma_p_kn_mt(Ctx& c, float (*acc)[DT][4], const float (*pc)[2 * KK][4], const uint16_t* Bs, int lane) {
   QT_UNROLL
   for (int kk = 0; kk < KK; kk++) {
-    uint32_t pa[4];
-    c_to_a<OP>(pa, pc[2 * kk], pc[2 * kk + 1]);
+    uint32_t pa[MT][4];
+    QT_UNROLL
+    for (int mt = 0; mt < MT; mt++) c_to_a<OP>(pa[mt], pc[mt][2 * kk], pc[mt][2 * kk + 1]);
     QT_UNROLL
     for (int dt = 0; dt < DT; dt += 2) {
       uint32_t bb[4];
       ldsm_bt2<LD>(c, bb, Bs, kk * 16, dt * 8, lane);
-      op_mma<OP>(c, acc[dt], pa, bb);
-      op_mma<OP>(c, acc[dt + 1], pa, bb + 2);
+      mma_b_pair<MT, DT, OP>(c, acc, dt, pa, bb);
     }
   }
+}
+
+/** The one-m-tile forms (backward kernels): acc[NT][4] for the warp's 16 rows from m0. */
+template <int LD, int KC, int NT, TcOp OP = TcOp::BF16, class Ctx>
+QT_KFN void mma_rows_nk(Ctx& c, float acc[][4], const uint16_t* As, int m0, const uint16_t* Bs, int lane) {
+  mma_rows_nk_mt<LD, KC, NT, 1, OP>(c, reinterpret_cast<float(*)[NT][4]>(acc), As, &m0, Bs, lane);
+}
+template <int LD, int KK, int DT, TcOp OP = TcOp::BF16, class Ctx>
+QT_KFN void mma_p_kn(Ctx& c, float acc[][4], const float pc[][4], const uint16_t* Bs, int lane) {
+  mma_p_kn_mt<LD, KK, DT, 1, OP>(c, reinterpret_cast<float(*)[DT][4]>(acc), reinterpret_cast<const float(*)[2 * KK][4]>(pc), Bs,
+                                 lane);
 }
 
 template <int N>
@@ -238,35 +277,13 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
 
   for (int jt = 0; jt < ntiles; jt++) {
     const int j0 = jt * BK;
-    c.cp_async_wait_all();  // this thread's copies of tile jt (and Q) have landed ...
-    c.sync();               // ... everyone's have, and every warp is done with tile jt - 1's buffers
-    if (jt + 1 < ntiles) {  // the next tile's copy runs while this one is multiplied
-      const int nb = (jt + 1) & 1;
-      tile_async<HSP, BK>(c, Ks + nb * BK * LD, kbase, kstride, j0 + BK, len);
-      tile_async<HSP, BK>(c, Vs + nb * BK * LD, vbase, kstride, j0 + BK, len);
-      c.cp_async_commit();
-    }
+    kv_next_tile<HSP, BK>(c, jt, ntiles, Ks, Vs, kbase, vbase, kstride, len);  // tile jt (and Q) in; jt + 1 on its way
     const uint16_t* Kb = Ks + (jt & 1) * BK * LD;
     const uint16_t* Vb = Vs + (jt & 1) * BK * LD;
     float s[MT][NT][4];
     QT_UNROLL
     for (int mt = 0; mt < MT; mt++) zero_frags<NT>(s[mt]);
-    QT_UNROLL
-    for (int kc = 0; kc < KC; kc++) {
-      uint32_t a[MT][4];
-      QT_UNROLL
-      for (int mt = 0; mt < MT; mt++) ldsm_a<LD>(c, a[mt], Qs, m0[mt], kc * 16, lane);
-      QT_UNROLL
-      for (int nt = 0; nt < NT; nt += 2) {
-        uint32_t bb[4];
-        ldsm_b2<LD>(c, bb, Kb, nt * 8, kc * 16, lane);
-        QT_UNROLL
-        for (int mt = 0; mt < MT; mt++) {
-          op_mma<OP>(c, s[mt][nt], a[mt], bb);
-          op_mma<OP>(c, s[mt][nt + 1], a[mt], bb + 2);
-        }
-      }
-    }
+    mma_rows_nk_mt<LD, KC, NT, MT, OP>(c, s, Qs, m0, Kb, lane);  // each K fragment feeds the MT m-tiles
     // Online softmax on the raw scores (FA2's instruction diet): the mask only on tiles some row of the warp does not
     // fully see, row maxima of raw scores, and p = exp2(s sl2 - m sl2) as one FFMA and one EX2 per score. A row that
     // has seen nothing yet has m = -inf: its offset is taken as 0, so its masked scores give exp2(-inf) = 0.
@@ -317,23 +334,7 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
         o[mt][dt][3] *= alpha[1];
       }
     }
-    // o += P V: each V fragment (ldmatrix .trans of the [key][d] tile) feeds both m-tiles
-    QT_UNROLL
-    for (int kk = 0; kk < BK / 16; kk++) {
-      uint32_t pa[MT][4];
-      QT_UNROLL
-      for (int mt = 0; mt < MT; mt++) c_to_a<OP>(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
-      QT_UNROLL
-      for (int dt = 0; dt < DT; dt += 2) {
-        uint32_t bb[4];
-        ldsm_bt2<LD>(c, bb, Vb, kk * 16, dt * 8, lane);
-        QT_UNROLL
-        for (int mt = 0; mt < MT; mt++) {
-          op_mma<OP>(c, o[mt][dt], pa[mt], bb);
-          op_mma<OP>(c, o[mt][dt + 1], pa[mt], bb + 2);
-        }
-      }
-    }
+    mma_p_kn_mt<LD, BK / 16, DT, MT, OP>(c, o, s, Vb, lane);  // o += P V, each V fragment (.trans) feeding the m-tiles
   }
   c.cp_async_wait_all();  // no copy outlives the block (the Q copy when no key is visible)
   const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
@@ -411,14 +412,7 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
 
   for (int jt = 0; jt < ntiles; jt++) {
     const int j0 = jt * BK;
-    c.cp_async_wait_all();
-    c.sync();  // tile jt (and Q, dO) complete; tile jt - 1's buffers no longer read
-    if (jt + 1 < ntiles) {
-      const int nb = (jt + 1) & 1;
-      tile_async<HSP, BK>(c, Ks + nb * BK * LD, kbase, kstride, j0 + BK, len);
-      tile_async<HSP, BK>(c, Vs + nb * BK * LD, vbase, kstride, j0 + BK, len);
-      c.cp_async_commit();
-    }
+    kv_next_tile<HSP, BK>(c, jt, ntiles, Ks, Vs, kbase, vbase, kstride, len);  // tile jt (and Q, dO) in; jt + 1 on its way
     const uint16_t* Kb = Ks + (jt & 1) * BK * LD;
     const uint16_t* Vb = Vs + (jt & 1) * BK * LD;
     float s[NT][4], dp[NT][4];

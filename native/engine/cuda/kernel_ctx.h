@@ -329,25 +329,19 @@ struct DevCtx {
   }
   /** ldmatrix.sync.aligned.m8n8.x4.shared.b16: lanes 8i .. 8i+7 give the addresses of rows 0..7 of 8x8 matrix i (16 bytes
    *  each, 16-byte aligned); lane 4g + t receives r[i] = (M_i[g][2t], M_i[g][2t+1]), low half first. */
-  __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t* row) const {
-#ifndef QT_NO_BF16_MMA
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-#else
-    (void)row;
-    r[0] = r[1] = r[2] = r[3] = 0;
-    __trap();
-#endif
-  }
+  __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t* row) const { ldsm<false>(r, row); }
   /** The same with .trans: lane 4g + t receives r[i] = (M_i[2t][g], M_i[2t+1][g]). */
-  __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const uint16_t* row) const {
+  __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const uint16_t* row) const { ldsm<true>(r, row); }
+  template <bool TRANS>
+  __device__ __forceinline__ void ldsm(uint32_t r[4], const uint16_t* row) const {
 #ifndef QT_NO_BF16_MMA
     const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
+    if (TRANS)
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+    else
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 #else
     (void)row;
     r[0] = r[1] = r[2] = r[3] = 0;
