@@ -156,6 +156,12 @@ bool lora_fused_applies(int N, int C, int R);
 int lora_da_slices(int N);
 void lora_xa_launch(const kern::LoraArgs& a, cudaStream_t s);
 void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s);
+/** u = dropout(x) A^T on bf16 tensor cores with hi/lo-split operands (lora_xa_tc, lora.cu): whether it applies (sm_80+,
+ *  1 <= R <= 64), the bytes of partial sums it needs (0 when C is not sliced), and the launch (a.x, a.A, a.u, the
+ *  dropout and the dims set as lora_args does; part: lora_xa_tc_workspace bytes, or null when that is 0). */
+bool lora_xa_tc_applies(int N, int C, int R);
+size_t lora_xa_tc_workspace(int N, int C, int R);
+void lora_xa_tc_launch(kern::LoraArgs a, float* part, cudaStream_t s);
 /** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
 void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
 /** out = (rng_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */
