@@ -86,7 +86,7 @@ bool lora_xa_tc_applies(int N, int C, int R) {
   return N > 0 && C > 0 && R >= 1 && R <= 64 && device_ctx().prop.major >= 8;  // bf16 mma.sync: sm_80+
 }
 
-size_t lora_xa_tc_workspace(int N, int C, int R) {
+size_t lora_xa_tc_part_bytes(int N, int C, int R) {
   int ks = 1, kcols = 0;
   kern::lora_xa_tc_split(N, C, ks, kcols);
   return ks > 1 ? static_cast<size_t>(ks) * N * R * sizeof(float) : 0;
