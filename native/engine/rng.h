@@ -21,11 +21,17 @@ QT_HD inline uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+/** rng_u64 below with the stream's mix64(seed) computed once by the caller (the same bits, for kernels that draw many). */
+QT_HD inline uint64_t rng_u64_mixed(uint64_t mixed_seed, uint64_t i) { return mix64(mixed_seed + (i + 1) * 0x9e3779b97f4a7c15ull); }
+
 /** 64 random bits, element i of stream seed. */
-QT_HD inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return mix64(mix64(seed) + (i + 1) * 0x9e3779b97f4a7c15ull); }
+QT_HD inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return rng_u64_mixed(mix64(seed), i); }
 
 /** Uniform in [0, 1) with 24 random bits (exactly representable as float). */
-QT_HD inline float rng_uniform(uint64_t seed, uint64_t i) { return static_cast<float>(rng_u64(seed, i) >> 40) * (1.0f / 16777216.0f); }
+QT_HD inline float rng_uniform_mixed(uint64_t mixed_seed, uint64_t i) {
+  return static_cast<float>(rng_u64_mixed(mixed_seed, i) >> 40) * (1.0f / 16777216.0f);
+}
+QT_HD inline float rng_uniform(uint64_t seed, uint64_t i) { return rng_uniform_mixed(mix64(seed), i); }
 
 /** Uniform in [0, 1) with 53 random bits. */
 QT_HD inline double rng_uniform_double(uint64_t seed, uint64_t i) {

@@ -834,8 +834,10 @@ void check_bf16_storage(Report& R) {
 // LoRA on every path against the CPU; the backward compares increments (the accumulated-into values would hide small
 // errors). fp32 compute gets fp32 GEMMs on each switch: the fused kernels with the dropout mask inside (lora_kernels.h),
 // run 1's masked copy + cuBLAS, and the tf32 switch (the default), which must not use TF32 for fp32 compute; the cublas
-// switch keeps fp32 GEMMs for bf16 compute too. The tf32 switch with bf16 compute (training's default) runs every LoRA
-// GEMM in TF32, checked at a TF32 tolerance and for giving the same bits twice.
+// switch keeps fp32 GEMMs for bf16 compute too. The tf32 switch with bf16 compute (training's default) runs the forward's
+// u = dropout(x) A^T in lora_xa_tc (hi/lo-split bf16 tensor cores, ~4e-6 in the simulator; checked here at 1e-4, slices
+// of C: 2, 16, 1 and, at the training size 2048 x 4096, 16) and every other LoRA GEMM in TF32, checked at a TF32
+// tolerance and for giving the same bits twice.
 void check_lora(Report& R) {
   // TF32 tolerance. cmp measures rel_l2 = ||got - ref|| / ||ref|| over a whole output. TF32 keeps 10 of fp32's 23
   // mantissa bits: each operand is off by up to 2^-11 relative (rounded) or 2^-10 (truncated), so each product by
@@ -861,7 +863,7 @@ void check_lora(Report& R) {
                         {"tf32", DType::F32, 1e-5, "tf32 fp32-compute"},
                         {"cublas", DType::BF16, 1e-5, "cublas bf16-compute"},
                         {"tf32", DType::BF16, kTf32Tol, "tf32 bf16-compute"}};
-  for (Shape sh : {Shape{50, 256, 192, 8}, Shape{300, 4096, 1024, 32}, Shape{7, 96, 64, 64}}) {
+  for (Shape sh : {Shape{50, 256, 192, 8}, Shape{300, 4096, 1024, 32}, Shape{7, 96, 64, 64}, Shape{2048, 4096, 512, 32}}) {
     const int N = sh.N, C = sh.C, OC = sh.OC, Rk = sh.Rk;
     const float scale = 2.0f;
     auto x = rand_vec(static_cast<size_t>(N) * C, 71), A = rand_vec(static_cast<size_t>(Rk) * C, 72, -0.1f, 0.1f);
@@ -907,6 +909,7 @@ void check_lora(Report& R) {
         cmp(R, "ops", "lora_backward without dinp: dA increment" + tag, inc(dA, dA0), inc(g[5], dA0), m.tol);
         if (std::strcmp(m.tag, "cublas") == 0) fp32_res = g;
         if (m.compute != DType::BF16 || std::strcmp(m.path, "tf32") != 0) continue;
+        cmp(R, "ops", "lora_forward u, lora_xa_tc (hi/lo bf16 tensor cores)" + tag, u_c, g[1], 1e-4);
         // Deterministic: the same inputs again give the same bits (training's resume == not stopping relies on it).
         // The detail says how far TF32 moved the result from the exact fp32 GEMMs (0: cuBLAS chose an fp32 kernel).
         const auto g2 = run_gpu(m.compute);

@@ -8,6 +8,8 @@
 //   NF4 GEMV (run 2's and run 3's kernels): within fp32 rounding of the CPU matmul (rel. L2 <= 1e-5), run 3's
 //                          bit-identical on any grid;
 //   fused LoRA kernels (dropout mask inside): u, dA and dinp within fp32 rounding of cpu/lora.cpp (rel. L2 <= 1e-5);
+//   tensor-core LoRA u = dropout(x) A^T (lora_xa_tc, hi/lo bf16 split): rel. L2 vs cpu/lora.cpp <= 2e-5, and at least
+//                   20x below plain bf16 operands (computed here on the host), with the rule's slices of C and another;
 //   decode kernels: RMSNorm of a few rows (rel. L2 <= 1e-6, as gpu_check; with the residual add fused in: the bits of
 //                   the add then the plain rows kernel), single-query split-key attention in fp32
 //                   (out <= 1e-5, lse <= 1e-6, -inf where the CPU has it).
@@ -871,5 +873,87 @@ TEST(sim_lora_fused_kernels_match_cpu) {
       const double e_da = rel_l2(minus(dA_c, dA0), minus(dA_s, dA0)), e_dx = rel_l2(minus(dx_c, dx0), minus(dx_s, dx0));
       CHECK_MSG(e_da <= 1e-5, tag << ": dA increment rel L2 " << e_da);
       CHECK_MSG(e_dx <= 1e-5, tag << ": dinp increment rel L2 " << e_dx);
+    }
+}
+
+namespace {
+
+template <int RT>
+void run_lora_xa_tc_sim(const qt::kern::LoraArgs& a) {
+  using namespace qt::kern;
+  warpsim::launch({(a.N + kLoraTcRows - 1) / kLoraTcRows, a.ks, 1}, kLoraTcThreads, lora_xa_tc_smem<RT>(),
+                  [&](warpsim::Ctx& c) { lora_xa_tc<RT>(c, a); });
+  if (a.ks > 1) warpsim::launch({3, 1, 1}, 64, 0, [&](warpsim::Ctx& c) { lora_xa_tc_sum(c, a); });
+}
+
+}  // namespace
+
+TEST(sim_lora_xa_tc_matches_cpu) {
+  struct Shape {
+    int N, C, R;
+  };
+  for (Shape sh : {Shape{10, 48, 8}, Shape{77, 200, 32}, Shape{300, 96, 64}, Shape{5, 40, 16}, Shape{513, 64, 33},
+                   Shape{37, 75, 24}, Shape{130, 4096, 32}})
+    for (float p : {0.0f, 0.1f}) {
+      const int N = sh.N, C = sh.C, R = sh.R, OC = 8;
+      const uint64_t seed = 7 + static_cast<uint64_t>(N);
+      auto x = rnd(static_cast<size_t>(N) * C, 11 + N), A = rnd(static_cast<size_t>(R) * C, 12 + N, -0.2f, 0.2f);
+      auto Bw = rnd(static_cast<size_t>(OC) * R, 13 + N, -0.2f, 0.2f);
+      std::vector<float> out(static_cast<size_t>(N) * OC, 0.0f), u_c(static_cast<size_t>(N) * R), xd(static_cast<size_t>(N) * C);
+      qt::cpu::lora_forward(out.data(), u_c.data(), xd.data(), x.data(), A.data(), Bw.data(), 1.0f, p, seed, N, C, OC, R);
+      // the same product with plain bf16 operands (one term), exact sums: what the split must beat
+      std::vector<float> u_bf(u_c.size());
+      for (int n = 0; n < N; n++)
+        for (int r = 0; r < R; r++) {
+          double sum = 0;
+          for (int k = 0; k < C; k++) {
+            const float xv = qt::kern::bf16_value(qt::kern::bf16_bits(xd[static_cast<size_t>(n) * C + k]));
+            const float av = qt::kern::bf16_value(qt::kern::bf16_bits(A[static_cast<size_t>(r) * C + k]));
+            sum += static_cast<double>(xv) * av;
+          }
+          u_bf[static_cast<size_t>(n) * R + r] = static_cast<float>(sum);
+        }
+      const double e_bf = rel_l2(u_c, u_bf);
+      qt::kern::LoraArgs a;
+      a.x = x.data();
+      a.A = A.data();
+      a.p = p;
+      a.keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+      a.seed = seed;
+      a.N = N;
+      a.C = C;
+      a.R = R;
+      int ks = 1, kcols = 0;
+      qt::kern::lora_xa_tc_split(N, C, ks, kcols);
+      const int chunks = (C + qt::kern::kLoraTcK - 1) / qt::kern::kLoraTcK;
+      CHECK(ks >= 1 && ks <= 16 && (ks - 1) * kcols < C && ks * kcols >= C && kcols % qt::kern::kLoraTcK == 0);
+      // variant 0: the rule's slices, float4 loads where aligned; variant 1: the other case (one slice if the rule
+      // slices C, else a slice per chunk) with scalar loads
+      for (int v = 0; v < 2; v++) {
+        if (v == 0) {
+          a.ks = ks;
+          a.kcols = kcols;
+        } else {
+          a.kcols = ks > 1 ? chunks * qt::kern::kLoraTcK : qt::kern::kLoraTcK;
+          a.ks = (C + a.kcols - 1) / a.kcols;
+        }
+        const bool vec = v == 0 && C % 4 == 0;
+        a.xvec = vec && reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
+        a.avec = vec && reinterpret_cast<uintptr_t>(a.A) % 16 == 0;
+        std::vector<float> u_s(u_c.size(), std::nanf("")), part(static_cast<size_t>(a.ks) * N * R, std::nanf(""));
+        a.u = u_s.data();
+        a.part = a.ks > 1 ? part.data() : nullptr;
+        if (R <= 8) run_lora_xa_tc_sim<8>(a);
+        else if (R <= 16) run_lora_xa_tc_sim<16>(a);
+        else if (R <= 32) run_lora_xa_tc_sim<32>(a);
+        else run_lora_xa_tc_sim<64>(a);
+        const double e = rel_l2(u_c, u_s);
+        std::printf("    lora_xa_tc N=%-4d C=%-4d R=%-2d p=%.1f ks=%-2d %s: rel L2 %.2e (plain bf16 %.2e)\n", N, C, R, p, a.ks,
+                    a.xvec ? "float4" : "scalar", e, e_bf);
+        const std::string tag = "N=" + std::to_string(N) + " C=" + std::to_string(C) + " R=" + std::to_string(R) +
+                                " p=" + std::to_string(p) + " ks=" + std::to_string(a.ks);
+        CHECK_MSG(e <= 2e-5, tag << ": u rel L2 " << e);
+        CHECK_MSG(e * 20 <= e_bf, tag << ": u rel L2 " << e << " not 20x below plain bf16's " << e_bf);
+      }
     }
 }

@@ -3,11 +3,15 @@
 //   fp32 activations are rounded to the same dtype, and cublasGemmEx multiplies them with fp32 accumulation and
 //   an fp32 result (bitsandbytes' QLoRA recipe: dequantize to bf16, then a normal GEMM). Compute dtype F32
 //   (compute_dtype "fp32") runs plain fp32 GEMMs (no TF32), for checks against the CPU.
-//   LoRA: A/B, the activations and every result stay fp32; the dropout mask is regenerated from its seed. Its GEMMs
-//   (skinny: N rows x C x R) run on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32: operands rounded to a 10-bit
-//   mantissa, fp32 accumulation) when the model computes in bf16/fp16 (QT_CUDA_LORA=tf32, the default): still finer
-//   than the bf16 operands of the base products beside them (PEFT runs the adapter in fp32, Unsloth in bf16). Compute
-//   dtype F32, or QT_CUDA_LORA=cublas|fused, keeps exact fp32 GEMMs (CUBLAS_COMPUTE_32F), as the CPU checks need.
+//   LoRA: A/B, the activations and every result stay fp32; the dropout mask is regenerated from its seed. When the
+//   model computes in bf16/fp16 (QT_CUDA_LORA=tf32, the default), the forward's u = dropout(x) A^T is one kernel
+//   (lora_xa_tc, lora_kernels.h; sm_80+, R <= 64) that reads x once, applies the mask inline and multiplies on bf16
+//   tensor cores with every fp32 operand split into hi + lo bf16 terms (~2^-17 relative per product, finer than TF32);
+//   its other GEMMs (skinny: N rows x C x R; out += scale u B^T and the backward's) run on TF32 tensor cores
+//   (CUBLAS_COMPUTE_32F_FAST_TF32: operands rounded to a 10-bit mantissa, fp32 accumulation) after a masked copy of x
+//   where one is needed: still finer than the bf16 operands of the base products beside them (PEFT runs the adapter in
+//   fp32, Unsloth in bf16). Compute dtype F32, or QT_CUDA_LORA=cublas|fused, keeps exact fp32 GEMMs
+//   (CUBLAS_COMPUTE_32F) after the masked copy (or the fused SIMT kernels), as the CPU checks need.
 //   Decode (N <= 4 rows, NF4 weight): nf4_gemv multiplies straight from the codes in exact fp32 (no scratch copy),
 //   whatever the compute dtype: at least as accurate as the bf16 GEMM (QT_CUDA_GEMV=0 turns it off).
 //   Gradient checkpointing (keep_weights, backend.h): while a layer is recomputed, the converted copies go to memory the
@@ -249,6 +253,17 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
     a.u = u;
     lora_xa_launch(a, op.s);
     gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);
+    return;
+  }
+  if (ct == CUBLAS_COMPUTE_32F_FAST_TF32 && lora_xa_tc_applies(N, C, R)) {
+    // u = dropout(x) A^T on tensor cores, x read once (no masked copy); the partial sums of its slices of C in scratch
+    // (workspace() would overwrite the cached bf16 copy of inp that the next matmul on it reuses: common.cuh's xconv)
+    const size_t part = lora_xa_tc_part_bytes(N, C, R);
+    if (part > static_cast<size_t>(N) * C * sizeof(float)) QT_FAIL(ErrorCode::Internal, "lora_forward: partial sums exceed scratch");
+    kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
+    a.u = u;
+    lora_xa_tc_launch(a, part ? scratch : nullptr, op.s);
+    gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);  // out += scale u B^T
     return;
   }
   float* xd = scratch;

@@ -30,9 +30,10 @@ struct Paths {
   enum Dequant { kDqAuto = 0, kDqSimple = 1, kDqVec = 2, kDqVec2 = 3 };
   int dequant = kDqAuto;
   // QT_CUDA_LORA=tf32|cublas|fused: LoRA through the masked copy + cuBLAS, its GEMMs on TF32 tensor cores when the model
-  // computes in bf16/fp16 and in exact fp32 when it computes in fp32 (tf32, the default); the same with exact fp32 GEMMs
-  // whatever the compute dtype (cublas, run 1's way); or the dropout mask inside the fused SIMT kernels (lora_kernels.h)
-  // with exact fp32 GEMMs for the rest (fused; slower than cuBLAS in run 2, BENCHMARKS.md v2)
+  // computes in bf16/fp16 and in exact fp32 when it computes in fp32 (tf32, the default; with bf16/fp16 compute on sm_80+
+  // and R <= 64 the forward's u = dropout(x) A^T is lora_xa_tc: mask inline, hi/lo bf16 tensor cores, no masked copy);
+  // the same with exact fp32 GEMMs whatever the compute dtype (cublas, run 1's way); or the dropout mask inside the fused
+  // SIMT kernels (lora_kernels.h) with exact fp32 GEMMs for the rest (fused; slower than cuBLAS in run 2, BENCHMARKS.md v2)
   enum Lora { kLoraTf32 = 0, kLoraCublas = 1, kLoraFused = 2 };
   int lora = kLoraTf32;
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
@@ -156,6 +157,13 @@ bool lora_fused_applies(int N, int C, int R);
 int lora_da_slices(int N);
 void lora_xa_launch(const kern::LoraArgs& a, cudaStream_t s);
 void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s);
+/** u = dropout(x) A^T on bf16 tensor cores with hi/lo-split operands (lora_xa_tc, lora.cu): whether it applies (sm_80+,
+ *  1 <= R <= 64), the bytes of partial sums it needs (0 when C is not sliced; at most N * C floats, since the slices
+ *  are at most C / 128 and R <= 64), and the launch (a.x, a.A, a.u, the dropout and the dims set as lora_args does;
+ *  part: lora_xa_tc_part_bytes of scratch, or null when that is 0). */
+bool lora_xa_tc_applies(int N, int C, int R);
+size_t lora_xa_tc_part_bytes(int N, int C, int R);
+void lora_xa_tc_launch(kern::LoraArgs a, float* part, cudaStream_t s);
 /** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
 void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
 /** out = (rng_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */

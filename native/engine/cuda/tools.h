@@ -57,9 +57,12 @@ void release_workspace();
  *                                              thread; all give the same bits
  *    lora     tf32|cublas|fused  QT_CUDA_LORA  the masked copy + cuBLAS GEMMs on fp32 A/B, in TF32 on tensor cores when
  *                                              the model computes in bf16/fp16 and in exact fp32 when it computes in fp32
- *                                              (tf32, default); the same with exact fp32 GEMMs for every compute dtype
- *                                              (cublas, run 1's); or the dropout inside fused SIMT kernels with exact
- *                                              fp32 GEMMs for the rest (fused: ranks <= 64; slower in run 2, selectable)
+ *                                              (tf32, default; with bf16/fp16 compute on sm_80+ and R <= 64 the forward's
+ *                                              dropout(x) A^T is one kernel instead: the mask inline, no masked copy,
+ *                                              hi/lo-split bf16 tensor-core products, finer than TF32); the same with
+ *                                              exact fp32 GEMMs for every compute dtype (cublas, run 1's); or the
+ *                                              dropout inside fused SIMT kernels with exact fp32 GEMMs for the rest
+ *                                              (fused: ranks <= 64; slower in run 2, selectable)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
  *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
  *                                              with the row in registers (decode_kernels.h), or the general kernels
