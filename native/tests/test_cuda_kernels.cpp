@@ -845,16 +845,8 @@ TEST(sim_lora_fused_kernels_match_cpu) {
           for (int o = 0; o < OC; o++) sum += static_cast<double>(dout[static_cast<size_t>(n) * OC + o]) * Bw[static_cast<size_t>(o) * R + r];
           du[static_cast<size_t>(n) * R + r] = static_cast<float>(scale * sum);
         }
-      qt::kern::LoraArgs a;
-      a.x = x.data();
-      a.A = A.data();
+      qt::kern::LoraArgs a = qt::kern::lora_args(x.data(), A.data(), p, seed, N, C, R);
       a.du = du.data();
-      a.p = p;
-      a.keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-      a.seed = seed;
-      a.N = N;
-      a.C = C;
-      a.R = R;
       a.S = std::min(64, std::max(1, (N + 255) / 256));
       std::vector<float> u_s(u_c.size(), std::nanf("")), part(static_cast<size_t>(a.S) * R * C, std::nanf(""));
       std::vector<float> dA_s = dA0, dx_s = dx0;
@@ -914,15 +906,7 @@ TEST(sim_lora_xa_tc_matches_cpu) {
           u_bf[static_cast<size_t>(n) * R + r] = static_cast<float>(sum);
         }
       const double e_bf = rel_l2(u_c, u_bf);
-      qt::kern::LoraArgs a;
-      a.x = x.data();
-      a.A = A.data();
-      a.p = p;
-      a.keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-      a.seed = seed;
-      a.N = N;
-      a.C = C;
-      a.R = R;
+      qt::kern::LoraArgs a = qt::kern::lora_args(x.data(), A.data(), p, seed, N, C, R);
       int ks = 1, kcols = 0;
       qt::kern::lora_xa_tc_split(N, C, ks, kcols);
       const int chunks = (C + qt::kern::kLoraTcK - 1) / qt::kern::kLoraTcK;

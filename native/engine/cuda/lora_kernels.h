@@ -34,6 +34,21 @@ struct LoraArgs {
   bool xvec = false, avec = false;  // lora_xa_tc: x (A) 16-byte aligned and C % 4 == 0: float4 loads
 };
 
+/** The arguments every LoRA kernel takes (input, A, dropout and its mask's seed, dims); the launchers and the simulator
+ *  tests add the rest. */
+inline LoraArgs lora_args(const float* x, const float* A, float dropout, uint64_t seed, int N, int C, int R) {
+  LoraArgs a;
+  a.x = x;
+  a.A = A;
+  a.p = dropout;
+  a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
+  a.seed = seed;
+  a.N = N;
+  a.C = C;
+  a.R = R;
+  return a;
+}
+
 QT_KFN float lora_drop(const LoraArgs& a, float v, int64_t i) {
   if (a.p <= 0.0f) return v;
   return qt::rng_uniform(a.seed, static_cast<uint64_t>(i)) >= a.p ? mul_rn(v, a.keep_scale) : 0.0f;

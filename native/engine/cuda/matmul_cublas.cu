@@ -129,20 +129,6 @@ cublasComputeType_t lora_gemm_type(DType compute) {
   return tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 }
 
-// The fused LoRA kernels' arguments that forward and backward share (input, A, dropout and its mask's seed, dims).
-kern::LoraArgs lora_args(const float* inp, const float* A, float dropout, uint64_t seed, int N, int C, int R) {
-  kern::LoraArgs a;
-  a.x = inp;
-  a.A = A;
-  a.p = dropout;
-  a.keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
-  a.seed = seed;
-  a.N = N;
-  a.C = C;
-  a.R = R;
-  return a;
-}
-
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, const Weight& w, const float* bias, int N, int C, int OC) {
@@ -249,7 +235,7 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
   note_write(op.c, u, static_cast<size_t>(N) * R * sizeof(float));
   note_write(op.c, scratch, static_cast<size_t>(N) * C * sizeof(float));
   if (lora_fused_applies(N, C, R)) {  // u = dropout(x) A^T in one kernel (no masked copy), then out += scale u B^T
-    kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
+    kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
     a.u = u;
     lora_xa_launch(a, op.s);
     gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);
@@ -260,7 +246,7 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
     // (workspace() would overwrite the cached bf16 copy of inp that the next matmul on it reuses: common.cuh's xconv)
     const size_t part = lora_xa_tc_part_bytes(N, C, R);
     if (part > static_cast<size_t>(N) * C * sizeof(float)) QT_FAIL(ErrorCode::Internal, "lora_forward: partial sums exceed scratch");
-    kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
+    kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
     a.u = u;
     lora_xa_tc_launch(a, part ? scratch : nullptr, op.s);
     gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);  // out += scale u B^T
@@ -283,7 +269,7 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f, ct);  // dB += scale dout^T u
   gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f, ct); // du = scale dout B
   if (lora_fused_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
-    kern::LoraArgs a = lora_args(inp, A, dropout, seed, N, C, R);
+    kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
     a.du = du;
     a.dA = dA;
     a.dinp = dinp;
