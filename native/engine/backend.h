@@ -139,7 +139,7 @@ struct Backend {
 
   // ---- LoRA (cpu/lora.cpp): out += scale * (dropout(inp) @ A^T) @ B^T ------------------------------
   // A [R, C], Bw [OC, R]; u [N, R] (saved for backward) = dropout(inp) @ A^T; dropout keeps element i when
-  // rng_uniform(seed, i) >= p and scales it by 1/(1-p) (p = 0: identity). scratch: N*C floats.
+  // rng_mask_uniform(seed, i) >= p and scales it by 1/(1-p) (p = 0: identity). scratch: N*C floats.
   // `compute` is the model's compute dtype (Model::compute): F32 asks for exact fp32 GEMMs; BF16/F16 allow TF32
   // tensor-core products on the fp32 operands (CUDA's default; fp32 storage and accumulation). The CPU ignores it.
   void (*lora_forward)(float* out, float* u, float* scratch, const float* inp, const float* A, const float* Bw,

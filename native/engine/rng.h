@@ -28,10 +28,25 @@ QT_HD inline uint64_t rng_u64_mixed(uint64_t mixed_seed, uint64_t i) { return mi
 QT_HD inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return rng_u64_mixed(mix64(seed), i); }
 
 /** Uniform in [0, 1) with 24 random bits (exactly representable as float). */
-QT_HD inline float rng_uniform_mixed(uint64_t mixed_seed, uint64_t i) {
-  return static_cast<float>(rng_u64_mixed(mixed_seed, i) >> 40) * (1.0f / 16777216.0f);
+QT_HD inline float rng_uniform(uint64_t seed, uint64_t i) { return static_cast<float>(rng_u64(seed, i) >> 40) * (1.0f / 16777216.0f); }
+
+/** The LoRA dropout mask's uniform for element i, 24 bits in [0, 1): elements 2k and 2k + 1 share the 64-bit draw
+ *  rng_u64(seed, k), element 2k taking its bits 40..63 and 2k + 1 its bits 16..39 (disjoint bits of one SplitMix64
+ *  output). Half the hashing of a draw per element: run 14 measured the mask kernels bound by it, not by memory.
+ *  rng_mask_pair gives both of a pair from one draw. */
+QT_HD inline float rng_mask_half(uint64_t h, bool odd) {
+  return static_cast<float>(odd ? (h >> 16) & 0xffffffull : h >> 40) * (1.0f / 16777216.0f);
 }
-QT_HD inline float rng_uniform(uint64_t seed, uint64_t i) { return rng_uniform_mixed(mix64(seed), i); }
+QT_HD inline float rng_mask_uniform_mixed(uint64_t mixed_seed, uint64_t i) {
+  return rng_mask_half(rng_u64_mixed(mixed_seed, i >> 1), (i & 1) != 0);
+}
+QT_HD inline float rng_mask_uniform(uint64_t seed, uint64_t i) { return rng_mask_uniform_mixed(mix64(seed), i); }
+/** Elements 2k and 2k + 1 (u0, u1) from one draw. */
+QT_HD inline void rng_mask_pair(uint64_t mixed_seed, uint64_t k, float& u0, float& u1) {
+  const uint64_t h = rng_u64_mixed(mixed_seed, k);
+  u0 = rng_mask_half(h, false);
+  u1 = rng_mask_half(h, true);
+}
 
 /** Uniform in [0, 1) with 53 random bits. */
 QT_HD inline double rng_uniform_double(uint64_t seed, uint64_t i) {

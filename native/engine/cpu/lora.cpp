@@ -1,7 +1,8 @@
 // LoRA (Hu et al. 2021) as PEFT computes it: y += scale * B(A(dropout(x))), scale = alpha / r.
 // A [R, C], B [OC, R] are fp32 trainable matrices; the frozen base product is done separately (matmul).
 // Dropout is inverted dropout with a counter-based mask (rng.h): element i of the [N, C] input is kept when
-// rng_uniform(seed, i) >= p and then scaled by 1/(1-p); backward regenerates the same mask from the seed.
+// rng_mask_uniform(seed, i) >= p (rng.h: elements 2k, 2k + 1 share one draw) and then scaled by 1/(1-p); backward
+// regenerates the same mask from the seed.
 //   forward:  xd = dropout(x); u = xd A^T [N,R] (saved); out += scale * u B^T
 //   backward: dB += scale * dout^T u; du = scale * dout B; dA += du^T xd; dx += dropout'(du A)
 #include <algorithm>
@@ -21,7 +22,7 @@ static void dropout_apply(float* out, const float* inp, float p, uint64_t seed, 
   }
   const float keep_scale = 1.0f / (1.0f - p);
   parallel_for(static_cast<int64_t>(n), 4096, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) out[i] = rng_uniform(seed, static_cast<uint64_t>(i)) >= p ? inp[i] * keep_scale : 0.0f;
+    for (int64_t i = i0; i < i1; i++) out[i] = rng_mask_uniform(seed, static_cast<uint64_t>(i)) >= p ? inp[i] * keep_scale : 0.0f;
   });
 }
 
@@ -61,7 +62,7 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   if (dropout > 0.0f) {
     const float keep_scale = 1.0f / (1.0f - dropout);
     for (size_t i = 0; i < static_cast<size_t>(N) * C; i++)
-      dinp[i] += rng_uniform(seed, i) >= dropout ? xd[i] * keep_scale : 0.0f;
+      dinp[i] += rng_mask_uniform(seed, i) >= dropout ? xd[i] * keep_scale : 0.0f;
   } else {
     for (size_t i = 0; i < static_cast<size_t>(N) * C; i++) dinp[i] += xd[i];
   }

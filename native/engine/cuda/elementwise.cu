@@ -137,14 +137,27 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
 
 // ---- LoRA dropout ----
 
+// A thread per pair of elements (2k, 2k + 1): one mask draw for both (rng_mask_pair).
 __global__ void dropout_kernel(float* out, const float* in, float p, float keep_scale, uint64_t seed, size_t n) {
-  QT_GRID_STRIDE(i, n) out[i] = rng_uniform(seed, i) >= p ? __fmul_rn(in[i], keep_scale) : 0.0f;
+  const uint64_t ms = mix64(seed);
+  QT_GRID_STRIDE(k, (n + 1) / 2) {
+    float u0, u1;
+    rng_mask_pair(ms, k, u0, u1);
+    const size_t i = 2 * k;
+    out[i] = u0 >= p ? __fmul_rn(in[i], keep_scale) : 0.0f;
+    if (i + 1 < n) out[i + 1] = u1 >= p ? __fmul_rn(in[i + 1], keep_scale) : 0.0f;
+  }
 }
 
 __global__ void dropout_backward_kernel(float* dinp, const float* g, float p, float keep_scale, uint64_t seed, size_t n) {
-  QT_GRID_STRIDE(i, n) {
-    const float d = p > 0.0f ? (rng_uniform(seed, i) >= p ? __fmul_rn(g[i], keep_scale) : 0.0f) : g[i];
-    dinp[i] = __fadd_rn(dinp[i], d);
+  const uint64_t ms = mix64(seed);
+  QT_GRID_STRIDE(k, (n + 1) / 2) {
+    float u[2] = {1.0f, 1.0f};
+    if (p > 0.0f) rng_mask_pair(ms, k, u[0], u[1]);
+    for (size_t i = 2 * k; i < 2 * k + 2 && i < n; i++) {
+      const float d = p > 0.0f ? (u[i & 1] >= p ? __fmul_rn(g[i], keep_scale) : 0.0f) : g[i];
+      dinp[i] = __fadd_rn(dinp[i], d);
+    }
   }
 }
 
@@ -263,13 +276,13 @@ void dropout_apply(float* out, const float* in, float p, uint64_t seed, size_t n
     return;
   }
   const float keep_scale = 1.0f / (1.0f - p);
-  dropout_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(out, in, p, keep_scale, seed, n);
+  dropout_kernel<<<grid_for((n + 1) / 2, kThreads), kThreads, 0, s>>>(out, in, p, keep_scale, seed, n);
   QT_LAUNCH_CHECK();
 }
 
 void dropout_backward_add(float* dinp, const float* g, float p, uint64_t seed, size_t n, cudaStream_t s) {
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-  dropout_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(dinp, g, p, keep_scale, seed, n);
+  dropout_backward_kernel<<<grid_for((n + 1) / 2, kThreads), kThreads, 0, s>>>(dinp, g, p, keep_scale, seed, n);
   QT_LAUNCH_CHECK();
 }
 

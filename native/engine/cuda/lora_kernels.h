@@ -7,7 +7,7 @@
 //   lora_da_sum   dA[R, C] += sum_s P[s]                        (fixed order: deterministic)
 //   lora_dx       dinp[N, C] += dropout'(du A)                  (backward: the input gradient)
 // The B products (out += scale u B^T, dB += scale dout^T u, du = scale dout B) stay cuBLAS fp32 GEMMs.
-// Mask (cpu/lora.cpp): element i = n * C + c is kept when rng_uniform(seed, i) >= p, then scaled by 1 / (1 - p)
+// Mask (cpu/lora.cpp): element i = n * C + c is kept when rng_mask_uniform(seed, i) >= p, then scaled by 1 / (1 - p)
 // with one rounding (as the CPU computes it). Templates over the kernel context (kernel_ctx.h): matmul_cublas.cu
 // launches them, native/tests simulates them against cpu/lora.cpp.
 #pragma once
@@ -51,7 +51,7 @@ inline LoraArgs lora_args(const float* x, const float* A, float dropout, uint64_
 
 QT_KFN float lora_drop(const LoraArgs& a, float v, int64_t i) {
   if (a.p <= 0.0f) return v;
-  return qt::rng_uniform(a.seed, static_cast<uint64_t>(i)) >= a.p ? mul_rn(v, a.keep_scale) : 0.0f;
+  return qt::rng_mask_uniform(a.seed, static_cast<uint64_t>(i)) >= a.p ? mul_rn(v, a.keep_scale) : 0.0f;
 }
 
 // ---- u = dropout(x) A^T: grid (ceil(N / 64), ceil(R / 32)), 256 threads; thread (ty, tx) = (tid / 8, tid % 8) owns
@@ -218,11 +218,19 @@ QT_KFN void lora_xa_tc(Ctx& c, const LoraArgs& a) {
       const int rr = tid / 8 + 16 * it;
       F4 v = xv[it];
       if (drop && xrow[it]) {  // the mask of lora_drop, element i = n C + col
-        const int64_t i = static_cast<int64_t>(n0 + rr) * a.C + c0 + q4;
-        v.x = qt::rng_uniform_mixed(mseed, static_cast<uint64_t>(i)) >= a.p ? mul_rn(v.x, a.keep_scale) : 0.0f;
-        v.y = qt::rng_uniform_mixed(mseed, static_cast<uint64_t>(i + 1)) >= a.p ? mul_rn(v.y, a.keep_scale) : 0.0f;
-        v.z = qt::rng_uniform_mixed(mseed, static_cast<uint64_t>(i + 2)) >= a.p ? mul_rn(v.z, a.keep_scale) : 0.0f;
-        v.w = qt::rng_uniform_mixed(mseed, static_cast<uint64_t>(i + 3)) >= a.p ? mul_rn(v.w, a.keep_scale) : 0.0f;
+        const uint64_t i = static_cast<uint64_t>(static_cast<int64_t>(n0 + rr) * a.C + c0 + q4);
+        float u[4];
+        if ((i & 1) == 0) {  // two pairs, two draws (always so for an even C)
+          qt::rng_mask_pair(mseed, i >> 1, u[0], u[1]);
+          qt::rng_mask_pair(mseed, (i >> 1) + 1, u[2], u[3]);
+        } else {
+          QT_UNROLL
+          for (int e = 0; e < 4; e++) u[e] = qt::rng_mask_uniform_mixed(mseed, i + e);
+        }
+        v.x = u[0] >= a.p ? mul_rn(v.x, a.keep_scale) : 0.0f;
+        v.y = u[1] >= a.p ? mul_rn(v.y, a.keep_scale) : 0.0f;
+        v.z = u[2] >= a.p ? mul_rn(v.z, a.keep_scale) : 0.0f;
+        v.w = u[3] >= a.p ? mul_rn(v.w, a.keep_scale) : 0.0f;
       }
       lora_st_hilo(xh + rr * LD + q4, xl + rr * LD + q4, v);
     }

@@ -166,9 +166,9 @@ size_t lora_xa_tc_part_bytes(int N, int C, int R);
 void lora_xa_tc_launch(kern::LoraArgs a, float* part, cudaStream_t s);
 /** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
 void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
-/** out = (rng_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */
+/** out = (rng_mask_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */
 void dropout_apply(float* out, const float* in, float p, uint64_t seed, size_t n, cudaStream_t s);
-/** dinp += (rng_uniform(seed, i) >= p ? g * 1/(1-p) : 0) (p = 0: dinp += g). */
+/** dinp += (rng_mask_uniform(seed, i) >= p ? g * 1/(1-p) : 0) (p = 0: dinp += g). */
 void dropout_backward_add(float* dinp, const float* g, float p, uint64_t seed, size_t n, cudaStream_t s);
 /** out[n, o] += bias[o] for N rows of OC. */
 void bias_add(float* out, const float* bias, int N, int OC, cudaStream_t s);
