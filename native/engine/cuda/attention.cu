@@ -15,6 +15,9 @@
 // Run 3: a single query row (decode: Tq = 1) runs decode_kernels.h's split-key fp32 kernel instead, for any compute
 // dtype (QT_CUDA_DECODE=1; head sizes that are multiples of 4 up to 128); the tensor-core forward multiplies fp16
 // operands (QT_CUDA_ATTN=tc16, the default; tc = run 2's bf16 ones).
+// Run 11: before the tensor-core kernels, q, k, v (and dout) are rounded once into head-padded 16-bit copies in the
+// workspace (attn_pad16_kernel), which the kernels copy with cp.async; a dk/dv pass split per query head writes
+// per-head partials that attn_group_sum_kernel adds in head order (attention_tc.h).
 #include <map>
 #include <mutex>
 #include <utility>
