@@ -64,11 +64,20 @@ const MAX_CACHED = 4
 const FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'chat_template.jinja', 'chat_template.json']
 
 async function build(dir: string): Promise<ModelTokenizer> {
-  const [tokenizerJson, tokenizerConfig, generationConfig] = await Promise.all([
+  // Read side by side, but report problems in file order (Promise.all would report whichever read failed first, so
+  // a folder missing both files got either message), and name both required files when both are missing.
+  const settled = await Promise.allSettled([
     readJson(dir, 'tokenizer.json', true),
     readJson(dir, 'tokenizer_config.json', true),
     readJson(dir, 'generation_config.json', false),
   ])
+  const failures = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
+  const missing = failures.filter((e) => e instanceof AppError && e.code === 'NOT_FOUND')
+  if (missing.length === 2) {
+    throw new AppError('NOT_FOUND', `The model folder ${dir} has no tokenizer.json or tokenizer_config.json. ${FIX}`, { file: 'tokenizer.json', dir })
+  }
+  if (failures.length > 0) throw failures[0]
+  const [tokenizerJson, tokenizerConfig, generationConfig] = settled.map((r) => (r.status === 'fulfilled' ? r.value : null))
   const separateTemplate = await readSeparateTemplate(dir)
   return new ModelTokenizer(dir, { tokenizerJson, tokenizerConfig, generationConfig, separateTemplate })
 }
