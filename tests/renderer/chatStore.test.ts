@@ -15,6 +15,8 @@ const state = await vi.hoisted(async () => {
     detail: null as unknown,
     /** Resolves chat:send when called: lets a test emit events before the request returns. */
     sendGate: null as null | Promise<void>,
+    /** Holds chats:update until resolved: a settings change still on its way to main. */
+    updateGate: null as null | Promise<void>,
   }
 })
 
@@ -47,6 +49,11 @@ vi.mock('../../renderer/src/api', () => ({
           state.calls.push({ channel: prop, arg })
           if (prop === 'chats:get') return state.detail
           if (prop === 'chats:list') return []
+          if (prop === 'chats:update') {
+            await state.updateGate
+            const { id: _id, ...patch } = arg as { id: number; sampling?: object }
+            return detail([], { sampling: { ...detail([]).sampling, ...patch.sampling } })
+          }
           if (prop === 'chat:send') {
             await state.sendGate
             return { generationId: 'g1', chat: detail([q(1), a(2)], { generating: true }) }
@@ -75,6 +82,7 @@ beforeEach(() => {
   state.events.clear()
   state.calls = []
   state.sendGate = null
+  state.updateGate = null
   state.detail = null
 })
 
@@ -106,6 +114,21 @@ describe('streaming into the open conversation', () => {
     expect(answer.generation!.state).toBe('done')
     expect(store.generation?.state).toBe('done')
     expect(store.generating).toBe(false)
+  })
+
+  it('a message sent right after a settings change waits until main has saved the change', async () => {
+    const store = useChatStore()
+    store.current = detail([])
+    let saved!: () => void
+    state.updateGate = new Promise<void>((r) => (saved = r))
+    void store.update({ sampling: { maxNewTokens: 3000 } })
+    const sending = store.send('年假幾天？')
+    await new Promise((r) => setTimeout(r, 20))
+    expect(state.calls.map((c) => c.channel)).toEqual(['chats:update']) // the send is held back
+    saved()
+    expect(await sending).toBe(true)
+    const order = state.calls.map((c) => c.channel)
+    expect(order.indexOf('chats:update')).toBeLessThan(order.indexOf('chat:send'))
   })
 
   it('pieces grow the text while writing; a tail correction and a gap (which reloads the conversation)', async () => {

@@ -60,6 +60,10 @@ export const useChatStore = defineStore('chat', () => {
 
   /** Requests that start an answer and have not returned yet. */
   let inFlight = 0
+  /** Conversation changes (model, adapter, sampling, title) not yet saved by main, in the order they were made. An
+   *  answer waits for them, so it uses what was just set: in browser mode each request has its own HTTP connection, and
+   *  a send made right after changing the maximum length could otherwise reach main first (an e2e test caught it). */
+  let saving: Promise<void> = Promise.resolve()
 
   function keep(generationId: string, ev: EarlyEvent): void {
     let list = early.get(generationId)
@@ -176,6 +180,7 @@ export const useChatStore = defineStore('chat', () => {
 
   async function send(content: string): Promise<boolean> {
     lastError.value = null
+    await saving
     let chat = current.value
     if (!chat) chat = await newChat()
     if (!chat) return false
@@ -192,6 +197,7 @@ export const useChatStore = defineStore('chat', () => {
   }
 
   async function edit(messageId: number, content: string): Promise<boolean> {
+    await saving
     if (!current.value) return false
     lastError.value = null
     try {
@@ -206,6 +212,7 @@ export const useChatStore = defineStore('chat', () => {
   }
 
   async function regenerate(): Promise<void> {
+    await saving
     if (!current.value) return
     lastError.value = null
     try {
@@ -226,8 +233,17 @@ export const useChatStore = defineStore('chat', () => {
     }
   }
 
+  /** What update changes in a conversation. */
+  type ChatPatch = { modelId?: number | null; adapter?: ChatAdapterRef; sampling?: Partial<SamplingSettings>; title?: string }
+
   /** Switches the open conversation's model, adapter or sampling (the base model stays loaded in the engine). */
-  async function update(patch: { modelId?: number | null; adapter?: ChatAdapterRef; sampling?: Partial<SamplingSettings>; title?: string }, id = current.value?.id): Promise<void> {
+  function update(patch: ChatPatch, id = current.value?.id): Promise<void> {
+    const run = saving.then(() => save(patch, id))
+    saving = run
+    return run
+  }
+
+  async function save(patch: ChatPatch, id: number | undefined): Promise<void> {
     if (id === undefined) return
     lastError.value = null
     try {
