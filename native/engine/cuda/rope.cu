@@ -8,28 +8,37 @@ namespace qt::cuda {
 
 namespace {
 
-// Rotates pair k (< B*T*H*HS/2) of x [B, T, H, HS] into out: every RoPE kernel's per-element math, in one place.
-__device__ __forceinline__ void rope_pair(float* out, const float* inp, const float* inv_freq, size_t k, int T, int H, int HS,
+// Rotates pair k (< B*T*H*HS/2 < 2^31, check_pairs) of x [B, T, H, HS] into out: every RoPE kernel's per-element math,
+// in one place. The index arithmetic is 32-bit: a 64-bit division by a run-time divisor costs several times more
+// instructions, and with three per pair they, not memory, bounded the kernel (run 15: 178 us per 8 x 1024 call).
+__device__ __forceinline__ void rope_pair(float* out, const float* inp, const float* inv_freq, uint32_t k, int T, int H, int HS,
                                           int pos0, float sign) {
-  const int half = HS / 2;
+  const uint32_t half = static_cast<uint32_t>(HS / 2);
   const int i = static_cast<int>(k % half);
-  const size_t head = k / half;  // (b*T + t)*H + h
-  const int t = static_cast<int>((head / H) % T);
+  const uint32_t head = k / half;  // (b*T + t)*H + h
+  const int t = static_cast<int>((head / static_cast<uint32_t>(H)) % static_cast<uint32_t>(T));
   const float angle = __fmul_rn(static_cast<float>(pos0 + t), inv_freq[i]);
   float sn, cs;
   sincosf(angle, &sn, &cs);
   sn *= sign;
-  const float* x = inp + head * HS;
-  float* y = out + head * HS;
+  const float* x = inp + static_cast<size_t>(head) * HS;
+  float* y = out + static_cast<size_t>(head) * HS;
   const float x1 = x[i], x2 = x[i + half];
   y[i] = __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn));         // out = x * cos + rotate_half(x) * sin
   y[i + half] = __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));  // rotate_half(x) = [-x2, x1]
 }
 
 __global__ void rope_kernel(float* out, const float* inp, const float* inv_freq, int B, int T, int H, int HS, int pos0, float sign) {
-  const size_t total = static_cast<size_t>(B) * T * H * (HS / 2);
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x)
+  const uint32_t total = static_cast<uint32_t>(B) * T * H * (HS / 2);
+  for (uint32_t k = blockIdx.x * blockDim.x + threadIdx.x; k < total; k += gridDim.x * blockDim.x)
     rope_pair(out, inp, inv_freq, k, T, H, HS, pos0, sign);
+}
+
+// The kernels index pairs with 32-bit integers; below 2^31 pairs the grid-stride loop cannot wrap either (its stride is
+// under 2^28). 2^31 pairs are 16 GB of fp32: beyond any batch here.
+void check_pairs(size_t total) {
+  if (total >= (size_t{1} << 31))
+    QT_FAIL(ErrorCode::Unsupported, "RoPE over " + std::to_string(total) + " pairs (the CUDA kernels index fewer than 2^31)");
 }
 
 // rope_forward_qk: one grid over the pairs of q (the first nq) and then those of k, in place; each pair gets exactly
@@ -37,8 +46,8 @@ __global__ void rope_kernel(float* out, const float* inp, const float* inv_freq,
 // Launched with PDL (launch_pdl; a decode step's RoPE): waits for the previous kernel first.
 __global__ void rope_qk_kernel(float* q, float* kk, const float* inv_freq, int B, int T, int NH, int NKV, int HS, int pos0) {
   kern::grid_dep_begin();
-  const size_t nq = static_cast<size_t>(B) * T * NH * (HS / 2), total = nq + static_cast<size_t>(B) * T * NKV * (HS / 2);
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  const uint32_t nq = static_cast<uint32_t>(B) * T * NH * (HS / 2), total = nq + static_cast<uint32_t>(B) * T * NKV * (HS / 2);
+  for (uint32_t k = blockIdx.x * blockDim.x + threadIdx.x; k < total; k += gridDim.x * blockDim.x) {
     if (k < nq) rope_pair(q, q, inv_freq, k, T, NH, HS, pos0, 1.0f);
     else rope_pair(kk, kk, inv_freq, k - nq, T, NKV, HS, pos0, 1.0f);
   }
@@ -49,6 +58,7 @@ void rope_apply(float* out, const float* inp, const float* inv_freq, int B, int 
   Op op(name);
   const size_t total = static_cast<size_t>(B) * T * H * (HS / 2);
   if (!total) return;
+  check_pairs(total);
   rope_kernel<<<grid_for(total, 256), 256, 0, op.s>>>(out, inp, inv_freq, B, T, H, HS, pos0, sign);
   QT_LAUNCH_CHECK();
 }
@@ -63,6 +73,7 @@ void rope_forward_qk(float* q, float* k, const float* inv_freq, int B, int T, in
   Op op("rope_forward_qk");
   const size_t total = static_cast<size_t>(B) * T * (NH + NKV) * (HS / 2);
   if (!total) return;
+  check_pairs(total);
   launch_pdl(rope_qk_kernel, dim3(grid_for(total, 256)), dim3(256), 0, op.s, q, k, inv_freq, B, T, NH, NKV, HS, pos0);
 }
 
