@@ -1,6 +1,6 @@
-// Launchers of the fused LoRA kernels (lora_kernels.h); matmul_cublas.cu's lora_forward / lora_backward call them
-// (QT_CUDA_LORA=fused, for ranks up to 64; the default is cuBLAS since run 2) around the cuBLAS products with B, and the
-// forward's tensor-core u = dropout(x) A^T (lora_xa_tc: the default tf32 path with 16-bit compute, sm_80+, R <= 64).
+// Launchers of the LoRA kernels (lora_kernels.h) that matmul_cublas.cu's lora_forward / lora_backward call around the
+// cuBLAS products with B: the forward's tensor-core u = dropout(x) A^T (lora_xa_tc: the default tf32 path with 16-bit
+// compute, sm_80+, R <= 64) and the fused SIMT kernels (QT_CUDA_LORA=fused, ranks up to 64; slower, kept selectable).
 // Kept out of matmul_cublas.cu so that the kernels-only build (no cuBLAS) compiles them too.
 #include "lora_kernels.h"
 #include "ops.cuh"
