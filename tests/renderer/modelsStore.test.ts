@@ -11,6 +11,8 @@ const state = await vi.hoisted(async () => {
     events: fakeApiEvents(),
     models: [] as unknown[],
     listCalls: 0,
+    /** Holds models:list until resolved: a reload still on its way. */
+    listGate: null as null | Promise<void>,
   }
 })
 
@@ -21,7 +23,9 @@ vi.mock('../../renderer/src/api', () => ({
     on: state.events.on,
     'models:list': async () => {
       state.listCalls++
-      return state.models
+      const snapshot = state.models // what main has when the request arrives
+      if (state.listGate) await state.listGate
+      return snapshot
     },
   },
 }))
@@ -44,6 +48,25 @@ beforeEach(() => {
   setActivePinia(createPinia())
   state.events.clear()
   state.listCalls = 0
+  state.listGate = null
+})
+
+describe('reloading the list', () => {
+  it('a change announced while a reload is in flight is reloaded after it, not lost', async () => {
+    const store = useModelsStore()
+    state.models = [entry({ status: 'downloading' })]
+    let answer!: () => void
+    state.listGate = new Promise<void>((r) => (answer = r))
+    const first = store.refresh()
+    // the download fails at once: main marks the row and says so while the first reload is still out
+    state.models = [entry({ status: 'failed' })]
+    emit('models:changed', { modelId: 1 })
+    answer()
+    state.listGate = null
+    await first
+    expect(state.listCalls).toBe(2)
+    expect(store.models[0].status).toBe('failed')
+  })
 })
 
 describe('formatting', () => {

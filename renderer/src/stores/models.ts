@@ -51,23 +51,39 @@ export const useModelsStore = defineStore('models', () => {
   /** Models of the user's own (not the demo). */
   const ownModels = computed(() => models.value.filter((m) => m.source !== 'demo'))
 
+  /** Reloads the list. Calls while a reload is in flight share it, and it then reloads once more: the list it is
+   *  fetching may predate what prompted them (a download that fails within milliseconds sent its `models:changed`
+   *  while the first reload was under way, and the row stayed "downloading": an e2e test caught it). */
   let refreshing: Promise<void> | null = null
-  async function refresh(): Promise<void> {
-    if (refreshing) return refreshing
+  let again = false
+  function refresh(): Promise<void> {
+    if (refreshing) {
+      again = true
+      return refreshing
+    }
     refreshing = (async () => {
       try {
-        models.value = await api['models:list']()
-        loaded.value = true
-        loadError.value = null
-        if (selectedId.value !== null && !models.value.some((m) => m.id === selectedId.value)) selectedId.value = null
-        if (selectedId.value === null) selectedId.value = ownModels.value[0]?.id ?? models.value[0]?.id ?? null
-      } catch (err) {
-        loadError.value = err instanceof Error ? err.message : String(err)
+        do {
+          again = false
+          await load()
+        } while (again)
       } finally {
         refreshing = null
       }
     })()
     return refreshing
+  }
+
+  async function load(): Promise<void> {
+    try {
+      models.value = await api['models:list']()
+      loaded.value = true
+      loadError.value = null
+      if (selectedId.value !== null && !models.value.some((m) => m.id === selectedId.value)) selectedId.value = null
+      if (selectedId.value === null) selectedId.value = ownModels.value[0]?.id ?? models.value[0]?.id ?? null
+    } catch (err) {
+      loadError.value = err instanceof Error ? err.message : String(err)
+    }
   }
 
   async function loadExtras(): Promise<void> {
