@@ -10,7 +10,7 @@ import { expect, test, type Page } from '@playwright/test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ModelEntry, Project, Run } from '../../preload/contract'
+import type { ChatSummary, ModelEntry, Project, Run } from '../../preload/contract'
 import { writeTinyChatModel } from '../../main/models/tiny/writeTinyChatModel'
 import { callApi, newDataDir, startServer, type TestServer } from './server'
 
@@ -81,6 +81,9 @@ test('an answer streams in token by token, Stop keeps the partial text, and the 
   await page.getByTestId('sampling-max-tokens').fill('3000')
   await page.getByTestId('sampling-max-tokens').press('Tab')
   await expect(page.getByTestId('toggle-sampling')).toContainText('精確模式')
+  // Both are saved (the max used to be reset to 512 when the greedy save came back while it was typed).
+  const savedSampling = async () => (await callApi<ChatSummary[]>(server!, 'chats:list', { projectId: project.id }))[0]?.sampling
+  await expect.poll(savedSampling).toMatchObject({ greedy: true, maxNewTokens: 3000 })
   await page.getByTestId('toggle-sampling').click()
 
   const question = '請詳細說明公司的請假規定'
@@ -91,7 +94,7 @@ test('an answer streams in token by token, Stop keeps the partial text, and the 
 
   // The bubble's text grows over many observations while the answer is still being written.
   const growth = (await page.evaluate(OBSERVE_GROWTH(8))) as { seen: number[]; state: string }
-  expect(growth.state).toBe('generating')
+  expect(growth.state, `the answer's lengths seen while it was written: ${JSON.stringify(growth)}`).toBe('generating')
   expect(growth.seen.length).toBeGreaterThanOrEqual(8)
   for (let i = 1; i < growth.seen.length; i++) expect(growth.seen[i]).toBeGreaterThan(growth.seen[i - 1])
 
