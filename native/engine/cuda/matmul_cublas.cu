@@ -234,23 +234,27 @@ void lora_forward(float* out, float* u, float* scratch, const float* inp, const 
   note_write(op.c, out, static_cast<size_t>(N) * OC * sizeof(float));
   note_write(op.c, u, static_cast<size_t>(N) * R * sizeof(float));
   note_write(op.c, scratch, static_cast<size_t>(N) * C * sizeof(float));
-  // u = dropout(x) A^T: by the fused SIMT kernel (no masked copy); on tensor cores, x read once (its slices' partial sums
-  // in scratch: workspace() would overwrite the cached bf16 copy of inp that the next matmul on it reuses, common.cuh's
-  // xconv); or as a masked copy and a GEMM
-  if (lora_fused_applies(N, C, R)) {
+  if (lora_fused_applies(N, C, R)) {  // u = dropout(x) A^T in one kernel (no masked copy), then out += scale u B^T
     kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
     a.u = u;
     lora_xa_launch(a, op.s);
-  } else if (ct == CUBLAS_COMPUTE_32F_FAST_TF32 && lora_xa_tc_applies(N, C, R)) {
+    gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);
+    return;
+  }
+  if (ct == CUBLAS_COMPUTE_32F_FAST_TF32 && lora_xa_tc_applies(N, C, R)) {
+    // u = dropout(x) A^T on tensor cores, x read once (no masked copy); the partial sums of its slices of C in scratch
+    // (workspace() would overwrite the cached bf16 copy of inp that the next matmul on it reuses: common.cuh's xconv)
     const size_t part = lora_xa_tc_part_bytes(N, C, R);
     if (part > static_cast<size_t>(N) * C * sizeof(float)) QT_FAIL(ErrorCode::Internal, "lora_forward: partial sums exceed scratch");
     kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
     a.u = u;
     lora_xa_tc_launch(a, part ? scratch : nullptr, op.s);
-  } else {
-    dropout_apply(scratch, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
-    gemm_nt(op.c, u, scratch, A, DType::F32, N, R, C, 1.0f, 0.0f, ct);
+    gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);  // out += scale u B^T
+    return;
   }
+  float* xd = scratch;
+  dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
+  gemm_nt(op.c, u, xd, A, DType::F32, N, R, C, 1.0f, 0.0f, ct);      // u = xd A^T
   gemm_nt(op.c, out, u, Bw, DType::F32, N, OC, R, scale, 1.0f, ct);  // out += scale u B^T
 }
 
