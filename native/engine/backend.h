@@ -128,6 +128,21 @@ struct Backend {
   // the op would convert). Returns whether the backend keeps copies at all (CPU: false; it converts nothing).
   bool (*keep_weights)(void* mem, size_t bytes);
 
+  // ---- bf16 activations (the MLP of a model computing in bf16 without a LoRA on gate/up/down: model.cpp) ----------
+  // As matmul_forward / matmul_backward (no bias, no weight gradient) with each activation stored as `*_t` says: F32,
+  // or BF16 (uint16_t, rounded to nearest even from the fp32 accumulation). The GEMM's own operands are what
+  // matmul_forward's would be (a BF16 input is used as is). matmul_backward_t ADDS into an F32 dinp when accumulate,
+  // else overwrites it (no zeroing first); a BF16 dinp is always overwritten (accumulate must be false).
+  // The CUDA backend needs w.compute == BF16 when any activation is BF16.
+  void (*matmul_forward_t)(void* out, DType out_t, const void* inp, DType inp_t, const Weight& w, int N, int C, int OC);
+  void (*matmul_backward_t)(void* dinp, DType dinp_t, bool accumulate, const void* dout, DType dout_t, const Weight& w,
+                            int N, int C, int OC);
+  // swiglu_forward / swiglu_backward on bf16 arrays: inputs widened exactly, math in fp32, outputs rounded once to bf16.
+  // swiglu_backward_bf16 OVERWRITES dgate and dup (no zeroing first).
+  void (*swiglu_forward_bf16)(uint16_t* out, const uint16_t* gate, const uint16_t* up, size_t n);
+  void (*swiglu_backward_bf16)(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate,
+                               const uint16_t* up, size_t n);
+
   // ---- NF4 (cpu/nf4_dequant.cpp): out[rows*cols] = fp32 values of any Weight ------------------------
   void (*dequantize)(float* out, const Weight& w);
   // ---- NF4 quantization at load time (nf4.cpp on the CPU; ENGINE_FACTS §4) ---------------------------
@@ -155,6 +170,10 @@ struct Backend {
   // dlogits[n,:] = dloss * (softmax(logits[n,:]) - onehot(targets[n])), 0 where targets[n] < 0.
   // OVERWRITES dlogits (not +=), and may be called in place (dlogits == logits).
   void (*cross_entropy_backward)(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+  // Both at once (training): losses as cross_entropy_forward, then dlogits as cross_entropy_backward (may be in place).
+  // The GPU reads the logits twice instead of five times (one pass for the max and the sum, one for the gradient).
+  void (*cross_entropy_fused)(float* losses, float* dlogits, const float* logits, const int32_t* targets, float dloss,
+                              int N, int V);
 
   // ---- greedy decoding (cpu/argmax.cpp) ---------------------------------------------------------------
   // out[n] = the first index of row n's maximum (torch.argmax), or -1 when the row holds a NaN (the caller then

@@ -133,6 +133,14 @@ bool want_keep_weights(const Model& m, int capacity, size_t act_bytes, size_t ke
   return free_b >= act_bytes + keep_bytes + (uint64_t{1} << 30);
 }
 
+// bf16 MLP intermediates (Activations::mlp_bf16): on for training a model that computes in bf16 (its GEMMs round
+// them to bf16 anyway, and PyTorch keeps them in bf16), unless QT_MLP_BF16=0.
+bool want_mlp_bf16(const Model& m, ActMode mode) {
+  if (mode == ActMode::Inference || m.compute != DType::BF16) return false;
+  const char* e = std::getenv("QT_MLP_BF16");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+
 }  // namespace
 
 void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in) {
@@ -152,6 +160,7 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   a.capacity = capacity;
   a.rank = lora_rank;
   a.ckpt_bf16 = mode == ActMode::TrainCheckpointed && want_bf16_checkpoints(m);
+  a.mlp_bf16 = want_mlp_bf16(m, mode);
   a.dx = a.dxn = a.dh = a.dup = nullptr;
   // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary.
   a.logit_rows = static_cast<int>(std::max<size_t>(1, std::min(N, (size_t{32} << 20) / V)));

@@ -85,6 +85,22 @@ void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pa
 
 const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_lengths ? a.lengths : nullptr; }
 
+// Whether layer l's MLP keeps its intermediates in bf16 (Activations::mlp_bf16): gate, up and h (the products' outputs
+// stored as bf16, SwiGLU read and written in bf16, down_proj multiplying h as it is) and in backward dh, dgate, dup (the
+// same, each product overwriting its output, so nothing is zeroed). Only the products and SwiGLU read these values
+// when gate/up/down have no LoRA and no bias; the GEMMs round them to bf16 anyway. The fp32 buffers hold them in their
+// first half.
+bool mlp_in_bf16(const Model& m, const Adapter* ad, const Activations& a, int l) {
+  if (!a.mlp_bf16) return false;
+  if (ad && (ad->has(TGATE) || ad->has(TUP) || ad->has(TDOWN))) return false;
+  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  for (int t : {TGATE, TUP, TDOWN})
+    if (lw.bias[t] || lw.lin[t].compute != DType::BF16) return false;
+  return true;
+}
+
+uint16_t* bf16_in(float* buf) { return reinterpret_cast<uint16_t*>(buf); }
+
 // Where the RMSNorm after a layer's output goes: the next layer's attention norm (xn1, rstd1 of its LayerActs) or,
 // after the last layer, the final norm (a.xf, a.rstdf).
 struct NextNorm {
@@ -134,6 +150,16 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
   be.add_rmsnorm_forward(la.x_mid, la.xn2, la.rstd2, la.x_mid, x, lw.mlp_norm, N, C, c.rms_norm_eps);
 
   // MLP block
+  if (mlp_in_bf16(m, ad, a, l)) {
+    uint16_t *gate = bf16_in(la.gate), *up = bf16_in(la.up), *h = bf16_in(la.h);
+    be.matmul_forward_t(gate, DType::BF16, la.xn2, DType::F32, lw.lin[TGATE], N, C, FF);
+    be.matmul_forward_t(up, DType::BF16, la.xn2, DType::F32, lw.lin[TUP], N, C, FF);
+    if (recompute) return;  // backward reads gate and up only
+    be.swiglu_forward_bf16(h, gate, up, static_cast<size_t>(N) * FF);
+    be.matmul_forward_t(x_out, DType::F32, h, DType::BF16, lw.lin[TDOWN], N, FF, C);
+    be.add_rmsnorm_forward(x_out, next->out, next->rstd, x_out, la.x_mid, next->weight, N, C, c.rms_norm_eps);
+    return;
+  }
   linear_forward_many<2>(m, ad, a, p, l, {TGATE, TUP}, {la.gate, la.up}, la.xn2, la);
   if (recompute) {  // backward reads h only for down_proj's LoRA (its dA): without one, h is not recomputed either
     if (ad && ad->has(TDOWN)) {
@@ -161,15 +187,23 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
   const size_t NQ = static_cast<size_t>(N) * NH * HS, NK = static_cast<size_t>(N) * NKV * HS;
 
   // MLP block (reverse): x_out = x_mid + down(h), h = swiglu(gate(xn2), up(xn2)), xn2 = rmsnorm(x_mid)
-  be.zero(a.dh, NF * sizeof(float));
-  linear_backward(m, ad, a, p, l, TDOWN, a.dh, dparams, a.dx, la.h, la.u[TDOWN]);
-  float* dgate = la.h;  // h is dead from here on
-  be.zero(dgate, NF * sizeof(float));
-  be.zero(a.dup, NF * sizeof(float));
-  be.swiglu_backward(dgate, a.dup, a.dh, la.gate, la.up, NF);
-  be.zero(a.dxn, NC * sizeof(float));
-  linear_backward(m, ad, a, p, l, TUP, a.dxn, dparams, a.dup, la.xn2, la.u[TUP]);
-  linear_backward(m, ad, a, p, l, TGATE, a.dxn, dparams, dgate, la.xn2, la.u[TGATE]);
+  if (mlp_in_bf16(m, ad, a, l)) {  // the same in bf16, each output overwritten (no zeroing)
+    uint16_t *dh = bf16_in(a.dh), *dgate = bf16_in(la.h), *dup = bf16_in(a.dup);  // h is dead (and not even recomputed)
+    be.matmul_backward_t(dh, DType::BF16, false, a.dx, DType::F32, lw.lin[TDOWN], N, FF, C);
+    be.swiglu_backward_bf16(dgate, dup, dh, bf16_in(la.gate), bf16_in(la.up), NF);
+    be.matmul_backward_t(a.dxn, DType::F32, false, dup, DType::BF16, lw.lin[TUP], N, C, FF);
+    be.matmul_backward_t(a.dxn, DType::F32, true, dgate, DType::BF16, lw.lin[TGATE], N, C, FF);
+  } else {
+    be.zero(a.dh, NF * sizeof(float));
+    linear_backward(m, ad, a, p, l, TDOWN, a.dh, dparams, a.dx, la.h, la.u[TDOWN]);
+    float* dgate = la.h;  // h is dead from here on
+    be.zero(dgate, NF * sizeof(float));
+    be.zero(a.dup, NF * sizeof(float));
+    be.swiglu_backward(dgate, a.dup, a.dh, la.gate, la.up, NF);
+    be.zero(a.dxn, NC * sizeof(float));
+    linear_backward(m, ad, a, p, l, TUP, a.dxn, dparams, a.dup, la.xn2, la.u[TUP]);
+    linear_backward(m, ad, a, p, l, TGATE, a.dxn, dparams, dgate, la.xn2, la.u[TGATE]);
+  }
   be.rmsnorm_backward(a.dx, nullptr, a.dxn, la.x_mid, lw.mlp_norm, la.rstd2, N, C);  // a.dx = d(x_mid)
 
   // attention block (reverse): x_mid = x + o(att), att = attention(rope(q), rope(k), v), q/k/v = linear(xn1)
@@ -268,9 +302,9 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
     const int rows = std::min(a.logit_rows, N - r0);
     const float* xf = a.xf + static_cast<size_t>(r0) * C;
     be.matmul_forward(a.logits, xf, m.lm_head, nullptr, rows, C, V);
-    be.cross_entropy_forward(a.losses + r0, a.logits, a.targets + r0, rows, V);
+    if (!backward) be.cross_entropy_forward(a.losses + r0, a.logits, a.targets + r0, rows, V);
     if (backward) {
-      be.cross_entropy_backward(a.logits, a.logits, a.targets + r0, dloss, rows, V);
+      be.cross_entropy_fused(a.losses + r0, a.logits, a.logits, a.targets + r0, dloss, rows, V);  // dlogits in place
       be.matmul_backward(a.dxn + static_cast<size_t>(r0) * C, nullptr, nullptr, a.logits, xf, m.lm_head, rows, C, V);
     }
   }

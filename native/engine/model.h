@@ -141,6 +141,9 @@ struct Activations {
   std::vector<float*> x;
   bool ckpt_bf16 = false;      // TrainCheckpointed: layer inputs saved as bf16 in xs (half the memory; see memory.cpp)
   std::vector<uint16_t*> xs;   // [L] bf16 [N, C] layer inputs (ckpt_bf16 only)
+  // Train modes of a model computing in bf16: a layer whose gate/up/down have no LoRA and no bias keeps gate, up, h and
+  // their gradients as bf16 in the first half of their fp32 buffers (model.cpp mlp_in_bf16; QT_MLP_BF16=0: never)
+  bool mlp_bf16 = false;
   std::vector<LayerActs> layer;  // [L] (Train) or [1] (TrainCheckpointed: recomputed in backward; Inference)
   float* xf = nullptr;         // [N, C] final norm output (outside Train mode: the same memory as layer[0].xn1)
   float* rstdf = nullptr;      // [N]

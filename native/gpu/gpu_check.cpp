@@ -806,6 +806,106 @@ void check_xcache(Report& R) {
   for (int i = 0; i < 4; i++) exact(R, "ops", std::string("xcache on == off: ") + what[i], res[0][static_cast<size_t>(i)], res[1][static_cast<size_t>(i)]);
 }
 
+// The bf16 MLP path (backend.h matmul_forward_t / matmul_backward_t / swiglu_*_bf16; model.cpp mlp_in_bf16) against the
+// CPU reference, and against the GPU's own fp32-activation ops where the same GEMM runs (then bit for bit).
+std::vector<uint16_t> bf16_round(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); i++) h[i] = qt::f32_to_bf16(v[i]);
+  return h;
+}
+std::vector<float> bf16_widen(const std::vector<uint16_t>& h) {
+  std::vector<float> v(h.size());
+  for (size_t i = 0; i < h.size(); i++) v[i] = qt::bf16_to_f32(h[i]);
+  return v;
+}
+
+void check_bf16_mlp_ops(Report& R) {
+  const int N = 77, C = 1536, OC = 768;
+  WeightPair wp(rand_vec(static_cast<size_t>(OC) * C, 231, -0.05f, 0.05f), OC, C, DType::NF4, true);
+  qt::Weight wg = wp.gpu;
+  wg.compute = DType::BF16;
+  const auto x = rand_vec(static_cast<size_t>(N) * C, 232), dout = rand_vec(static_cast<size_t>(N) * OC, 233);
+  const auto xh = bf16_round(x), douth = bf16_round(dout);
+  const auto xr = bf16_widen(xh), doutr = bf16_widen(douth);
+  DevBuf xg(GPU, x), xhg(GPU, xh), xrg(GPU, xr), dg(GPU, dout), dhg(GPU, douth), drg(GPU, doutr);
+  const size_t NO = static_cast<size_t>(N) * OC, NC = static_cast<size_t>(N) * C;
+  std::vector<float> ref(NO), ref_r(NO);
+  CPU.matmul_forward(ref.data(), x.data(), wp.cpu, nullptr, N, C, OC);
+  CPU.matmul_forward(ref_r.data(), xr.data(), wp.cpu, nullptr, N, C, OC);
+  {  // fp32 input -> bf16 output (gate/up): the CPU's product within bf16 operands + one rounding
+    DevBuf o16(GPU, NO * 2), o32(GPU, nans(NO));
+    GPU.matmul_forward_t(o16.ptr(), DType::BF16, xg.f(), DType::F32, wg, N, C, OC);
+    GPU.matmul_forward(o32.f(), xg.f(), wg, nullptr, N, C, OC);
+    cmp(R, "ops", "matmul_forward_t fp32 in, bf16 out vs CPU", ref, bf16_widen(o16.get<uint16_t>()), 1e-2);
+    cmp(R, "ops", "matmul_forward_t bf16 out vs the GPU's fp32 out (one rounding)", o32.get(), bf16_widen(o16.get<uint16_t>()), 4e-3);
+  }
+  {  // bf16 input -> fp32 output (down_proj): the same GEMM as matmul_forward on the widened values, bit for bit
+    DevBuf o_t(GPU, nans(NO)), o_m(GPU, nans(NO));
+    GPU.matmul_forward_t(o_t.f(), DType::F32, xhg.ptr(), DType::BF16, wg, N, C, OC);
+    GPU.matmul_forward(o_m.f(), xrg.f(), wg, nullptr, N, C, OC);
+    cmp(R, "ops", "matmul_forward_t bf16 in, fp32 out vs CPU", ref_r, o_t.get(), 1e-2);
+    exact(R, "ops", "matmul_forward_t bf16 in == matmul_forward on the widened input", o_m.get(), o_t.get());
+  }
+  std::vector<float> dref(NC, 0.0f), dref_r(NC, 0.0f);
+  CPU.matmul_backward(dref.data(), nullptr, nullptr, dout.data(), nullptr, wp.cpu, N, C, OC);
+  CPU.matmul_backward(dref_r.data(), nullptr, nullptr, doutr.data(), nullptr, wp.cpu, N, C, OC);
+  {  // fp32 dout -> bf16 dinp (dh), overwriting NaNs
+    DevBuf d16(GPU, std::vector<uint16_t>(NC, 0x7fc0));
+    GPU.matmul_backward_t(d16.ptr(), DType::BF16, false, dg.f(), DType::F32, wg, N, C, OC);
+    cmp(R, "ops", "matmul_backward_t bf16 dinp (overwrites) vs CPU", dref, bf16_widen(d16.get<uint16_t>()), 1e-2);
+  }
+  {  // bf16 dout -> fp32 dinp: overwrite (NaN before), then accumulate (dup, then dgate)
+    DevBuf d32(GPU, nans(NC));
+    GPU.matmul_backward_t(d32.f(), DType::F32, false, dhg.ptr(), DType::BF16, wg, N, C, OC);
+    const auto first = d32.get();
+    cmp(R, "ops", "matmul_backward_t bf16 dout, fp32 dinp overwritten vs CPU", dref_r, first, 1e-2);
+    DevBuf z(GPU, std::vector<float>(NC, 0.0f));
+    GPU.matmul_backward(z.f(), nullptr, nullptr, drg.f(), nullptr, wg, N, C, OC);
+    cmp(R, "ops", "matmul_backward_t overwrite vs matmul_backward into zeros (GPU)", z.get(), first, 1e-6);
+    GPU.matmul_backward_t(d32.f(), DType::F32, true, dhg.ptr(), DType::BF16, wg, N, C, OC);
+    auto twice = d32.get();
+    std::vector<float> half(NC);
+    for (size_t i = 0; i < NC; i++) half[i] = twice[i] - first[i];
+    cmp(R, "ops", "matmul_backward_t accumulate adds the product", first, half, 1e-5);
+  }
+  {
+    bool threw = false;
+    qt::Weight w32 = wp.gpu;
+    w32.compute = DType::F32;
+    DevBuf o16(GPU, NO * 2);
+    try {
+      GPU.matmul_forward_t(o16.ptr(), DType::BF16, xg.f(), DType::F32, w32, N, C, OC);
+    } catch (const qt::Error&) {
+      threw = true;
+    }
+    R.check("ops", "matmul_forward_t refuses bf16 activations for a weight computing in fp32", threw);
+  }
+  // SwiGLU on bf16 arrays: the CPU's fp32 math on the same values, one rounding (expf's last bit may move a rounding)
+  const size_t n = 10007;
+  const auto gh = bf16_round(rand_vec(n, 234, -6, 6)), uh = bf16_round(rand_vec(n, 235, -2, 2)), hh = bf16_round(rand_vec(n, 236));
+  std::vector<uint16_t> oc(n), dgc(n), duc(n);
+  CPU.swiglu_forward_bf16(oc.data(), gh.data(), uh.data(), n);
+  CPU.swiglu_backward_bf16(dgc.data(), duc.data(), hh.data(), gh.data(), uh.data(), n);
+  DevBuf ggb(GPU, gh), ugb(GPU, uh), hgb(GPU, hh), og(GPU, std::vector<uint16_t>(n, 0x7fc0));
+  DevBuf dgg(GPU, std::vector<uint16_t>(n, 0x7fc0)), dug(GPU, std::vector<uint16_t>(n, 0x7fc0));
+  GPU.swiglu_forward_bf16(og.as<uint16_t>(), ggb.as<uint16_t>(), ugb.as<uint16_t>(), n);
+  GPU.swiglu_backward_bf16(dgg.as<uint16_t>(), dug.as<uint16_t>(), hgb.as<uint16_t>(), ggb.as<uint16_t>(), ugb.as<uint16_t>(), n);
+  cmp(R, "ops", "swiglu_forward_bf16 vs CPU", bf16_widen(oc), bf16_widen(og.get<uint16_t>()), 1e-3);
+  cmp(R, "ops", "swiglu_backward_bf16 dgate (overwrites) vs CPU", bf16_widen(dgc), bf16_widen(dgg.get<uint16_t>()), 1e-3);
+  cmp(R, "ops", "swiglu_backward_bf16 dup (overwrites) vs CPU", bf16_widen(duc), bf16_widen(dug.get<uint16_t>()), 1e-3);
+  {  // odd offsets: the scalar loop gives the same bits as the 16-byte one
+    DevBuf ou(GPU, std::vector<uint16_t>(n, 0x7fc0)), dgu(GPU, std::vector<uint16_t>(n, 0x7fc0)), duu(GPU, std::vector<uint16_t>(n, 0x7fc0));
+    GPU.swiglu_forward_bf16(ou.as<uint16_t>() + 1, ggb.as<uint16_t>() + 1, ugb.as<uint16_t>() + 1, n - 1);
+    GPU.swiglu_backward_bf16(dgu.as<uint16_t>() + 1, duu.as<uint16_t>() + 1, hgb.as<uint16_t>() + 1, ggb.as<uint16_t>() + 1,
+                             ugb.as<uint16_t>() + 1, n - 1);
+    const auto a = og.get<uint16_t>(), b = ou.get<uint16_t>(), c = dgg.get<uint16_t>(), d = dgu.get<uint16_t>();
+    const auto e = dug.get<uint16_t>(), f = duu.get<uint16_t>();
+    R.check("ops", "swiglu bf16 on unaligned arrays == aligned results",
+            std::equal(a.begin() + 1, a.end(), b.begin() + 1) && std::equal(c.begin() + 1, c.end(), d.begin() + 1) &&
+                std::equal(e.begin() + 1, e.end(), f.begin() + 1) && b[0] == 0x7fc0);
+  }
+}
+
 void check_bf16_storage(Report& R) {
   const size_t n = (size_t{1} << 20) + 7;
   auto x = rand_vec(n, 201, -1000, 1000);
@@ -946,6 +1046,23 @@ void check_cross_entropy(Report& R) {
   cmp(R, "ops", "cross_entropy_backward V=128256", d_c, d_g.get(), 1e-5);
   GPU.cross_entropy_backward(lg.f(), lg.f(), tg.as<int32_t>(), dloss, N, V);  // in place, as model.cpp does
   cmp(R, "ops", "cross_entropy_backward in place", d_c, lg.get(), 1e-5);
+  // the fused op (training): in place as model.cpp calls it (float4 path), and out of place with an odd V (scalar path)
+  lg.set(logits);
+  DevBuf loss_f(GPU, nans(N));
+  GPU.cross_entropy_fused(loss_f.f(), lg.f(), lg.f(), tg.as<int32_t>(), dloss, N, V);
+  cmp(R, "ops", "cross_entropy_fused loss V=128256, in place", loss_c, loss_f.get(), 1e-5);
+  cmp(R, "ops", "cross_entropy_fused dlogits V=128256, in place", d_c, lg.get(), 1e-5);
+  const int V2 = 1003;
+  auto l2 = rand_vec(static_cast<size_t>(N) * V2, 83, -30, 30);
+  std::vector<int32_t> t2(N);
+  for (int n = 0; n < N; n++) t2[n] = n % 5 == 1 ? -100 : static_cast<int32_t>(qt::rng_u64(84, n) % V2);
+  std::vector<float> lc2 = nans(N), dc2 = nans(l2.size());
+  CPU.cross_entropy_forward(lc2.data(), l2.data(), t2.data(), N, V2);
+  CPU.cross_entropy_backward(dc2.data(), l2.data(), t2.data(), dloss, N, V2);
+  DevBuf l2g(GPU, l2), t2g(GPU, t2), lf2(GPU, nans(N)), df2(GPU, nans(l2.size()));
+  GPU.cross_entropy_fused(lf2.f(), df2.f(), l2g.f(), t2g.as<int32_t>(), dloss, N, V2);
+  cmp(R, "ops", "cross_entropy_fused loss V=1003 (scalar path, ignored rows)", lc2, lf2.get(), 1e-5);
+  cmp(R, "ops", "cross_entropy_fused dlogits V=1003", dc2, df2.get(), 1e-5);
 }
 
 void check_elementwise(Report& R) {
@@ -1304,6 +1421,40 @@ void check_train(Report& R, const std::string& tmp) {
       exact(R, "train", "two identical runs give the same bits" + tag, params_of(*a), params_of(*a2));
     });
   }
+  // The tutorial's adapter (q/k/v/o) on bf16 compute: the MLP keeps its intermediates in bf16 (model.cpp mlp_in_bf16;
+  // QT_MLP_BF16=0 keeps fp32). Against the CPU and the fp32-MLP trainer within bf16 tolerance; twice the same bits.
+  R.guard("train", "bf16 MLP [bf16 compute]" + reuse, [&] {
+    qt::TrainConfig c = train_config();
+    c.lora.targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    const char* prev = std::getenv("QT_MLP_BF16");
+    const std::string prev_s = prev ? prev : "";
+    unsetenv("QT_MLP_BF16");
+    auto on = qt::create_trainer(mb, c, set), on2 = qt::create_trainer(mb, c, set);
+    setenv("QT_MLP_BF16", "0", 1);
+    auto off = qt::create_trainer(mb, c, set);
+    if (prev) setenv("QT_MLP_BF16", prev_s.c_str(), 1);
+    else unsetenv("QT_MLP_BF16");
+    auto cpu = qt::create_trainer(mc_, c, set);
+    double worst_off = 0, worst_cpu = 0;
+    bool same = true, ran = false, ran_off = false;
+    for (int i = 0; i < 4; i++) {
+      qt::StepMetrics a;
+      ran = ran_section("matmul_forward_t", [&] { a = qt::trainer_step(*on, nullptr); }) || ran;
+      qt::StepMetrics b;
+      ran_off = ran_section("matmul_forward_t", [&] { b = qt::trainer_step(*off, nullptr); }) || ran_off;
+      const auto a2 = qt::trainer_step(*on2, nullptr), d = qt::trainer_step(*cpu, nullptr);
+      same = same && a.loss == a2.loss;
+      worst_off = std::max(worst_off, std::fabs(static_cast<double>(a.loss) - b.loss) / std::fabs(b.loss));
+      worst_cpu = std::max(worst_cpu, std::fabs(static_cast<double>(a.loss) - d.loss) / std::fabs(d.loss));
+    }
+    R.check("train", "bf16 MLP: the path runs (matmul_forward_t), and not with QT_MLP_BF16=0", ran && !ran_off);
+    R.add("train", "bf16 MLP: 4 steps' loss vs fp32 MLP (same GPU)", "rel", worst_off, 1e-2, worst_off <= 1e-2);
+    R.add("train", "bf16 MLP: 4 steps' loss vs CPU", "rel", worst_cpu, 2e-2, worst_cpu <= 2e-2);
+    cmp(R, "train", "bf16 MLP: LoRA params after 4 steps vs fp32 MLP", params_of(*off), params_of(*on), 5e-2);
+    cmp(R, "train", "bf16 MLP: LoRA params after 4 steps vs CPU", params_of(*cpu), params_of(*on), 5e-2);
+    R.check("train", "bf16 MLP: two identical runs give the same losses", same);
+    exact(R, "train", "bf16 MLP: two identical runs give the same LoRA params", params_of(*on), params_of(*on2));
+  });
   // Converted-weight reuse (QT_DEQUANT_REUSE, Backend::keep_weights): a checkpointed layer's backward multiplies the
   // copies its recomputation converted. The same bits as converting again, and fewer conversions (down_proj only).
   const std::string saved = reuse_env ? reuse_env : "";
@@ -1516,6 +1667,7 @@ int main(int argc, char** argv) {
     R.guard("ops", "gemv", [&] { check_gemv(R); });
     R.guard("ops", "bf16 storage", [&] { check_bf16_storage(R); });
     R.guard("ops", "xcache", [&] { check_xcache(R); });
+    R.guard("ops", "bf16 MLP ops", [&] { check_bf16_mlp_ops(R); });
     R.guard("ops", "lora", [&] { check_lora(R); });
     R.guard("ops", "cross_entropy", [&] { check_cross_entropy(R); });
     R.guard("ops", "elementwise", [&] { check_elementwise(R); });

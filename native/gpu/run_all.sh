@@ -24,7 +24,7 @@
 # summary.json.
 # Fast paths (issue 6), each switchable without rebuilding (defaults first): QT_CUDA_ATTN=tc16|tc|simt,
 # QT_CUDA_GEMV=7|6|4|3|1|0 (QT_CUDA_GEMV_ROWS=1|2 forces gemv 4, 6 or 7's rows per warp), QT_CUDA_DEQUANT=auto|vec2|vec|simple, QT_CUDA_LORA=tf32|cublas|fused, QT_CUDA_XCACHE=1|0,
-# QT_CUDA_DECODE=1|0, QT_CUDA_PDL=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_DEQUANT_REUSE=1|0 (unset: auto,
+# QT_CUDA_DECODE=1|0, QT_CUDA_PDL=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_MLP_BF16=0 (fp32 MLP intermediates), QT_DEQUANT_REUSE=1|0 (unset: auto,
 # on for batches of <= 4096 rows with memory to spare). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off (or back
 # to its run-2 version) for the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by
 # every check stage; QT_NO_FALLBACK=1 ignores it); the bench prints which paths were active.

@@ -345,6 +345,19 @@ OpsReport compare_backends(const qt::Backend& ref, const qt::Backend& test, doub
     d.be().cross_entropy_backward(inplace, inplace, dt, 1.0f / 6, N, V);
     return Outputs{d.get(losses, static_cast<size_t>(N)), d.get(dl, static_cast<size_t>(N) * V), d.get(inplace, static_cast<size_t>(N) * V)};
   });
+  // the fused forward + backward, in place (as training calls it) with V % 4 == 0 and out of place with an odd V
+  for (int V : {516, 517}) {
+    run("cross_entropy_fused V=" + std::to_string(V), [&](Dev& d) {
+      const int N = 8;
+      std::vector<int32_t> t = {3, -100, V - 1, 0, -1, 77, 200, 5};
+      float* logits = d.put(rnd(static_cast<size_t>(N) * V, 42, -8, 8));
+      const int32_t* dt = d.put(t);
+      float* losses = d.put(std::vector<float>(static_cast<size_t>(N), 7.0f));
+      float* dl = V % 2 ? d.put(rnd(static_cast<size_t>(N) * V, 43)) : logits;
+      d.be().cross_entropy_fused(losses, dl, logits, dt, 1.0f / 6, N, V);
+      return Outputs{d.get(losses, static_cast<size_t>(N)), d.get(dl, static_cast<size_t>(N) * V)};
+    });
+  }
   // greedy decoding's argmax: ties (the first), a NaN row (-1), an all -inf row (0); indices as floats
   run("argmax_rows", [&](Dev& d) {
     const int N = 5, V = 70000;

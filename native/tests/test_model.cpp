@@ -234,6 +234,75 @@ TEST(model_bf16_checkpoints_keep_the_loss_and_close_gradients) {
 
 namespace {
 
+// The model as if it computed in bf16 (what the CPU ignores everywhere but in choosing the bf16 MLP path).
+void set_compute(qt::Model& m, qt::DType t) {
+  m.compute = t;
+  for (auto& lw : m.layers)
+    for (auto& w : lw.lin) w.compute = t;
+}
+
+struct Grads {
+  double loss;
+  std::vector<float> g;
+};
+
+Grads grads_of(const Tiny& t, const Batch& b, qt::ActMode mode, bool* mlp_bf16) {
+  qt::Activations a;
+  qt::alloc_activations(a, *t.model, mode, b.B * b.T, t.adapter->config.r);
+  if (mlp_bf16) *mlp_bf16 = a.mlp_bf16;
+  Grads r{0, std::vector<float>(t.adapter->layout.num_params, 0.0f)};
+  r.loss = run_loss(*t.model, t.adapter.get(), a, b, r.g.data(), true);
+  return r;
+}
+
+double rel_l2(const std::vector<float>& ref, const std::vector<float>& got) {
+  double d = 0, n = 0;
+  for (size_t i = 0; i < ref.size(); i++) {
+    d += (static_cast<double>(ref[i]) - got[i]) * (static_cast<double>(ref[i]) - got[i]);
+    n += static_cast<double>(ref[i]) * ref[i];
+  }
+  return std::sqrt(d / n);
+}
+
+}  // namespace
+
+TEST(model_bf16_mlp_keeps_gradients_close_and_recomputes_exactly) {
+  // The tutorial's adapter (q/k/v/o) on a model computing in bf16: the MLP keeps gate, up, h and their gradients in
+  // bf16 (model.cpp mlp_in_bf16). Checkpointed recomputation reproduces the forward bit for bit; the loss and the
+  // gradients stay within bf16 rounding of the fp32 path; QT_MLP_BF16=0 and a LoRA on down_proj keep the fp32 path.
+  TinySpec spec;
+  spec.layers = 3;
+  Tiny t(spec, qt::Quant::None, 0.1f, 4, {"q_proj", "k_proj", "v_proj", "o_proj"});
+  Batch b(t.model->config.vocab_size);
+  bool on = true;
+  const Grads f32 = grads_of(t, b, qt::ActMode::TrainCheckpointed, &on);
+  CHECK(!on);  // the CPU computes in fp32
+  set_compute(*t.model, qt::DType::BF16);
+  bool on_c = false, on_t = false, on_off = true;
+  const Grads ck = grads_of(t, b, qt::ActMode::TrainCheckpointed, &on_c);
+  const Grads tr = grads_of(t, b, qt::ActMode::Train, &on_t);
+  setenv("QT_MLP_BF16", "0", 1);
+  const Grads off = grads_of(t, b, qt::ActMode::TrainCheckpointed, &on_off);
+  unsetenv("QT_MLP_BF16");
+  set_compute(*t.model, qt::DType::F32);
+  CHECK(on_c && on_t && !on_off);
+  CHECK_EQ(ck.loss, tr.loss);
+  CHECK(ck.g == tr.g);
+  CHECK(off.loss == f32.loss && off.g == f32.g);
+  CHECK(ck.g != f32.g);  // really rounded
+  CHECK_MSG(std::fabs(ck.loss - f32.loss) < 1e-2 * std::fabs(f32.loss), "loss " << ck.loss << " vs " << f32.loss);
+  CHECK_MSG(rel_l2(f32.g, ck.g) < 3e-2, "gradient rel L2 " << rel_l2(f32.g, ck.g));
+
+  Tiny d(spec, qt::Quant::None, 0.1f, 4, {"q_proj", "down_proj"});
+  const Grads d32 = grads_of(d, b, qt::ActMode::TrainCheckpointed, nullptr);
+  set_compute(*d.model, qt::DType::BF16);
+  const Grads d16 = grads_of(d, b, qt::ActMode::TrainCheckpointed, nullptr);
+  set_compute(*d.model, qt::DType::F32);
+  CHECK(d16.loss == d32.loss && d16.g == d32.g);  // a LoRA on the MLP: its fp32 path
+}
+
+namespace {
+
 // A CPU backend that claims to keep converted weights (as the GPU does) and records the calls; it can cancel the
 // pass after a given number of them.
 std::vector<std::pair<void*, size_t>> g_keep_calls;

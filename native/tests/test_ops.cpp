@@ -283,6 +283,73 @@ TEST(matmul_forward_many_equals_one_call_per_weight) {
   CHECK(m0 == s0 && m1 == s1);
 }
 
+static std::vector<uint16_t> bf16_of(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); i++) h[i] = qt::f32_to_bf16(v[i]);
+  return h;
+}
+
+static std::vector<float> f32_of(const std::vector<uint16_t>& h) {
+  std::vector<float> v(h.size());
+  for (size_t i = 0; i < h.size(); i++) v[i] = qt::bf16_to_f32(h[i]);
+  return v;
+}
+
+TEST(matmul_t_bf16_activations_are_the_fp32_ops_on_widened_values_rounded_once) {
+  // backend.h matmul_forward_t / matmul_backward_t: a BF16 input is widened exactly, a BF16 output is the fp32 result
+  // rounded to nearest even; accumulate = false overwrites whatever dinp held
+  const int N = 3, C = 9, OC = 5;
+  auto x = rand_vec(N * C, 301), w = rand_vec(OC * C, 302), g = rand_vec(N * OC, 303);
+  const qt::Weight wv = f32_weight(w, OC, C);
+  const auto xh = bf16_of(x), gh = bf16_of(g);
+  std::vector<float> ref(N * OC), out32(N * OC);
+  cpu::matmul_forward(ref.data(), x.data(), wv, nullptr, N, C, OC);
+  cpu::matmul_forward_t(out32.data(), qt::DType::F32, x.data(), qt::DType::F32, wv, N, C, OC);
+  CHECK(out32 == ref);
+  std::vector<uint16_t> out16(N * OC);
+  cpu::matmul_forward_t(out16.data(), qt::DType::BF16, x.data(), qt::DType::F32, wv, N, C, OC);
+  CHECK(out16 == bf16_of(ref));
+  cpu::matmul_forward(ref.data(), f32_of(xh).data(), wv, nullptr, N, C, OC);
+  cpu::matmul_forward_t(out32.data(), qt::DType::F32, xh.data(), qt::DType::BF16, wv, N, C, OC);
+  CHECK(out32 == ref);
+
+  std::vector<float> dref(N * C, 0.0f), dx(N * C, 123.0f);
+  cpu::matmul_backward(dref.data(), nullptr, nullptr, f32_of(gh).data(), nullptr, wv, N, C, OC);
+  cpu::matmul_backward_t(dx.data(), qt::DType::F32, false, gh.data(), qt::DType::BF16, wv, N, C, OC);  // overwrites
+  CHECK(dx == dref);
+  std::vector<float> dacc = rand_vec(N * C, 304), dexp = dacc;
+  cpu::matmul_backward(dexp.data(), nullptr, nullptr, g.data(), nullptr, wv, N, C, OC);
+  cpu::matmul_backward_t(dacc.data(), qt::DType::F32, true, g.data(), qt::DType::F32, wv, N, C, OC);  // adds
+  CHECK(dacc == dexp);
+  std::vector<uint16_t> dx16(N * C, 0x7fc0);
+  std::fill(dref.begin(), dref.end(), 0.0f);
+  cpu::matmul_backward(dref.data(), nullptr, nullptr, g.data(), nullptr, wv, N, C, OC);
+  cpu::matmul_backward_t(dx16.data(), qt::DType::BF16, false, g.data(), qt::DType::F32, wv, N, C, OC);
+  CHECK(dx16 == bf16_of(dref));
+  bool threw = false;
+  try {
+    cpu::matmul_backward_t(dx16.data(), qt::DType::BF16, true, g.data(), qt::DType::F32, wv, N, C, OC);
+  } catch (const qt::Error&) {
+    threw = true;
+  }
+  CHECK(threw);  // a bf16 dinp cannot accumulate
+}
+
+TEST(swiglu_bf16_is_the_fp32_swiglu_on_widened_values_rounded_once) {
+  const size_t n = 37;
+  const auto gh = bf16_of(rand_vec(n, 311, -6, 6)), uh = bf16_of(rand_vec(n, 312, -2, 2)), dh = bf16_of(rand_vec(n, 313));
+  const auto gf = f32_of(gh), uf = f32_of(uh), df = f32_of(dh);
+  std::vector<float> out(n), dg(n, 0.0f), du(n, 0.0f);
+  cpu::swiglu_forward(out.data(), gf.data(), uf.data(), n);
+  cpu::swiglu_backward(dg.data(), du.data(), df.data(), gf.data(), uf.data(), n);
+  std::vector<uint16_t> out16(n), dg16(n, 0x7fc0), du16(n, 0x7fc0);  // NaN: the backward overwrites
+  cpu::swiglu_forward_bf16(out16.data(), gh.data(), uh.data(), n);
+  cpu::swiglu_backward_bf16(dg16.data(), du16.data(), dh.data(), gh.data(), uh.data(), n);
+  CHECK(out16 == bf16_of(out));
+  CHECK(dg16 == bf16_of(dg));
+  CHECK(du16 == bf16_of(du));
+}
+
 TEST(matmul_nf4_and_bf16_weights_use_their_dequantized_values) {
   const int N = 5, C = 128, OC = 6;
   auto x = rand_vec(N * C, 22);
@@ -420,6 +487,18 @@ TEST(grad_cross_entropy_masked_mean) {
   auto copy = logits;
   cpu::cross_entropy_backward(copy.data(), copy.data(), targets.data(), 1.0f / counted, N, V);
   CHECK(copy == d);
+}
+
+TEST(cross_entropy_fused_is_forward_then_backward_in_place) {
+  const int N = 4, V = 33;
+  auto logits = rand_vec(N * V, 321, -5, 5);
+  const std::vector<int32_t> t = {3, -100, 32, 0};
+  std::vector<float> loss(N), d(N * V), lf(N, 9.0f), inplace = logits;
+  cpu::cross_entropy_forward(loss.data(), logits.data(), t.data(), N, V);
+  cpu::cross_entropy_backward(d.data(), logits.data(), t.data(), 0.5f, N, V);
+  cpu::cross_entropy_fused(lf.data(), inplace.data(), inplace.data(), t.data(), 0.5f, N, V);
+  CHECK(lf == loss);
+  CHECK(inplace == d);
 }
 
 TEST(neftune_noise_magnitude_and_padding) {

@@ -52,4 +52,10 @@ void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* 
   });
 }
 
+void cross_entropy_fused(float* losses, float* dlogits, const float* logits, const int32_t* targets, float dloss, int N,
+                         int V) {
+  cross_entropy_forward(losses, logits, targets, N, V);  // reads the logits before the (possibly in-place) gradient
+  cross_entropy_backward(dlogits, logits, targets, dloss, N, V);
+}
+
 }  // namespace qt::cpu

@@ -3,8 +3,10 @@
 // run on the thread pool. Each output element is one dot product in a fixed order, so the result does not
 // depend on the number of threads. Reference: llm.c matmul_forward / matmul_backward.
 #include <algorithm>
+#include <string>
 #include <vector>
 
+#include "engine.h"
 #include "ops.h"
 #include "threadpool.h"
 
@@ -101,6 +103,59 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
       for (int n = 0; n < N; n++) s += dout[static_cast<size_t>(n) * OC + o];
       dbias[o] += s;
     }
+}
+
+// ---- bf16 activations (backend.h): widened to fp32, the fp32 products above, outputs rounded to nearest even ----
+
+namespace {
+
+void check_act(DType t, const char* what) {
+  if (t != DType::F32 && t != DType::BF16)
+    QT_FAIL(ErrorCode::Internal, std::string(what) + ": activations are F32 or BF16, not " + dtype_name(t));
+}
+
+// fp32 view of n activations of type t: the array itself, or a widened copy in tmp
+const float* widened(const void* x, DType t, size_t n, std::vector<float>& tmp) {
+  if (t == DType::F32) return static_cast<const float*>(x);
+  tmp.resize(n);
+  const uint16_t* h = static_cast<const uint16_t*>(x);
+  for (size_t i = 0; i < n; i++) tmp[i] = bf16_to_f32(h[i]);
+  return tmp.data();
+}
+
+void round_to_bf16(uint16_t* out, const float* in, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = f32_to_bf16(in[i]);
+}
+
+}  // namespace
+
+void matmul_forward_t(void* out, DType out_t, const void* inp, DType inp_t, const Weight& w, int N, int C, int OC) {
+  check_act(out_t, "matmul_forward_t");
+  check_act(inp_t, "matmul_forward_t");
+  std::vector<float> xin, res;
+  const float* x = widened(inp, inp_t, static_cast<size_t>(N) * C, xin);
+  if (out_t == DType::F32) return matmul_forward(static_cast<float*>(out), x, w, nullptr, N, C, OC);
+  res.resize(static_cast<size_t>(N) * OC);
+  matmul_forward(res.data(), x, w, nullptr, N, C, OC);
+  round_to_bf16(static_cast<uint16_t*>(out), res.data(), res.size());
+}
+
+void matmul_backward_t(void* dinp, DType dinp_t, bool accumulate, const void* dout, DType dout_t, const Weight& w, int N,
+                       int C, int OC) {
+  check_act(dinp_t, "matmul_backward_t");
+  check_act(dout_t, "matmul_backward_t");
+  if (dinp_t == DType::BF16 && accumulate) QT_FAIL(ErrorCode::Internal, "matmul_backward_t: a bf16 dinp cannot accumulate");
+  std::vector<float> g, res;
+  const float* d = widened(dout, dout_t, static_cast<size_t>(N) * OC, g);
+  const size_t n = static_cast<size_t>(N) * C;
+  if (dinp_t == DType::F32) {
+    float* di = static_cast<float*>(dinp);
+    if (!accumulate) std::fill(di, di + n, 0.0f);
+    return matmul_backward(di, nullptr, nullptr, d, nullptr, w, N, C, OC);
+  }
+  res.assign(n, 0.0f);
+  matmul_backward(res.data(), nullptr, nullptr, d, nullptr, w, N, C, OC);
+  round_to_bf16(static_cast<uint16_t*>(dinp), res.data(), n);
 }
 
 }  // namespace qt::cpu

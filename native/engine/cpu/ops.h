@@ -38,6 +38,14 @@ void matmul_forward_many(float* const* outs, const float* inp, const Weight* con
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const Weight& w,
                      int N, int C, int OC);
 
+// bf16 activations (backend.h matmul_forward_t ...): activations widened to fp32, the fp32 ops above, outputs rounded
+void matmul_forward_t(void* out, DType out_t, const void* inp, DType inp_t, const Weight& w, int N, int C, int OC);
+void matmul_backward_t(void* dinp, DType dinp_t, bool accumulate, const void* dout, DType dout_t, const Weight& w, int N,
+                       int C, int OC);
+void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, size_t n);
+void swiglu_backward_bf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate, const uint16_t* up,
+                          size_t n);
+
 void dequantize(float* out, const Weight& w);
 /** out[0..count) = fp32 values of elements [start, start+count) of w (any dtype). */
 void dequantize_range(float* out, const Weight& w, int64_t start, int64_t count);
@@ -51,6 +59,8 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+void cross_entropy_fused(float* losses, float* dlogits, const float* logits, const int32_t* targets, float dloss, int N,
+                         int V);
 void argmax_rows(int32_t* out, const float* x, int N, int V);
 
 void add(float* out, const float* a, const float* b, size_t n);

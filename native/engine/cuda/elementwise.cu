@@ -84,6 +84,65 @@ __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* do
   }
 }
 
+// ---- SwiGLU on bf16 arrays (the bf16 MLP path, backend.h): 8 values per 16-byte access where all arrays allow it ----
+
+__device__ __forceinline__ float bf_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+using kern::bf16_bits;
+
+// d silu(g) u / dg and / du for the backward, given dout d
+__device__ __forceinline__ void swiglu_grads(float g, float u, float d, float& dg, float& du) {
+  const float s = sigmoid(g);
+  dg = d * u * s * (1.0f + g * (1.0f - s));
+  du = d * g * s;
+}
+
+__global__ void swiglu_forward_bf16_kernel(uint16_t* out, const uint16_t* gate, const uint16_t* up, size_t n, bool vec8) {
+  const size_t n8 = vec8 ? n / 8 : 0;
+  QT_GRID_STRIDE(i, n8) {
+    const uint4 g = reinterpret_cast<const uint4*>(gate)[i], u = reinterpret_cast<const uint4*>(up)[i];
+    const uint32_t gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w};
+    uint32_t o[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+      o[k] = kern::pack_bf16(swiglu(bf_lo(gw[k]), bf_lo(uw[k])), swiglu(bf_hi(gw[k]), bf_hi(uw[k])));
+    reinterpret_cast<uint4*>(out)[i] = make_uint4(o[0], o[1], o[2], o[3]);
+  }
+  QT_GRID_STRIDE(j, n - 8 * n8) {
+    const size_t i = 8 * n8 + j;
+    out[i] = bf16_bits(swiglu(__uint_as_float(static_cast<uint32_t>(gate[i]) << 16), __uint_as_float(static_cast<uint32_t>(up[i]) << 16)));
+  }
+}
+
+__global__ void swiglu_backward_bf16_kernel(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate,
+                                            const uint16_t* up, size_t n, bool vec8) {
+  const size_t n8 = vec8 ? n / 8 : 0;
+  QT_GRID_STRIDE(i, n8) {
+    const uint4 g = reinterpret_cast<const uint4*>(gate)[i], u = reinterpret_cast<const uint4*>(up)[i];
+    const uint4 d = reinterpret_cast<const uint4*>(dout)[i];
+    const uint32_t gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w}, dw[4] = {d.x, d.y, d.z, d.w};
+    uint32_t og[4], ou[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      float g0, u0, g1, u1;
+      swiglu_grads(bf_lo(gw[k]), bf_lo(uw[k]), bf_lo(dw[k]), g0, u0);
+      swiglu_grads(bf_hi(gw[k]), bf_hi(uw[k]), bf_hi(dw[k]), g1, u1);
+      og[k] = kern::pack_bf16(g0, g1);
+      ou[k] = kern::pack_bf16(u0, u1);
+    }
+    reinterpret_cast<uint4*>(dgate)[i] = make_uint4(og[0], og[1], og[2], og[3]);
+    reinterpret_cast<uint4*>(dup)[i] = make_uint4(ou[0], ou[1], ou[2], ou[3]);
+  }
+  QT_GRID_STRIDE(j, n - 8 * n8) {
+    const size_t i = 8 * n8 + j;
+    float dg, du;
+    swiglu_grads(__uint_as_float(static_cast<uint32_t>(gate[i]) << 16), __uint_as_float(static_cast<uint32_t>(up[i]) << 16),
+                 __uint_as_float(static_cast<uint32_t>(dout[i]) << 16), dg, du);
+    dgate[i] = bf16_bits(dg);
+    dup[i] = bf16_bits(du);
+  }
+}
+
 // ---- add / scale ----
 
 __global__ void add_kernel(float* out, const float* a, const float* b, size_t n) {
@@ -207,6 +266,24 @@ void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
   Op op("swiglu_backward");
   swiglu_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, op.s>>>(dgate, dup, dout, gate, up, n);
+  QT_LAUNCH_CHECK();
+}
+
+void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, size_t n) {
+  if (!n) return;
+  Op op("swiglu_forward");
+  const bool vec8 = aligned16(out) && aligned16(gate) && aligned16(up);
+  swiglu_forward_bf16_kernel<<<grid_for(vec8 ? (n + 7) / 8 : n, kThreads), kThreads, 0, op.s>>>(out, gate, up, n, vec8);
+  QT_LAUNCH_CHECK();
+}
+
+void swiglu_backward_bf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate, const uint16_t* up,
+                          size_t n) {
+  if (!n) return;
+  Op op("swiglu_backward");
+  const bool vec8 = aligned16(dgate) && aligned16(dup) && aligned16(dout) && aligned16(gate) && aligned16(up);
+  swiglu_backward_bf16_kernel<<<grid_for(vec8 ? (n + 7) / 8 : n, kThreads), kThreads, 0, op.s>>>(dgate, dup, dout, gate, up, n,
+                                                                                                 vec8);
   QT_LAUNCH_CHECK();
 }
 

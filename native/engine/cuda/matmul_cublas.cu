@@ -58,19 +58,20 @@ size_t elt(DType t) { return t == DType::F32 ? 4 : 2; }
 // ct: the products' precision. CUBLAS_COMPUTE_32F is exact fp32 for fp32 operands (and fp32 accumulation for 16-bit ones);
 // CUBLAS_COMPUTE_32F_FAST_TF32 (fp32 operands only: the LoRA GEMMs) lets cuBLAS round them to TF32 for tensor cores.
 
-// out[M, N] (fp32) = alpha * A[M, K] @ B[N, K]^T + beta * out      (A, B of type t)
-void gemm_nt(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
-             cublasComputeType_t ct = CUBLAS_COMPUTE_32F) {
+// out[M, N] (type ot: fp32, or bf16 rounded from the fp32 accumulation) = alpha * A[M, K] @ B[N, K]^T + beta * out
+// (A, B of type t; beta = 0: out is not read)
+void gemm_nt(DeviceCtx& c, void* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
+             cublasComputeType_t ct = CUBLAS_COMPUTE_32F, DType ot = DType::F32) {
   blas_check(cublasGemmEx(handle(c), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, cuda_type(t), K, A, cuda_type(t), K, &beta,
-                          out, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT),
+                          out, cuda_type(ot), N, ct, CUBLAS_GEMM_DEFAULT),
              "gemm_nt");
 }
 
 // out[M, N] = alpha * A[M, K] @ B[K, N] + beta * out
-void gemm_nn(DeviceCtx& c, float* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
-             cublasComputeType_t ct = CUBLAS_COMPUTE_32F) {
+void gemm_nn(DeviceCtx& c, void* out, const void* A, const void* B, DType t, int M, int N, int K, float alpha, float beta,
+             cublasComputeType_t ct = CUBLAS_COMPUTE_32F, DType ot = DType::F32) {
   blas_check(cublasGemmEx(handle(c), CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B, cuda_type(t), N, A, cuda_type(t), K, &beta,
-                          out, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT),
+                          out, cuda_type(ot), N, ct, CUBLAS_GEMM_DEFAULT),
              "gemm_nn");
 }
 
@@ -117,6 +118,22 @@ const void* weight_as(DeviceCtx& c, const Weight& w, DType t, void* scratch, boo
   return scratch;
 }
 
+// fp32 activations as a GEMM operand of type t: inp itself for fp32, else its rounded copy at dst. A copy at the start of
+// the workspace (first) is remembered: the next matmul on the same input reuses it while no op wrote either (xcache).
+const void* input_as(DeviceCtx& c, const float* inp, size_t n, DType t, char* dst, bool first) {
+  if (t == DType::F32) return inp;
+  const bool hit = paths().xcache && first && c.xconv_src == inp && c.xconv_n == n && c.xconv_t == t && c.xconv_seq == c.op_seq;
+  if (!hit) {
+    Section sec(c, "matmul.convert");
+    convert_from_f32(dst, t, inp, n, c.stream);
+    c.xconv_src = inp;
+    c.xconv_n = n;
+    c.xconv_t = t;
+    c.xconv_seq = c.op_seq;
+  }
+  return dst;
+}
+
 void check_compute(const Weight& w) {
   if (w.compute != DType::F32 && w.compute != DType::BF16 && w.compute != DType::F16)
     QT_FAIL(ErrorCode::Internal, "matmul: compute dtype must be F32, BF16 or F16");
@@ -148,21 +165,7 @@ void matmul_forward(float* out, const float* inp, const Weight& w, const float* 
   char* base = k.commit();
   if (t == DType::F32 && w.dtype != t) op.c.xconv_src = nullptr;  // the fp32 weight copy goes where a cached input was
   const void* W = weight_as(op.c, w, t, base + ow, /*keep=*/true);
-  const void* X = inp;
-  if (t != DType::F32) {
-    DeviceCtx& c = op.c;
-    const size_t n = static_cast<size_t>(N) * C;
-    const bool hit = paths().xcache && ox == 0 && c.xconv_src == inp && c.xconv_n == n && c.xconv_t == t && c.xconv_seq == c.op_seq;
-    if (!hit) {
-      Section sec(op.c, "matmul.convert");
-      convert_from_f32(base + ox, t, inp, n, op.s);
-      c.xconv_src = inp;
-      c.xconv_n = n;
-      c.xconv_t = t;
-      c.xconv_seq = c.op_seq;
-    }
-    X = base + ox;
-  }
+  const void* X = input_as(op.c, inp, static_cast<size_t>(N) * C, t, base + ox, ox == 0);
   {
     Section sec(op.c, "matmul.gemm");
     gemm_nt(op.c, out, X, W, t, N, OC, C, 1.0f, 0.0f);
@@ -207,6 +210,64 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   }
   if (dweight && w.dtype == DType::F32) gemm_tn(op.c, dweight, dout, inp, DType::F32, OC, C, N, 1.0f, 1.0f);
   if (dbias) bias_backward(dbias, dout, N, OC, op.s);
+}
+
+// ---- bf16 activations (backend.h matmul_forward_t / matmul_backward_t) ----
+
+namespace {
+
+void check_act_types(DType a, DType b, const Weight& w, const char* what) {
+  for (DType t : {a, b})
+    if (t != DType::F32 && t != DType::BF16)
+      QT_FAIL(ErrorCode::Internal, std::string(what) + ": activations are F32 or BF16, not " + dtype_name(t));
+  if ((a == DType::BF16 || b == DType::BF16) && w.compute != DType::BF16)
+    QT_FAIL(ErrorCode::Internal, std::string(what) + ": bf16 activations need a weight computing in bf16");
+}
+
+}  // namespace
+
+void matmul_forward_t(void* out, DType out_t, const void* inp, DType inp_t, const Weight& w, int N, int C, int OC) {
+  check_compute(w);
+  check_act_types(out_t, inp_t, w, "matmul_forward_t");
+  if (out_t == DType::F32 && inp_t == DType::F32)
+    return matmul_forward(static_cast<float*>(out), static_cast<const float*>(inp), w, nullptr, N, C, OC);
+  Op op("matmul_forward_t", /*keeps_inputs=*/true);
+  const DType t = w.compute;  // BF16
+  Carve k(op.c);
+  const size_t ox = k.add(inp_t == DType::F32 ? static_cast<size_t>(N) * C * elt(t) : 0);  // first: the xcache's place
+  const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));
+  char* base = k.commit();
+  const void* W = weight_as(op.c, w, t, base + ow, /*keep=*/true);
+  const void* X = inp_t == DType::F32 ? input_as(op.c, static_cast<const float*>(inp), static_cast<size_t>(N) * C, t, base + ox, ox == 0) : inp;
+  {
+    Section sec(op.c, "matmul.gemm");
+    gemm_nt(op.c, out, X, W, t, N, OC, C, 1.0f, 0.0f, CUBLAS_COMPUTE_32F, out_t);
+  }
+  note_write(op.c, out, static_cast<size_t>(N) * OC * elt(out_t));
+}
+
+void matmul_backward_t(void* dinp, DType dinp_t, bool accumulate, const void* dout, DType dout_t, const Weight& w, int N,
+                       int C, int OC) {
+  check_compute(w);
+  check_act_types(dinp_t, dout_t, w, "matmul_backward_t");
+  if (dinp_t == DType::BF16 && accumulate) QT_FAIL(ErrorCode::Internal, "matmul_backward_t: a bf16 dinp cannot accumulate");
+  if (dinp_t == DType::F32 && dout_t == DType::F32 && accumulate)
+    return matmul_backward(static_cast<float*>(dinp), nullptr, nullptr, static_cast<const float*>(dout), nullptr, w, N, C, OC);
+  Op op("matmul_backward_t");
+  const DType t = w.compute;
+  Carve k(op.c);
+  const size_t ow = k.add(w.dtype == t ? 0 : static_cast<size_t>(OC) * C * elt(t));
+  const size_t od = k.add(t != DType::F32 && dout_t == DType::F32 ? static_cast<size_t>(N) * OC * elt(t) : 0);
+  char* base = k.commit();
+  const void* W = weight_as(op.c, w, t, base + ow);
+  const void* G = dout;
+  if (t != DType::F32 && dout_t == DType::F32) {
+    Section sec(op.c, "matmul.convert");
+    convert_from_f32(base + od, t, static_cast<const float*>(dout), static_cast<size_t>(N) * OC, op.s);
+    G = base + od;
+  }
+  Section sec(op.c, "matmul.gemm");
+  gemm_nn(op.c, dinp, G, W, t, N, C, OC, 1.0f, accumulate ? 1.0f : 0.0f, CUBLAS_COMPUTE_32F, dinp_t);
 }
 
 bool keep_weights(void* mem, size_t bytes) {

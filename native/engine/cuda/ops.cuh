@@ -109,6 +109,12 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      int N, int C, int OC);
 
 bool keep_weights(void* mem, size_t bytes);
+void matmul_forward_t(void* out, DType out_t, const void* inp, DType inp_t, const Weight& w, int N, int C, int OC);
+void matmul_backward_t(void* dinp, DType dinp_t, bool accumulate, const void* dout, DType dout_t, const Weight& w, int N,
+                       int C, int OC);
+void swiglu_forward_bf16(uint16_t* out, const uint16_t* gate, const uint16_t* up, size_t n);
+void swiglu_backward_bf16(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate, const uint16_t* up,
+                          size_t n);
 
 void dequantize(float* out, const Weight& w);
 void nf4_quantize(uint8_t* codes, float* absmax, const void* src, DType src_dtype, int64_t n);
@@ -122,6 +128,8 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V);
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, float dloss, int N, int V);
+void cross_entropy_fused(float* losses, float* dlogits, const float* logits, const int32_t* targets, float dloss, int N,
+                         int V);
 void argmax_rows(int32_t* out, const float* x, int N, int V);
 
 void add(float* out, const float* a, const float* b, size_t n);
