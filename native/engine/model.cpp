@@ -68,19 +68,23 @@ void linear_forward_many(const Model& m, const Adapter* ad, Activations& a, cons
   for (int k = 0; k < K; k++) lora_add(m, ad, a, p, l, t[k], out[k], inp, la.u[t[k]]);
 }
 
-// dinp[N, in] += dout @ W (+ LoRA path); dA, dB += LoRA gradients. dinp may be null (not needed).
+// dinp[N, in] += dout @ W (+ LoRA path); dA, dB += LoRA gradients. dinp may be null (not needed). overwrite: dinp =
+// instead of += (the base product overwrites it first, then the LoRA path adds: no zeroing before).
 void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pass& p, int l, int t, float* dinp,
-                     float* dparams, const float* dout, const float* inp, const float* u) {
+                     float* dparams, const float* dout, const float* inp, const float* u, bool overwrite = false) {
   const Backend& be = *m.be;
   const int N = p.B * p.T, in = target_in_features(m.config, t), outf = target_out_features(m.config, t);
   const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+  if (overwrite && dinp) {
+    be.matmul_backward_t(dinp, DType::F32, false, dout, DType::F32, lw.lin[t], N, in, outf);
+  }
   if (ad && ad->has(t)) {
     const LoraSlot& s = ad->layout.slots[static_cast<size_t>(l)][static_cast<size_t>(t)];
     be.lora_backward(dinp, dparams + s.a, dparams + s.b, a.lora_scratch, dout, inp, u, ad->A(l, t), ad->B(l, t),
                      ad->scaling, p.training ? ad->config.dropout : 0.0f, dropout_seed(p, l, t), N, in, outf, ad->config.r,
                      m.compute);
   }
-  if (dinp) be.matmul_backward(dinp, nullptr, nullptr, dout, nullptr, lw.lin[t], N, in, outf);
+  if (dinp && !overwrite) be.matmul_backward(dinp, nullptr, nullptr, dout, nullptr, lw.lin[t], N, in, outf);
 }
 
 const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_lengths ? a.lengths : nullptr; }
@@ -183,7 +187,7 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
   const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
   const int N = p.B * p.T, C = c.hidden_size, FF = c.intermediate_size;
   const int NH = c.num_heads, NKV = c.num_kv_heads, HS = c.head_dim;
-  const size_t NC = static_cast<size_t>(N) * C, NF = static_cast<size_t>(N) * FF;
+  const size_t NF = static_cast<size_t>(N) * FF;
   const size_t NQ = static_cast<size_t>(N) * NH * HS, NK = static_cast<size_t>(N) * NKV * HS;
 
   // MLP block (reverse): x_out = x_mid + down(h), h = swiglu(gate(xn2), up(xn2)), xn2 = rmsnorm(x_mid)
@@ -200,16 +204,14 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
     be.zero(dgate, NF * sizeof(float));
     be.zero(a.dup, NF * sizeof(float));
     be.swiglu_backward(dgate, a.dup, a.dh, la.gate, la.up, NF);
-    be.zero(a.dxn, NC * sizeof(float));
-    linear_backward(m, ad, a, p, l, TUP, a.dxn, dparams, a.dup, la.xn2, la.u[TUP]);
+    linear_backward(m, ad, a, p, l, TUP, a.dxn, dparams, a.dup, la.xn2, la.u[TUP], /*overwrite=*/true);
     linear_backward(m, ad, a, p, l, TGATE, a.dxn, dparams, dgate, la.xn2, la.u[TGATE]);
   }
   be.rmsnorm_backward(a.dx, nullptr, a.dxn, la.x_mid, lw.mlp_norm, la.rstd2, N, C);  // a.dx = d(x_mid)
 
   // attention block (reverse): x_mid = x + o(att), att = attention(rope(q), rope(k), v), q/k/v = linear(xn1)
   // (dh and dup are dead: datt, dq, dk, dv live in their buffers)
-  be.zero(a.datt, NQ * sizeof(float));
-  linear_backward(m, ad, a, p, l, TO, a.datt, dparams, a.dx, la.att, la.u[TO]);
+  linear_backward(m, ad, a, p, l, TO, a.datt, dparams, a.dx, la.att, la.u[TO], /*overwrite=*/true);
   be.zero(a.dq, NQ * sizeof(float));
   be.zero(a.dk, NK * sizeof(float));
   be.zero(a.dv, NK * sizeof(float));
@@ -218,8 +220,7 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
   be.rope_backward(a.dk, a.dk, m.inv_freq, p.B, p.T, NKV, HS, p.pos0);
   be.rope_backward(a.dq, a.dq, m.inv_freq, p.B, p.T, NH, HS, p.pos0);
   float* dxn = need_dx ? a.dxn : nullptr;
-  if (dxn) be.zero(a.dxn, NC * sizeof(float));
-  linear_backward(m, ad, a, p, l, TV, dxn, dparams, a.dv, la.xn1, la.u[TV]);
+  linear_backward(m, ad, a, p, l, TV, dxn, dparams, a.dv, la.xn1, la.u[TV], /*overwrite=*/true);
   linear_backward(m, ad, a, p, l, TK, dxn, dparams, a.dk, la.xn1, la.u[TK]);
   linear_backward(m, ad, a, p, l, TQ, dxn, dparams, a.dq, la.xn1, la.u[TQ]);
   if (need_dx) be.rmsnorm_backward(a.dx, nullptr, a.dxn, x, lw.attn_norm, la.rstd1, N, C);  // a.dx = d(x)
@@ -297,7 +298,6 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
   QT_CHECK(!backward || a.mode != ActMode::Inference, ErrorCode::Internal, "backward needs training activations");
 
   // lm_head + cross-entropy, in chunks of rows; in training the chunk's dlogits go straight back to dxf (a.dxn).
-  if (backward) be.zero(a.dxn, static_cast<size_t>(N) * C * sizeof(float));
   for (int r0 = 0; r0 < N; r0 += a.logit_rows) {
     const int rows = std::min(a.logit_rows, N - r0);
     const float* xf = a.xf + static_cast<size_t>(r0) * C;
@@ -305,7 +305,8 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
     if (!backward) be.cross_entropy_forward(a.losses + r0, a.logits, a.targets + r0, rows, V);
     if (backward) {
       be.cross_entropy_fused(a.losses + r0, a.logits, a.logits, a.targets + r0, dloss, rows, V);  // dlogits in place
-      be.matmul_backward(a.dxn + static_cast<size_t>(r0) * C, nullptr, nullptr, a.logits, xf, m.lm_head, rows, C, V);
+      // each chunk's rows of dxf, overwritten (no zeroing first)
+      be.matmul_backward_t(a.dxn + static_cast<size_t>(r0) * C, DType::F32, false, a.logits, DType::F32, m.lm_head, rows, C, V);
     }
   }
   std::vector<float> losses(static_cast<size_t>(N));
