@@ -103,18 +103,6 @@ void lora_xa_tc_launch(kern::LoraArgs a, float* part, cudaStream_t s) {
   else xa_tc<64>(a, s);
 }
 
-void lora_dx_launch(const kern::LoraArgs& a, cudaStream_t s) {
-  auto go = [&](auto kernel, int rt) {
-    kernel<<<dim3(cdiv(a.C, kern::kLoraDxThreads), cdiv(a.N, kern::kLoraDxRows)), kern::kLoraDxThreads, kern::kLoraDxRows * rt * 4,
-             s>>>(a);
-    QT_LAUNCH_CHECK();
-  };
-  if (a.R <= 8) go(lora_dx_kernel<8>, 8);
-  else if (a.R <= 16) go(lora_dx_kernel<16>, 16);
-  else if (a.R <= 32) go(lora_dx_kernel<32>, 32);
-  else go(lora_dx_kernel<64>, 64);
-}
-
 void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s) {
   if (a.R <= 8) da_dx<8>(a, dx, s);
   else if (a.R <= 16) da_dx<16>(a, dx, s);

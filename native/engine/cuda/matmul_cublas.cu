@@ -9,8 +9,8 @@
 //   tensor cores with every fp32 operand split into hi + lo bf16 terms (~2^-17 relative per product, finer than TF32);
 //   its other GEMMs (skinny: N rows x C x R; out += scale u B^T and the backward's) run on TF32 tensor cores
 //   (CUBLAS_COMPUTE_32F_FAST_TF32: operands rounded to a 10-bit mantissa, fp32 accumulation) after a masked copy of x
-//   where one is needed, except the backward's dinp += dropout'(du A), one exact-fp32 pass over dinp (lora_dx): still
-//   finer than the bf16 operands of the base products beside them (PEFT runs the adapter in fp32, Unsloth in bf16). Compute dtype F32, or QT_CUDA_LORA=cublas|fused, keeps exact fp32 GEMMs
+//   where one is needed: still finer than the bf16 operands of the base products beside them (PEFT runs the adapter in
+//   fp32, Unsloth in bf16). Compute dtype F32, or QT_CUDA_LORA=cublas|fused, keeps exact fp32 GEMMs
 //   (CUBLAS_COMPUTE_32F) after the masked copy (or the fused SIMT kernels), as the CPU checks need.
 //   Decode (N <= 4 rows, NF4 weight): nf4_gemv multiplies straight from the codes in exact fp32 (no scratch copy),
 //   whatever the compute dtype: at least as accurate as the bf16 GEMM (QT_CUDA_GEMV=0 turns it off).
@@ -342,13 +342,6 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   dropout_apply(xd, inp, dropout, seed, static_cast<size_t>(N) * C, op.s);
   gemm_tn(op.c, dA, du, xd, DType::F32, R, C, N, 1.0f, 1.0f, ct);     // dA += du^T xd
   if (!dinp) return;
-  if (ct == CUBLAS_COMPUTE_32F_FAST_TF32 && R <= 64) {  // dinp += dropout'(du A) in one pass over dinp (exact fp32 products)
-    kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
-    a.du = du;
-    a.dinp = dinp;
-    lora_dx_launch(a, op.s);
-    return;
-  }
   gemm_nn(op.c, xd, du, A, DType::F32, N, C, R, 1.0f, 0.0f, ct);      // dxd = du A
   dropout_backward_add(dinp, xd, dropout, seed, static_cast<size_t>(N) * C, op.s);
 }

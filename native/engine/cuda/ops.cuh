@@ -165,9 +165,6 @@ bool lora_fused_applies(int N, int C, int R);
 int lora_da_slices(int N);
 void lora_xa_launch(const kern::LoraArgs& a, cudaStream_t s);
 void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s);
-/** dinp += dropout'(du A) alone (lora_dx: exact fp32 products, the mask drawn inside; a.du, a.dinp, a.A, the dropout and
- *  the dims set; R <= 64). */
-void lora_dx_launch(const kern::LoraArgs& a, cudaStream_t s);
 /** u = dropout(x) A^T on bf16 tensor cores with hi/lo-split operands (lora_xa_tc, lora.cu): whether it applies (sm_80+,
  *  1 <= R <= 64), the bytes of partial sums it needs (0 when C is not sliced; at most N * C floats, since the slices
  *  are at most C / 128 and R <= 64), and the launch (a.x, a.A, a.u, the dropout and the dims set as lora_args does;
