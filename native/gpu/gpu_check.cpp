@@ -219,8 +219,8 @@ void check_rmsnorm(Report& R) {
   struct Shape {
     int N, C;
   };
-  // N <= 256 rows take decode_kernels.h's rmsnorm_rows ([decode], QT_CUDA_DECODE=1; a 4096-wide row in one pass of
-  // 1024 threads), more rows the one-block-per-row kernel; both paths on each shape
+  // rows take decode_kernels.h's rmsnorm_rows ([decode], QT_CUDA_DECODE=1; a 4096-wide row in one pass of 1024 threads),
+  // whatever their number (run 17; before, more than 256 rows took the one-block-per-row kernel); both paths on each shape
   for (Shape sh : {Shape{37, 96}, Shape{37, 4096}, Shape{1, 4096}, Shape{3, 8192}, Shape{300, 4096}}) {
     const int N = sh.N, C = sh.C;
     auto x = rand_vec(static_cast<size_t>(N) * C, 31, -2, 2), w = rand_vec(C, 32, 0.5f, 1.5f);
@@ -230,7 +230,7 @@ void check_rmsnorm(Report& R) {
     CPU.rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), w.data(), N, C, 1e-5f);
     for (const char* mode : {"1", "0"}) {
       qt::cuda::set_path("decode", mode);
-      const bool rows = std::strcmp(mode, "1") == 0 && N <= 256;
+      const bool rows = std::strcmp(mode, "1") == 0;
       const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C) + (rows ? " [decode]" : "");
       DevBuf out_g(GPU, nans(static_cast<size_t>(N) * C)), rstd_g(GPU, nans(N));
       const bool used = ran_section("rmsnorm.rows", [&] { GPU.rmsnorm_forward(out_g.f(), rstd_g.f(), dxg.f(), dwg.f(), N, C, 1e-5f); });
@@ -289,7 +289,8 @@ void check_rope(Report& R) {
 // The decode fusions (model.cpp): each fused op on the GPU against the GPU's own unfused ops, bit for bit, and against
 // the CPU. add_rmsnorm_forward (in place on a, as model.cpp's x_mid = x_mid + x) vs add + rmsnorm_forward, on decode
 // and odd shapes with QT_CUDA_DECODE on and off (the fused kernel must take the path rmsnorm_forward takes: the rows
-// kernel with the add inside for N <= 256, the one-block-per-row kernel with the add inside for more rows), and with a
+// kernel with the add inside whatever the rows, since run 17; with QT_CUDA_DECODE=0 the one-block-per-row kernel with
+// the add inside), and with a
 // misaligned addend (the rows path then runs the add and the plain rows kernel). rope_forward_qk vs rope_forward on q
 // and then on k, with k a slot of a KV cache (the rest of the cache must be untouched).
 void check_decode_fusions(Report& R) {
@@ -306,7 +307,7 @@ void check_decode_fusions(Report& R) {
     DevBuf db(GPU, b), dw(GPU, w);
     for (const char* mode : {"1", "0"}) {
       qt::cuda::set_path("decode", mode);
-      const bool rows = std::strcmp(mode, "1") == 0 && N <= 256;
+      const bool rows = std::strcmp(mode, "1") == 0;
       const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C) + (rows ? " [decode]" : "");
       DevBuf xu(GPU, a), out_u(GPU, nans(n)), rstd_u(GPU, nans(N));
       GPU.add(xu.f(), xu.f(), db.f(), n);

@@ -37,7 +37,7 @@ struct Paths {
   enum Lora { kLoraTf32 = 0, kLoraCublas = 1, kLoraFused = 2 };
   int lora = kLoraTf32;
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
-  bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm of <= 256 rows with a
+  bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm (any rows, run 17) with a
                             // block per row and the row in registers (decode_kernels.h; run 3)
   int pdl = 2;              // QT_CUDA_PDL=2|1|0: the decode path's kernels (NF4 GEMV, RMSNorm rows, RoPE, decode attention,
                             // SwiGLU, greedy argmax) with programmatic dependent launch on sm_90+ (launch_pdl); 2: the

@@ -64,8 +64,8 @@ void release_workspace();
  *                                              dropout inside fused SIMT kernels with exact fp32 GEMMs for the rest
  *                                              (fused: ranks <= 64; slower in run 2, selectable)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
- *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm of <= 256 rows
- *                                              with the row in registers (decode_kernels.h), or the general kernels
+ *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm (any rows since
+ *                                              run 17) with the row in registers (decode_kernels.h), or the general kernels
  *    pdl      2 | 1 | 0       QT_CUDA_PDL      programmatic dependent launch of the decode path's kernels on sm_90+ (each
  *                                              starts while the one before it finishes; launch_pdl in ops.cuh); 2: the
  *                                              NF4 GEMV lets its successor launch as its blocks exit, 1: at once
