@@ -30,22 +30,28 @@ QT_HD inline uint64_t rng_u64(uint64_t seed, uint64_t i) { return rng_u64_mixed(
 /** Uniform in [0, 1) with 24 random bits (exactly representable as float). */
 QT_HD inline float rng_uniform(uint64_t seed, uint64_t i) { return static_cast<float>(rng_u64(seed, i) >> 40) * (1.0f / 16777216.0f); }
 
-/** The LoRA dropout mask's uniform for element i, 24 bits in [0, 1): elements 2k and 2k + 1 share the 64-bit draw
- *  rng_u64(seed, k), element 2k taking its bits 40..63 and 2k + 1 its bits 16..39 (disjoint bits of one SplitMix64
- *  output). Half the hashing of a draw per element: run 14 measured the mask kernels bound by it, not by memory.
- *  rng_mask_pair gives both of a pair from one draw. */
-QT_HD inline float rng_mask_half(uint64_t h, bool odd) {
-  return static_cast<float>(odd ? (h >> 16) & 0xffffffull : h >> 40) * (1.0f / 16777216.0f);
+/** The LoRA dropout mask's uniform for element i, 16 bits in [0, 1): elements 4k .. 4k + 3 share the 64-bit draw
+ *  rng_u64(seed, k), element 4k + j taking its bits 48 - 16 j .. 63 - 16 j (disjoint bits of one SplitMix64 output;
+ *  a keep rate p is then met to 2^-16). A quarter of a draw per element: the mask kernels were bound by the hashing
+ *  (run 14; pairs since run 15, quads since run 20). rng_mask_quad gives the four of a draw, rng_mask_pair two. */
+QT_HD inline float rng_mask_field(uint64_t h, unsigned j) {
+  return static_cast<float>((h >> (48 - 16 * j)) & 0xffffull) * (1.0f / 65536.0f);
 }
 QT_HD inline float rng_mask_uniform_mixed(uint64_t mixed_seed, uint64_t i) {
-  return rng_mask_half(rng_u64_mixed(mixed_seed, i >> 1), (i & 1) != 0);
+  return rng_mask_field(rng_u64_mixed(mixed_seed, i >> 2), static_cast<unsigned>(i & 3));
 }
 QT_HD inline float rng_mask_uniform(uint64_t seed, uint64_t i) { return rng_mask_uniform_mixed(mix64(seed), i); }
-/** Elements 2k and 2k + 1 (u0, u1) from one draw. */
-QT_HD inline void rng_mask_pair(uint64_t mixed_seed, uint64_t k, float& u0, float& u1) {
+/** Elements 4k .. 4k + 3 from one draw. */
+QT_HD inline void rng_mask_quad(uint64_t mixed_seed, uint64_t k, float (&u)[4]) {
   const uint64_t h = rng_u64_mixed(mixed_seed, k);
-  u0 = rng_mask_half(h, false);
-  u1 = rng_mask_half(h, true);
+  for (unsigned j = 0; j < 4; j++) u[j] = rng_mask_field(h, j);
+}
+/** Elements 2k and 2k + 1 (u0, u1): half of draw k / 2. */
+QT_HD inline void rng_mask_pair(uint64_t mixed_seed, uint64_t k, float& u0, float& u1) {
+  const uint64_t h = rng_u64_mixed(mixed_seed, k >> 1);
+  const unsigned j = 2 * static_cast<unsigned>(k & 1);
+  u0 = rng_mask_field(h, j);
+  u1 = rng_mask_field(h, j + 1);
 }
 
 /** Uniform in [0, 1) with 53 random bits. */

@@ -431,35 +431,44 @@ static void lora_grad_case(float dropout) {
 
 TEST(grad_lora_with_scaling) { lora_grad_case(0.0f); }
 
-TEST(lora_mask_draws_pairs_of_uniforms_from_one_rng_value) {
-  // rng_mask_uniform: elements 2k and 2k + 1 are bits 40..63 and 16..39 of rng_u64(seed, k); both in [0, 1) with 24
-  // bits; rng_mask_pair gives the same two values; over 1M elements the keep rate at p = 0.1 and the mean are right and
-  // a pair's two halves are uncorrelated (the mask keeps the statistics of one draw per element).
+TEST(lora_mask_draws_quads_of_uniforms_from_one_rng_value) {
+  // rng_mask_uniform: elements 4k + j are bits 48 - 16 j .. 63 - 16 j of rng_u64(seed, k); all in [0, 1) with 16 bits;
+  // rng_mask_quad and rng_mask_pair give the same values; over 1M elements the keep rate at p = 0.1 and the mean are
+  // right and neighbours of one draw are uncorrelated (the mask keeps the statistics of one draw per element).
   const uint64_t seed = 1234;
   const uint64_t ms = qt::mix64(seed);
   for (uint64_t k : {uint64_t{0}, uint64_t{1}, uint64_t{77}, uint64_t{1} << 40}) {
     const uint64_t h = qt::rng_u64(seed, k);
-    const float u0 = qt::rng_mask_uniform(seed, 2 * k), u1 = qt::rng_mask_uniform(seed, 2 * k + 1);
-    CHECK_EQ(u0, static_cast<float>(h >> 40) / 16777216.0f);
-    CHECK_EQ(u1, static_cast<float>((h >> 16) & 0xffffff) / 16777216.0f);
-    float p0 = -1, p1 = -1;
-    qt::rng_mask_pair(ms, k, p0, p1);
-    CHECK(p0 == u0 && p1 == u1);
+    float q[4] = {-1, -1, -1, -1};
+    qt::rng_mask_quad(ms, k, q);
+    for (unsigned j = 0; j < 4; j++) {
+      const float u = qt::rng_mask_uniform(seed, 4 * k + j);
+      CHECK_EQ(u, static_cast<float>((h >> (48 - 16 * j)) & 0xffff) / 65536.0f);
+      CHECK(q[j] == u);
+    }
+    float p0 = -1, p1 = -1, p2 = -1, p3 = -1;
+    qt::rng_mask_pair(ms, 2 * k, p0, p1);
+    qt::rng_mask_pair(ms, 2 * k + 1, p2, p3);
+    CHECK(p0 == q[0] && p1 == q[1] && p2 == q[2] && p3 == q[3]);
   }
   const int n = 1 << 20;
   double sum = 0, sum_prod = 0;
   int kept = 0;
-  for (int i = 0; i < n; i += 2) {
-    const float a = qt::rng_mask_uniform(seed, static_cast<uint64_t>(i)), b = qt::rng_mask_uniform(seed, static_cast<uint64_t>(i + 1));
-    CHECK(a >= 0.0f && a < 1.0f && b >= 0.0f && b < 1.0f);
-    sum += a + b;
-    sum_prod += (a - 0.5) * (b - 0.5);
-    kept += (a >= 0.1f) + (b >= 0.1f);
+  for (int i = 0; i < n; i += 4) {
+    float u[4];
+    for (int j = 0; j < 4; j++) {
+      u[j] = qt::rng_mask_uniform(seed, static_cast<uint64_t>(i + j));
+      CHECK(u[j] >= 0.0f && u[j] < 1.0f);
+      sum += u[j];
+      kept += u[j] >= 0.1f;
+    }
+    for (int j = 0; j < 3; j++) sum_prod += (u[j] - 0.5) * (u[j + 1] - 0.5);
   }
   CHECK_NEAR(sum / n, 0.5, 2e-3);
   CHECK_NEAR(static_cast<double>(kept) / n, 0.9, 2e-3);
-  CHECK_NEAR(sum_prod / (n / 2) * 12.0, 0.0, 1e-2);  // correlation of a pair's halves (variance of U(0,1) = 1/12)
+  CHECK_NEAR(sum_prod / (n / 4 * 3) * 12.0, 0.0, 1e-2);  // correlation of a draw's neighbouring fields (var of U(0,1) = 1/12)
 }
+
 TEST(grad_lora_with_dropout) { lora_grad_case(0.3f); }
 
 TEST(grad_cross_entropy_masked_mean) {

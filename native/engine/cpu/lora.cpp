@@ -1,7 +1,7 @@
 // LoRA (Hu et al. 2021) as PEFT computes it: y += scale * B(A(dropout(x))), scale = alpha / r.
 // A [R, C], B [OC, R] are fp32 trainable matrices; the frozen base product is done separately (matmul).
 // Dropout is inverted dropout with a counter-based mask (rng.h): element i of the [N, C] input is kept when
-// rng_mask_uniform(seed, i) >= p (rng.h: elements 2k, 2k + 1 share one draw) and then scaled by 1/(1-p); backward
+// rng_mask_uniform(seed, i) >= p (rng.h: elements 4k .. 4k + 3 share one draw) and then scaled by 1/(1-p); backward
 // regenerates the same mask from the seed.
 //   forward:  xd = dropout(x); u = xd A^T [N,R] (saved); out += scale * u B^T
 //   backward: dB += scale * dout^T u; du = scale * dout B; dA += du^T xd; dx += dropout'(du A)

@@ -196,27 +196,42 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
 
 // ---- LoRA dropout ----
 
-// A thread per pair of elements (2k, 2k + 1): one mask draw for both (rng_mask_pair).
-__global__ void dropout_kernel(float* out, const float* in, float p, float keep_scale, uint64_t seed, size_t n) {
+// A thread per quad of elements 4k .. 4k + 3: one mask draw for the four (rng_mask_quad); float4 accesses when the
+// arrays are 16-byte aligned, else one by one (the same bits).
+__global__ void dropout_kernel(float* out, const float* in, float p, float keep_scale, uint64_t seed, size_t n, bool vec4) {
   const uint64_t ms = mix64(seed);
-  QT_GRID_STRIDE(k, (n + 1) / 2) {
-    float u0, u1;
-    rng_mask_pair(ms, k, u0, u1);
-    const size_t i = 2 * k;
-    out[i] = u0 >= p ? __fmul_rn(in[i], keep_scale) : 0.0f;
-    if (i + 1 < n) out[i + 1] = u1 >= p ? __fmul_rn(in[i + 1], keep_scale) : 0.0f;
+  QT_GRID_STRIDE(k, (n + 3) / 4) {
+    float u[4];
+    rng_mask_quad(ms, k, u);
+    const size_t i = 4 * k;
+    if (vec4 && i + 4 <= n) {
+      const float4 v = reinterpret_cast<const float4*>(in)[k];
+      reinterpret_cast<float4*>(out)[k] = make_float4(u[0] >= p ? __fmul_rn(v.x, keep_scale) : 0.0f, u[1] >= p ? __fmul_rn(v.y, keep_scale) : 0.0f,
+                                                      u[2] >= p ? __fmul_rn(v.z, keep_scale) : 0.0f, u[3] >= p ? __fmul_rn(v.w, keep_scale) : 0.0f);
+      continue;
+    }
+    for (size_t e = 0; e < 4 && i + e < n; e++) out[i + e] = u[e] >= p ? __fmul_rn(in[i + e], keep_scale) : 0.0f;
   }
 }
 
-__global__ void dropout_backward_kernel(float* dinp, const float* g, float p, float keep_scale, uint64_t seed, size_t n) {
+__global__ void dropout_backward_kernel(float* dinp, const float* g, float p, float keep_scale, uint64_t seed, size_t n, bool vec4) {
   const uint64_t ms = mix64(seed);
-  QT_GRID_STRIDE(k, (n + 1) / 2) {
-    float u[2] = {1.0f, 1.0f};
-    if (p > 0.0f) rng_mask_pair(ms, k, u[0], u[1]);
-    for (size_t i = 2 * k; i < 2 * k + 2 && i < n; i++) {
-      const float d = p > 0.0f ? (u[i & 1] >= p ? __fmul_rn(g[i], keep_scale) : 0.0f) : g[i];
-      dinp[i] = __fadd_rn(dinp[i], d);
+  QT_GRID_STRIDE(k, (n + 3) / 4) {
+    float u[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (p > 0.0f) rng_mask_quad(ms, k, u);
+    auto d = [&](float v, int e) { return p > 0.0f ? (u[e] >= p ? __fmul_rn(v, keep_scale) : 0.0f) : v; };
+    const size_t i = 4 * k;
+    if (vec4 && i + 4 <= n) {
+      const float4 v = reinterpret_cast<const float4*>(g)[k];
+      float4 o = reinterpret_cast<const float4*>(dinp)[k];
+      o.x = __fadd_rn(o.x, d(v.x, 0));
+      o.y = __fadd_rn(o.y, d(v.y, 1));
+      o.z = __fadd_rn(o.z, d(v.z, 2));
+      o.w = __fadd_rn(o.w, d(v.w, 3));
+      reinterpret_cast<float4*>(dinp)[k] = o;
+      continue;
     }
+    for (size_t e = 0; e < 4 && i + e < n; e++) dinp[i + e] = __fadd_rn(dinp[i + e], d(g[i + e], static_cast<int>(e)));
   }
 }
 
@@ -353,13 +368,14 @@ void dropout_apply(float* out, const float* in, float p, uint64_t seed, size_t n
     return;
   }
   const float keep_scale = 1.0f / (1.0f - p);
-  dropout_kernel<<<grid_for((n + 1) / 2, kThreads), kThreads, 0, s>>>(out, in, p, keep_scale, seed, n);
+  dropout_kernel<<<grid_for((n + 3) / 4, kThreads), kThreads, 0, s>>>(out, in, p, keep_scale, seed, n, aligned16(out) && aligned16(in));
   QT_LAUNCH_CHECK();
 }
 
 void dropout_backward_add(float* dinp, const float* g, float p, uint64_t seed, size_t n, cudaStream_t s) {
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-  dropout_backward_kernel<<<grid_for((n + 1) / 2, kThreads), kThreads, 0, s>>>(dinp, g, p, keep_scale, seed, n);
+  dropout_backward_kernel<<<grid_for((n + 3) / 4, kThreads), kThreads, 0, s>>>(dinp, g, p, keep_scale, seed, n,
+                                                                              aligned16(dinp) && aligned16(g));
   QT_LAUNCH_CHECK();
 }
 

@@ -220,9 +220,8 @@ QT_KFN void lora_xa_tc(Ctx& c, const LoraArgs& a) {
       if (drop && xrow[it]) {  // the mask of lora_drop, element i = n C + col
         const uint64_t i = static_cast<uint64_t>(static_cast<int64_t>(n0 + rr) * a.C + c0 + q4);
         float u[4];
-        if ((i & 1) == 0) {  // two pairs, two draws (always so for an even C)
-          qt::rng_mask_pair(mseed, i >> 1, u[0], u[1]);
-          qt::rng_mask_pair(mseed, (i >> 1) + 1, u[2], u[3]);
+        if ((i & 3) == 0) {  // one draw for the four (always so when C % 4 == 0)
+          qt::rng_mask_quad(mseed, i >> 2, u);
         } else {
           QT_UNROLL
           for (int e = 0; e < 4; e++) u[e] = qt::rng_mask_uniform_mixed(mseed, i + e);

@@ -98,6 +98,39 @@ __global__ void rmsnorm_backward_kernel(float* dinp, const float* dout, const fl
   }
 }
 
+// The same for rows of C = 4 k values (k <= 1024 threads, 16-byte aligned arrays) in one pass: each thread keeps a
+// float4 of x, dy and the weight in registers, so every array is read once (run 19: the two-pass kernel took 192 us
+// per 8192 x 4096 call, ~70 more than its traffic). The same per-element math.
+__global__ void __launch_bounds__(1024) rmsnorm_backward_rows_kernel(float* dinp, const float* dout, const float* inp,
+                                                                     const float* weight, const float* rstd, int C) {
+  __shared__ double scratch[32];
+  const size_t row = blockIdx.x;
+  const int j = threadIdx.x;
+  const bool on = 4 * j < C;
+  float4 x = make_float4(0, 0, 0, 0), dy = x, w = x;
+  if (on) {
+    x = reinterpret_cast<const float4*>(inp + row * C)[j];
+    dy = reinterpret_cast<const float4*>(dout + row * C)[j];
+    w = reinterpret_cast<const float4*>(weight)[j];
+  }
+  const float r = rstd[row];
+  const float g[4] = {__fmul_rn(dy.x, w.x), __fmul_rn(dy.y, w.y), __fmul_rn(dy.z, w.z), __fmul_rn(dy.w, w.w)};
+  const float xh[4] = {__fmul_rn(x.x, r), __fmul_rn(x.y, r), __fmul_rn(x.z, r), __fmul_rn(x.w, r)};
+  double dot = 0;  // sum_c (dy * w) * xhat
+#pragma unroll
+  for (int e = 0; e < 4; e++) dot += static_cast<double>(g[e]) * xh[e];
+  dot = block_sum(dot, scratch);
+  const float m = static_cast<float>(dot / C);
+  if (!on) return;
+  float4* dx = reinterpret_cast<float4*>(dinp + row * C) + j;
+  float4 d = *dx;
+  d.x = __fadd_rn(d.x, __fmul_rn(r, __fsub_rn(g[0], __fmul_rn(xh[0], m))));
+  d.y = __fadd_rn(d.y, __fmul_rn(r, __fsub_rn(g[1], __fmul_rn(xh[1], m))));
+  d.z = __fadd_rn(d.z, __fmul_rn(r, __fsub_rn(g[2], __fmul_rn(xh[2], m))));
+  d.w = __fadd_rn(d.w, __fmul_rn(r, __fsub_rn(g[3], __fmul_rn(xh[3], m))));
+  *dx = d;
+}
+
 __global__ void rmsnorm_dweight_kernel(float* dweight, const float* dout, const float* inp, const float* rstd, int N, int C) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
@@ -150,7 +183,11 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const float* rstd, int N, int C) {
   Op op("rmsnorm_backward");
   if (N <= 0) return;
-  rmsnorm_backward_kernel<<<N, kThreads, 0, op.s>>>(dinp, dout, inp, weight, rstd, C);
+  if (C % 4 == 0 && C / 4 <= 1024 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight)) {
+    rmsnorm_backward_rows_kernel<<<N, (C / 4 + 31) / 32 * 32, 0, op.s>>>(dinp, dout, inp, weight, rstd, C);
+  } else {
+    rmsnorm_backward_kernel<<<N, kThreads, 0, op.s>>>(dinp, dout, inp, weight, rstd, C);
+  }
   QT_LAUNCH_CHECK();
   if (dweight) {
     rmsnorm_dweight_kernel<<<grid_for(static_cast<size_t>(C), kThreads), kThreads, 0, op.s>>>(dweight, dout, inp, rstd, N, C);
