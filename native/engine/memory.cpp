@@ -83,6 +83,14 @@ class Layout {
 
 }  // namespace
 
+bool lora_on_mlp(const LoraConfig& lc) {
+  for (const auto& name : lc.targets) {
+    const int t = target_from_name(name);
+    if (t == TGATE || t == TUP || t == TDOWN) return true;
+  }
+  return false;
+}
+
 int lora_max_in_features(const ModelConfig& c, const LoraConfig& lc) {
   int m = 0;
   for (const auto& name : lc.targets) {
@@ -120,14 +128,14 @@ size_t keep_weights_bytes(const Model& m) {
   return total ? total + 256 : 0;  // + the alignment of the start
 }
 
-// On by default (QT_DEQUANT_REUSE unset or 1; 0 turns it off) for batches of at most 4096 rows when the device keeps
-// 1 GiB free beyond all of this activation set (8 x 1024 rows of Llama-3-8B fit a 12 GB card only without it). GPU
-// run 3 showed it bit-identical; run 10 (H200, 2026-11-28) measured Llama-3-8B at 4 x 128 6,012 tokens/s against 5,671
-// without, 4 x 512 7,713 against 7,568, the same losses, peak 7.74 GiB at 4 x 512 (+0.30), and gpu_check 860/860 with it.
-bool want_keep_weights(const Model& m, int capacity, size_t act_bytes, size_t keep_bytes) {
+// On by default (QT_DEQUANT_REUSE unset or 1; 0 turns it off) when the device keeps 1 GiB free beyond all of this
+// activation set. GPU run 3 showed it bit-identical; run 10 (H200, 2026-11-28) measured Llama-3-8B at 4 x 128 6,012
+// tokens/s against 5,671 without, 4 x 512 7,713 against 7,568, the same losses, peak 7.74 GiB at 4 x 512 (+0.30), and
+// gpu_check 860/860 with it. Until run 21 it was off above 4096 rows (8 x 1024 fitted a 12 GB card only without it);
+// the bf16 MLP intermediates' half-size buffers (1.1 GiB fewer at 8 x 1024) make room for it there too.
+bool want_keep_weights(const Model& m, size_t act_bytes, size_t keep_bytes) {
   const char* e = std::getenv("QT_DEQUANT_REUSE");
   if ((e && std::strcmp(e, "0") == 0) || !keep_bytes || !m.be->keep_weights(nullptr, 0)) return false;
-  if (capacity > 4096) return false;
   uint64_t free_b = 0, total_b = 0;
   m.be->memory_info(&free_b, &total_b);
   return free_b >= act_bytes + keep_bytes + (uint64_t{1} << 30);
@@ -141,9 +149,19 @@ bool want_mlp_bf16(const Model& m, ActMode mode) {
   return !(e && std::strcmp(e, "0") == 0);
 }
 
+// Whether every layer's MLP can keep its intermediates in bf16 (model.cpp mlp_in_bf16 without the adapter's part):
+// no biases, every product computing in bf16.
+bool mlp_layers_bf16(const Model& m) {
+  for (const auto& lw : m.layers)
+    for (int t : {TGATE, TUP, TDOWN})
+      if (lw.bias[t] || lw.lin[t].compute != DType::BF16) return false;
+  return true;
+}
+
 }  // namespace
 
-void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in) {
+void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in,
+                       bool mlp_lora) {
   const ModelConfig& c = m.config;
   const size_t N = static_cast<size_t>(capacity);
   const size_t C = static_cast<size_t>(c.hidden_size), FF = static_cast<size_t>(c.intermediate_size);
@@ -161,6 +179,8 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   a.rank = lora_rank;
   a.ckpt_bf16 = mode == ActMode::TrainCheckpointed && want_bf16_checkpoints(m);
   a.mlp_bf16 = want_mlp_bf16(m, mode);
+  a.mlp_half = a.mlp_bf16 && !mlp_lora && mlp_layers_bf16(m);
+  const size_t FFA = a.mlp_half ? (FF + 1) / 2 : FF;  // fp32 slots of a [N, FF] MLP intermediate (bf16: half)
   a.dx = a.dxn = a.dh = a.dup = nullptr;
   // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary.
   a.logit_rows = static_cast<int>(std::max<size_t>(1, std::min(N, (size_t{32} << 20) / V)));
@@ -182,9 +202,9 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
     lay.add(&la.x_mid, N * C);
     lay.add(&la.xn2, N * C);
     lay.add(&la.rstd2, N);
-    lay.add(&la.gate, N * FF);
-    lay.add(&la.up, N * FF);
-    lay.add(&la.h, N * FF);
+    lay.add(&la.gate, N * FFA);
+    lay.add(&la.up, N * FFA);
+    lay.add(&la.h, N * FFA);
     if (R > 0)
       for (int t = 0; t < NUM_TARGETS; t++) lay.add(&la.u[t], N * R);
   }
@@ -198,15 +218,15 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   if (train) {
     lay.add(&a.dx, N * C);
     lay.add(&a.dxn, N * C);
-    lay.add(&a.dh, N * std::max(FF, 2 * QD));   // buffer 1: dh, later datt + dq
-    lay.add(&a.dup, N * std::max(FF, 2 * KD));  // buffer 2: dup, later dk + dv
+    lay.add(&a.dh, N * std::max(FFA, 2 * QD));   // buffer 1: dh, later datt + dq
+    lay.add(&a.dup, N * std::max(FFA, 2 * KD));  // buffer 2: dup, later dk + dv
   }
   lay.add(&a.ids, N);
   lay.add(&a.targets, N);
   lay.add(&a.lengths, N);
   char* wkeep = nullptr;
   const size_t keep_bytes = mode == ActMode::TrainCheckpointed ? keep_weights_bytes(m) : 0;
-  const bool keep = keep_bytes && want_keep_weights(m, capacity, lay.bytes(), keep_bytes);
+  const bool keep = keep_bytes && want_keep_weights(m, lay.bytes(), keep_bytes);
   if (keep) lay.add(&wkeep, keep_bytes);
   a.mem = DeviceBuffer(m.be, &m.ledger, MemCategory::Activations, lay.bytes());
   lay.point(a.mem.get());

@@ -96,11 +96,12 @@ const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_le
 // first half.
 bool mlp_in_bf16(const Model& m, const Adapter* ad, const Activations& a, int l) {
   if (!a.mlp_bf16) return false;
-  if (ad && (ad->has(TGATE) || ad->has(TUP) || ad->has(TDOWN))) return false;
+  bool ok = !(ad && (ad->has(TGATE) || ad->has(TUP) || ad->has(TDOWN)));
   const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
   for (int t : {TGATE, TUP, TDOWN})
-    if (lw.bias[t] || lw.lin[t].compute != DType::BF16) return false;
-  return true;
+    if (lw.bias[t] || lw.lin[t].compute != DType::BF16) ok = false;
+  QT_CHECK(ok || !a.mlp_half, ErrorCode::Internal, "MLP buffers sized for bf16 intermediates, but this pass needs fp32 ones");
+  return ok;
 }
 
 uint16_t* bf16_in(float* buf) { return reinterpret_cast<uint16_t*>(buf); }

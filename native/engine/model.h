@@ -144,6 +144,9 @@ struct Activations {
   // Train modes of a model computing in bf16: a layer whose gate/up/down have no LoRA and no bias keeps gate, up, h and
   // their gradients as bf16 in the first half of their fp32 buffers (model.cpp mlp_in_bf16; QT_MLP_BF16=0: never)
   bool mlp_bf16 = false;
+  // mlp_bf16 and the buffers of gate, up, h, dh and dup sized for bf16 (half): alloc_activations was told that the
+  // adapter has no LoRA on the MLP, so every layer must take the bf16 path (model.cpp checks)
+  bool mlp_half = false;
   std::vector<LayerActs> layer;  // [L] (Train) or [1] (TrainCheckpointed: recomputed in backward; Inference)
   float* xf = nullptr;         // [N, C] final norm output (outside Train mode: the same memory as layer[0].xn1)
   float* rstdf = nullptr;      // [N]
@@ -175,9 +178,13 @@ struct Activations {
  *  lora_max_in: the largest in-features among the adapter's LoRA targets (sizes the LoRA scratch; 0 = any target).
  *  TrainCheckpointed keeps its layer inputs in bf16 when the model computes in bf16/fp16 on a GPU; QT_CKPT_BF16=0
  *  keeps them in fp32 (=1 forces bf16). It also gets room for the converted weights a layer's recomputation and its
- *  backward share (wkeep) when the backend converts weights and the batch is at most 4096 rows with the device memory
- *  to spare (QT_DEQUANT_REUSE=0 turns it off). */
-void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in = 0);
+ *  backward share (wkeep) when the backend converts weights and the device has the memory to spare (QT_DEQUANT_REUSE=0
+ *  turns it off). mlp_lora = false (the adapter has no LoRA on gate/up/down) lets a bf16 model's MLP buffers be sized
+ *  for bf16 (Activations::mlp_half); true keeps them fp32-sized, whatever path the MLP takes. */
+void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacity, int lora_rank, int lora_max_in = 0,
+                       bool mlp_lora = true);
+/** Whether a LoRA config targets gate_proj, up_proj or down_proj (alloc_activations' mlp_lora). */
+bool lora_on_mlp(const LoraConfig& lc);
 /** The largest in-features among a LoRA config's targets (0 when it has none). */
 int lora_max_in_features(const ModelConfig& c, const LoraConfig& lc);
 

@@ -178,7 +178,8 @@ std::unique_ptr<Trainer> create_trainer(const std::shared_ptr<Model>& model, con
     }
     if (cap > INT32_MAX) QT_FAIL(ErrorCode::OutOfMemory, "more than 2^31 token rows in one batch");
     alloc_activations(tr->acts, *model, tr->cfg.grad_checkpointing ? ActMode::TrainCheckpointed : ActMode::Train,
-                      static_cast<int>(cap), tr->cfg.lora.r, lora_max_in_features(model->config, tr->cfg.lora));
+                      static_cast<int>(cap), tr->cfg.lora.r, lora_max_in_features(model->config, tr->cfg.lora),
+                      lora_on_mlp(tr->cfg.lora));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::OutOfMemory) throw;
     out_of_memory(*model, tr->cfg, e, cap_rows, cap_len);

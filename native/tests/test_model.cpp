@@ -246,10 +246,12 @@ struct Grads {
   std::vector<float> g;
 };
 
-Grads grads_of(const Tiny& t, const Batch& b, qt::ActMode mode, bool* mlp_bf16) {
+Grads grads_of(const Tiny& t, const Batch& b, qt::ActMode mode, bool* mlp_bf16, bool mlp_lora = true, size_t* bytes = nullptr) {
   qt::Activations a;
-  qt::alloc_activations(a, *t.model, mode, b.B * b.T, t.adapter->config.r);
+  qt::alloc_activations(a, *t.model, mode, b.B * b.T, t.adapter->config.r, 0, mlp_lora);
   if (mlp_bf16) *mlp_bf16 = a.mlp_bf16;
+  if (bytes) *bytes = a.mem.size();
+  CHECK(a.mlp_half == (a.mlp_bf16 && !mlp_lora));
   Grads r{0, std::vector<float>(t.adapter->layout.num_params, 0.0f)};
   r.loss = run_loss(*t.model, t.adapter.get(), a, b, r.g.data(), true);
   return r;
@@ -288,6 +290,28 @@ TEST(model_bf16_mlp_keeps_gradients_close_and_recomputes_exactly) {
   CHECK(on_c && on_t && !on_off);
   CHECK_EQ(ck.loss, tr.loss);
   CHECK(ck.g == tr.g);
+  // told that the adapter has no MLP LoRA, the MLP buffers are sized for bf16: less memory, the same bits
+  set_compute(*t.model, qt::DType::BF16);
+  size_t full = 0, half = 0;
+  const Grads ck_full = grads_of(t, b, qt::ActMode::TrainCheckpointed, nullptr, true, &full);
+  const Grads ck_half = grads_of(t, b, qt::ActMode::TrainCheckpointed, nullptr, false, &half);
+  CHECK(half < full);
+  CHECK(ck_half.loss == ck_full.loss && ck_half.g == ck_full.g);
+  {  // an adapter with an MLP LoRA cannot run on them (it would need fp32 intermediates): an error, not corruption
+    Tiny dm(spec, qt::Quant::None, 0.1f, 4, {"q_proj", "up_proj"});
+    set_compute(*dm.model, qt::DType::BF16);
+    qt::Activations a;
+    qt::alloc_activations(a, *dm.model, qt::ActMode::TrainCheckpointed, b.B * b.T, 4, 0, /*mlp_lora=*/false);
+    std::vector<float> g(dm.adapter->layout.num_params, 0.0f);
+    bool threw = false;
+    try {
+      run_loss(*dm.model, dm.adapter.get(), a, b, g.data(), true);
+    } catch (const qt::Error& e) {
+      threw = e.code() == qt::ErrorCode::Internal;
+    }
+    CHECK(threw);
+  }
+  set_compute(*t.model, qt::DType::F32);
   CHECK(off.loss == f32.loss && off.g == f32.g);
   CHECK(ck.g != f32.g);  // really rounded
   CHECK_MSG(std::fabs(ck.loss - f32.loss) < 1e-2 * std::fabs(f32.loss), "loss " << ck.loss << " vs " << f32.loss);
