@@ -6,10 +6,11 @@
 //                embed_tokens and lm_head (once when tied), RMSNorm gains and q/k/v biases in 16 bits.
 //   lora         LoRA r on the targets (tutorial: r 32 on q,k,v,o): A [r, in] + B [out, r] per target per layer,
 //                fp32 parameters + gradients + AdamW m and v = 16 bytes per LoRA parameter.
-//   activations  alloc_activations(TrainCheckpointed, N = token budget): fp32 residual stream saved at every layer
-//                boundary ((L+1) N C), ONE layer's recomputed activations (gradient checkpointing), one layer's
-//                backward buffers, the lm_head in chunks of ~32M logits, LoRA scratch. Chat: the inference layout
-//                (2 residual buffers, one layer) for a prompt chunk.
+//   activations  alloc_activations(TrainCheckpointed, N = token budget): the residual stream saved at every layer
+//                boundary (fp32 (L+1) N C; on a GPU computing in 16 bits 2 fp32 buffers + L bf16 ones), ONE layer's
+//                recomputed activations (gradient checkpointing; a GPU computing in bf16 keeps the MLP's gate/up/h in
+//                bf16 when gate/up/down have no LoRA), one layer's backward buffers, the lm_head in chunks of ~32M
+//                logits, LoRA scratch. Chat: the inference layout (2 residual buffers, one layer) for a prompt chunk.
 //   kvCache      chat only: fp32 K and V for every layer, 2 L ctx (NKV HS) 4 bytes.
 //   overhead     the largest linear dequantized to 16 bits (the GEMM workspace) + 512 MiB CUDA context/cuBLAS.
 // For Meta-Llama-3-8B the weights come to 3.60 GB (NF4) + 2.10 GB (bf16 embeddings) = 5.70 GB, as bitsandbytes.
@@ -87,16 +88,49 @@ export function loraParameters(a: ArchitectureNumbers, rank = DEFAULT_LORA_RANK,
   return L * per
 }
 
-/** fp32 elements of the engine's activation buffer (native/engine/memory.cpp alloc_activations). */
-export function activationElements(a: ArchitectureNumbers, mode: 'trainCheckpointed' | 'inference', N: number, rank: number): number {
+/** How the engine lays out training activations on a device (native/engine/memory.cpp alloc_activations). */
+export interface ActivationLayout {
+  /** TrainCheckpointed on a GPU computing in bf16/fp16: layer inputs kept in bf16 (2 fp32 residual buffers + L bf16). */
+  ckptBf16?: boolean
+  /** A GPU computing in bf16 with no LoRA on gate/up/down: gate, up, h and their gradients in half-size buffers. */
+  mlpBf16?: boolean
+  /** The largest in-features among the LoRA targets (sizes the LoRA scratch); default: that of any target. */
+  loraMaxIn?: number
+}
+
+/** The layout the engine takes for a device and these settings (memory.cpp want_bf16_checkpoints, want_mlp_bf16,
+ *  lora_on_mlp; loader.cpp resolve_compute: the CPU computes in fp32, a GPU in bf16 where it has bf16 math). */
+export function activationLayout(
+  a: ArchitectureNumbers,
+  o: { backend: 'cpu' | 'cuda'; bf16Capable: boolean; computeDtype?: 'auto' | 'bf16' | 'fp16' | 'fp32'; gradCheckpointing: boolean; loraTargets: readonly string[] },
+): ActivationLayout {
+  const cd = o.computeDtype ?? 'auto'
+  const compute = o.backend === 'cpu' || cd === 'fp32' ? 'fp32' : cd === 'fp16' || (cd === 'auto' && !o.bf16Capable) ? 'fp16' : 'bf16'
+  const { inOut } = dims(a)
+  let loraMaxIn = 0
+  for (const t of o.loraTargets) if (t in inOut) loraMaxIn = Math.max(loraMaxIn, inOut[t as Target][0])
+  const mlpLora = o.loraTargets.some((t) => t === 'gate_proj' || t === 'up_proj' || t === 'down_proj')
+  return { ckptBf16: o.gradCheckpointing && compute !== 'fp32', mlpBf16: compute === 'bf16' && !mlpLora, loraMaxIn }
+}
+
+/** fp32-element equivalents (bytes / 4) of the engine's activation buffer (native/engine/memory.cpp
+ *  alloc_activations; its 64-byte rounding of each slice aside). train: every layer's activations kept (no gradient
+ *  checkpointing); trainCheckpointed: one layer's, recomputed in backward; inference: chat. */
+export function activationElements(a: ArchitectureNumbers, mode: 'train' | 'trainCheckpointed' | 'inference', N: number, rank: number, layout: ActivationLayout = {}): number {
   const { C, FF, QD, KD, V, L, NH } = dims(a)
   const train = mode !== 'inference'
+  const ckpt = mode === 'trainCheckpointed' && layout.ckptBf16 === true
+  const FFA = train && layout.mlpBf16 ? Math.ceil(FF / 2) : FF // bf16 intermediates in fp32-sized slots
+  const LIN = layout.loraMaxIn && layout.loraMaxIn > 0 ? layout.loraMaxIn : Math.max(C, FF, QD)
   const logitRows = Math.max(1, Math.min(N, Math.floor(LOGIT_CHUNK_ELEMENTS / V)))
-  let e = (train ? L + 1 : 2) * N * C // residual stream
-  // One layer's forward activations (recomputed per layer in backward when checkpointing).
-  e += N * (C + 1 + QD + 2 * KD + QD + NH + C + C + 1 + 3 * FF + (rank > 0 ? NUM_LORA_SLOTS * rank : 0))
-  e += N * C + N + logitRows * V + N + N * C + N * (Math.max(C, FF, QD) + rank) // xf, rstdf, logits, losses, proj, lora scratch
-  if (train) e += 2 * N * C + 2 * N * QD + 2 * N * KD + 3 * N * FF // one layer's backward buffers
+  let e = (train && !ckpt ? L + 1 : 2) * N * C // residual stream (fp32)
+  if (ckpt) e += Math.ceil((L * N * C) / 2) // bf16 layer inputs
+  // A layer's forward activations: every layer's in train mode, one recomputed layer's otherwise.
+  const layer = N * (C + 1 + QD + 2 * KD + QD + NH + C + C + 1 + 3 * FFA + (rank > 0 ? NUM_LORA_SLOTS * rank : 0))
+  e += (mode === 'train' ? L : 1) * layer
+  if (mode === 'train') e += N * C // xf (otherwise it shares the layer's xn1)
+  e += N + logitRows * V + N + (rank > 0 ? N * (LIN + rank) : 1) // rstdf, logits, losses, LoRA scratch
+  if (train) e += 2 * N * C + N * Math.max(FFA, 2 * QD) + N * Math.max(FFA, 2 * KD) // dx, dxn, dh (+ datt, dq), dup (+ dk, dv)
   e += 3 * N // ids, targets, lengths (int32)
   return e
 }
@@ -110,18 +144,24 @@ export interface TrainingEstimateOptions {
   tokenBudget?: number
   loraRank?: number
   loraTargets?: readonly Target[]
+  /** Default: a GPU with bf16 math, gradient checkpointing, the targets' layout (activationLayout). */
+  layout?: ActivationLayout
+  /** Default trainCheckpointed. */
+  mode?: 'train' | 'trainCheckpointed'
 }
 
 /** GPU memory for QLoRA training with gradient checkpointing (the tutorial recipe by default). */
 export function estimateTrainingMemory(a: ArchitectureNumbers, o: TrainingEstimateOptions = {}): MemoryEstimate {
   const tokens = o.tokenBudget ?? DEFAULT_TOKEN_BUDGET
   const rank = o.loraRank ?? DEFAULT_LORA_RANK
+  const targets = o.loraTargets ?? DEFAULT_LORA_TARGETS
+  const layout = o.layout ?? activationLayout(a, { backend: 'cuda', bf16Capable: true, gradCheckpointing: true, loraTargets: targets })
   const w = baseWeightBytes(a)
   const parts: MemoryEstimate['parts'] = [
     { key: 'weights', bytes: w.linears },
     { key: 'embeddings', bytes: w.embeddings },
-    { key: 'lora', bytes: loraParameters(a, rank, o.loraTargets ?? DEFAULT_LORA_TARGETS) * 16 },
-    { key: 'activations', bytes: activationElements(a, 'trainCheckpointed', tokens, rank) * 4 },
+    { key: 'lora', bytes: loraParameters(a, rank, targets) * 16 },
+    { key: 'activations', bytes: activationElements(a, o.mode ?? 'trainCheckpointed', tokens, rank, layout) * 4 },
     { key: 'overhead', bytes: overheadBytes(a) },
   ]
   return { totalBytes: parts.reduce((s, p) => s + p.bytes, 0), parts, tokens }

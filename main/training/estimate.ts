@@ -14,7 +14,7 @@ import { TrainingSetBuilder } from '../datasets/compiler/buildTrainingSet'
 import type { EngineSupervisor } from '../engine/host/EngineSupervisor'
 import type { DeviceInfo } from '../engine/types'
 import { AppError, notFound } from '../errors'
-import { estimateTrainingMemory, linearParameters, type ArchitectureNumbers } from '../models/memoryEstimate'
+import { activationLayout, estimateTrainingMemory, linearParameters, type ArchitectureNumbers } from '../models/memoryEstimate'
 import { parseModelConfig } from '../models/modelConfig'
 import { getModel, type ModelForUse } from '../models/modelRegistry'
 import { chatFormatFor } from '../tokenizer/ChatFormat'
@@ -105,23 +105,20 @@ export function architectureOf(model: ModelForUse): ArchitectureNumbers {
   return parseModelConfig(raw, model.path)
 }
 
-/** The engine's memory for this run's settings: the models domain's QLoRA estimate, adjusted for quantization off
- *  and gradient checkpointing off. */
-export function trainingMemory(a: ArchitectureNumbers, s: TrainingSettings, tokens: number, backend: 'cpu' | 'cuda'): MemoryEstimate {
-  const est = estimateTrainingMemory(a, { tokenBudget: tokens, loraRank: s.loraR, loraTargets: s.loraTargets })
+/** The engine's memory for this run's settings on this device: the models domain's QLoRA estimate with the engine's
+ *  activation layout for the device, the compute dtype, checkpointing and the LoRA targets, and quantization off. */
+export function trainingMemory(a: ArchitectureNumbers, s: TrainingSettings, tokens: number, device: Pick<DeviceInfo, 'backend' | 'bf16'>): MemoryEstimate {
+  const layout = activationLayout(a, {
+    backend: device.backend, bf16Capable: device.bf16, computeDtype: s.computeDtype, gradCheckpointing: s.gradCheckpointing,
+    loraTargets: s.loraTargets,
+  })
+  const est = estimateTrainingMemory(a, {
+    tokenBudget: tokens, loraRank: s.loraR, loraTargets: s.loraTargets, layout, mode: s.gradCheckpointing ? 'trainCheckpointed' : 'train',
+  })
   const parts = est.parts.map((p) => ({ ...p }))
   if (s.quant === 'none') {
     const w = parts.find((p) => p.key === 'weights')!
-    w.bytes = linearParameters(a) * (backend === 'cpu' ? 4 : 2)
-  }
-  if (!s.gradCheckpointing) {
-    // Without checkpointing every layer keeps its forward activations, not just the one being recomputed
-    // (the per-layer sum of native/engine/memory.cpp alloc_activations).
-    const N = tokens
-    const QD = a.numHeads * a.headDim
-    const KD = a.numKvHeads * a.headDim
-    const oneLayer = N * (a.hiddenSize + 1 + QD + 2 * KD + QD + a.numHeads + 2 * a.hiddenSize + 1 + 3 * a.intermediateSize + 7 * s.loraR)
-    parts.find((p) => p.key === 'activations')!.bytes += Math.max(0, a.numLayers - 1) * oneLayer * 4
+    w.bytes = linearParameters(a) * (device.backend === 'cpu' ? 4 : 2)
   }
   return { totalBytes: parts.reduce((x, p) => x + p.bytes, 0), parts, tokens }
 }
@@ -254,7 +251,7 @@ export async function estimateTraining(e: EstimateContext, req: TrainingRequest)
   if (model && device && trainLengths.length > 0) {
     const arch = architectureOf(model)
     const tokens = microBatchTokens(trainLengths, s)
-    const est = trainingMemory(arch, s, tokens, device.backend)
+    const est = trainingMemory(arch, s, tokens, device)
     let available = device.freeBytes
     const resident = e.engine.status().model
     if (resident && resident.device === deviceId(device)) {
@@ -270,7 +267,7 @@ export async function estimateTraining(e: EstimateContext, req: TrainingRequest)
     const where = device.backend === 'cpu' ? t('記憶體', 'RAM') : t(`GPU（${device.name}）`, `the GPU (${device.name})`)
     if (fit === 'wontFit') {
       let hint: LocalText
-      const fitsWith = (x: Partial<TrainingSettings>) => trainingMemory(arch, { ...s, ...x }, microBatchTokens(trainLengths, { ...s, ...x }), device.backend).totalBytes <= available * TIGHT_FRACTION
+      const fitsWith = (x: Partial<TrainingSettings>) => trainingMemory(arch, { ...s, ...x }, microBatchTokens(trainLengths, { ...s, ...x }), device).totalBytes <= available * TIGHT_FRACTION
       if (s.batching === 'rows') {
         let rows = s.batchRows - 1
         while (rows >= 1 && !fitsWith({ batchRows: rows })) rows--
