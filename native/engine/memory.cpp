@@ -141,17 +141,13 @@ bool want_keep_weights(const Model& m, size_t act_bytes, size_t keep_bytes) {
   return free_b >= act_bytes + keep_bytes + (uint64_t{1} << 30);
 }
 
-// bf16 MLP intermediates (Activations::mlp_bf16): on for training a model that computes in bf16 (its GEMMs round
-// them to bf16 anyway, and PyTorch keeps them in bf16), unless QT_MLP_BF16=0.
+// bf16 MLP intermediates (Activations::mlp_bf16; model.cpp mlp_in_bf16): on for training a model whose gate/up/down
+// compute in bf16 without biases (their GEMMs round the intermediates to bf16 anyway, and PyTorch keeps them in bf16),
+// unless QT_MLP_BF16=0.
 bool want_mlp_bf16(const Model& m, ActMode mode) {
-  if (mode == ActMode::Inference || m.compute != DType::BF16) return false;
+  if (mode == ActMode::Inference) return false;
   const char* e = std::getenv("QT_MLP_BF16");
-  return !(e && std::strcmp(e, "0") == 0);
-}
-
-// Whether every layer's MLP can keep its intermediates in bf16 (model.cpp mlp_in_bf16 without the adapter's part):
-// no biases, every product computing in bf16.
-bool mlp_layers_bf16(const Model& m) {
+  if (e && std::strcmp(e, "0") == 0) return false;
   for (const auto& lw : m.layers)
     for (int t : {TGATE, TUP, TDOWN})
       if (lw.bias[t] || lw.lin[t].compute != DType::BF16) return false;
@@ -179,7 +175,7 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   a.rank = lora_rank;
   a.ckpt_bf16 = mode == ActMode::TrainCheckpointed && want_bf16_checkpoints(m);
   a.mlp_bf16 = want_mlp_bf16(m, mode);
-  a.mlp_half = a.mlp_bf16 && !mlp_lora && mlp_layers_bf16(m);
+  a.mlp_half = a.mlp_bf16 && !mlp_lora;
   const size_t FFA = a.mlp_half ? (FF + 1) / 2 : FF;  // fp32 slots of a [N, FF] MLP intermediate (bf16: half)
   a.dx = a.dxn = a.dh = a.dup = nullptr;
   // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary.

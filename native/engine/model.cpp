@@ -89,19 +89,16 @@ void linear_backward(const Model& m, const Adapter* ad, Activations& a, const Pa
 
 const int32_t* lengths_of(const Activations& a, const Pass& p) { return p.use_lengths ? a.lengths : nullptr; }
 
-// Whether layer l's MLP keeps its intermediates in bf16 (Activations::mlp_bf16): gate, up and h (the products' outputs
-// stored as bf16, SwiGLU read and written in bf16, down_proj multiplying h as it is) and in backward dh, dgate, dup (the
-// same, each product overwriting its output, so nothing is zeroed). Only the products and SwiGLU read these values
-// when gate/up/down have no LoRA and no bias; the GEMMs round them to bf16 anyway. The fp32 buffers hold them in their
-// first half.
-bool mlp_in_bf16(const Model& m, const Adapter* ad, const Activations& a, int l) {
+// Whether the MLP keeps its intermediates in bf16 (Activations::mlp_bf16, which memory.cpp sets only for a model whose
+// gate/up/down compute in bf16 without biases): gate, up and h (the products' outputs stored as bf16, SwiGLU read and
+// written in bf16, down_proj multiplying h as it is) and in backward dh, dgate, dup (the same, each product
+// overwriting its output, so nothing is zeroed). Only the products and SwiGLU read these values when gate/up/down
+// have no LoRA; the GEMMs round them to bf16 anyway. The fp32 buffers hold them in their first half.
+bool mlp_in_bf16(const Adapter* ad, const Activations& a) {
   if (!a.mlp_bf16) return false;
-  bool ok = !(ad && (ad->has(TGATE) || ad->has(TUP) || ad->has(TDOWN)));
-  const LayerWeights& lw = m.layers[static_cast<size_t>(l)];
-  for (int t : {TGATE, TUP, TDOWN})
-    if (lw.bias[t] || lw.lin[t].compute != DType::BF16) ok = false;
-  QT_CHECK(ok || !a.mlp_half, ErrorCode::Internal, "MLP buffers sized for bf16 intermediates, but this pass needs fp32 ones");
-  return ok;
+  const bool mlp_lora = ad && (ad->has(TGATE) || ad->has(TUP) || ad->has(TDOWN));
+  QT_CHECK(!mlp_lora || !a.mlp_half, ErrorCode::Internal, "MLP buffers sized for bf16 intermediates, but a LoRA there needs fp32 ones");
+  return !mlp_lora;
 }
 
 uint16_t* bf16_in(float* buf) { return reinterpret_cast<uint16_t*>(buf); }
@@ -155,7 +152,7 @@ void layer_forward(const Model& m, const Adapter* ad, Activations& a, LayerActs&
   be.add_rmsnorm_forward(la.x_mid, la.xn2, la.rstd2, la.x_mid, x, lw.mlp_norm, N, C, c.rms_norm_eps);
 
   // MLP block
-  if (mlp_in_bf16(m, ad, a, l)) {
+  if (mlp_in_bf16(ad, a)) {
     uint16_t *gate = bf16_in(la.gate), *up = bf16_in(la.up), *h = bf16_in(la.h);
     be.matmul_forward_t(gate, DType::BF16, la.xn2, DType::F32, lw.lin[TGATE], N, C, FF);
     be.matmul_forward_t(up, DType::BF16, la.xn2, DType::F32, lw.lin[TUP], N, C, FF);
@@ -192,7 +189,7 @@ void layer_backward(const Model& m, const Adapter* ad, Activations& a, const Lay
   const size_t NQ = static_cast<size_t>(N) * NH * HS, NK = static_cast<size_t>(N) * NKV * HS;
 
   // MLP block (reverse): x_out = x_mid + down(h), h = swiglu(gate(xn2), up(xn2)), xn2 = rmsnorm(x_mid)
-  if (mlp_in_bf16(m, ad, a, l)) {  // the same in bf16, each output overwritten (no zeroing)
+  if (mlp_in_bf16(ad, a)) {  // the same in bf16, each output overwritten (no zeroing)
     uint16_t *dh = bf16_in(a.dh), *dgate = bf16_in(la.h), *dup = bf16_in(a.dup);  // h is dead (and not even recomputed)
     be.matmul_backward_t(dh, DType::BF16, false, a.dx, DType::F32, lw.lin[TDOWN], N, FF, C);
     be.swiglu_backward_bf16(dgate, dup, dh, bf16_in(la.gate), bf16_in(la.up), NF);
@@ -303,12 +300,13 @@ double model_loss(const Model& m, const Adapter* ad, Activations& a, const Pass&
     const int rows = std::min(a.logit_rows, N - r0);
     const float* xf = a.xf + static_cast<size_t>(r0) * C;
     be.matmul_forward(a.logits, xf, m.lm_head, nullptr, rows, C, V);
-    if (!backward) be.cross_entropy_forward(a.losses + r0, a.logits, a.targets + r0, rows, V);
-    if (backward) {
-      be.cross_entropy_fused(a.losses + r0, a.logits, a.logits, a.targets + r0, dloss, rows, V);  // dlogits in place
-      // each chunk's rows of dxf, overwritten (no zeroing first)
-      be.matmul_backward_t(a.dxn + static_cast<size_t>(r0) * C, DType::F32, false, a.logits, DType::F32, m.lm_head, rows, C, V);
+    if (!backward) {
+      be.cross_entropy_forward(a.losses + r0, a.logits, a.targets + r0, rows, V);
+      continue;
     }
+    be.cross_entropy_fused(a.losses + r0, a.logits, a.logits, a.targets + r0, dloss, rows, V);  // dlogits in place
+    // each chunk's rows of dxf, overwritten (no zeroing first)
+    be.matmul_backward_t(a.dxn + static_cast<size_t>(r0) * C, DType::F32, false, a.logits, DType::F32, m.lm_head, rows, C, V);
   }
   std::vector<float> losses(static_cast<size_t>(N));
   be.download(losses.data(), a.losses, losses.size() * sizeof(float));

@@ -141,8 +141,9 @@ struct Activations {
   std::vector<float*> x;
   bool ckpt_bf16 = false;      // TrainCheckpointed: layer inputs saved as bf16 in xs (half the memory; see memory.cpp)
   std::vector<uint16_t*> xs;   // [L] bf16 [N, C] layer inputs (ckpt_bf16 only)
-  // Train modes of a model computing in bf16: a layer whose gate/up/down have no LoRA and no bias keeps gate, up, h and
-  // their gradients as bf16 in the first half of their fp32 buffers (model.cpp mlp_in_bf16; QT_MLP_BF16=0: never)
+  // Train modes of a model whose gate/up/down compute in bf16 without biases: when they have no LoRA, the MLP keeps
+  // gate, up, h and their gradients as bf16 in the first half of their fp32 buffers (model.cpp mlp_in_bf16;
+  // QT_MLP_BF16=0: never)
   bool mlp_bf16 = false;
   // mlp_bf16 and the buffers of gate, up, h, dh and dup sized for bf16 (half): alloc_activations was told that the
   // adapter has no LoRA on the MLP, so every layer must take the bf16 path (model.cpp checks)

@@ -809,25 +809,14 @@ void check_xcache(Report& R) {
 
 // The bf16 MLP path (backend.h matmul_forward_t / matmul_backward_t / swiglu_*_bf16; model.cpp mlp_in_bf16) against the
 // CPU reference, and against the GPU's own fp32-activation ops where the same GEMM runs (then bit for bit).
-std::vector<uint16_t> bf16_round(const std::vector<float>& v) {
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); i++) h[i] = qt::f32_to_bf16(v[i]);
-  return h;
-}
-std::vector<float> bf16_widen(const std::vector<uint16_t>& h) {
-  std::vector<float> v(h.size());
-  for (size_t i = 0; i < h.size(); i++) v[i] = qt::bf16_to_f32(h[i]);
-  return v;
-}
-
 void check_bf16_mlp_ops(Report& R) {
   const int N = 77, C = 1536, OC = 768;
   WeightPair wp(rand_vec(static_cast<size_t>(OC) * C, 231, -0.05f, 0.05f), OC, C, DType::NF4, true);
   qt::Weight wg = wp.gpu;
   wg.compute = DType::BF16;
   const auto x = rand_vec(static_cast<size_t>(N) * C, 232), dout = rand_vec(static_cast<size_t>(N) * OC, 233);
-  const auto xh = bf16_round(x), douth = bf16_round(dout);
-  const auto xr = bf16_widen(xh), doutr = bf16_widen(douth);
+  const auto xh = qtest::bf16_of(x), douth = qtest::bf16_of(dout);
+  const auto xr = qtest::f32_of(xh), doutr = qtest::f32_of(douth);
   DevBuf xg(GPU, x), xhg(GPU, xh), xrg(GPU, xr), dg(GPU, dout), dhg(GPU, douth), drg(GPU, doutr);
   const size_t NO = static_cast<size_t>(N) * OC, NC = static_cast<size_t>(N) * C;
   std::vector<float> ref(NO), ref_r(NO);
@@ -837,8 +826,8 @@ void check_bf16_mlp_ops(Report& R) {
     DevBuf o16(GPU, NO * 2), o32(GPU, nans(NO));
     GPU.matmul_forward_t(o16.ptr(), DType::BF16, xg.f(), DType::F32, wg, N, C, OC);
     GPU.matmul_forward(o32.f(), xg.f(), wg, nullptr, N, C, OC);
-    cmp(R, "ops", "matmul_forward_t fp32 in, bf16 out vs CPU", ref, bf16_widen(o16.get<uint16_t>()), 1e-2);
-    cmp(R, "ops", "matmul_forward_t bf16 out vs the GPU's fp32 out (one rounding)", o32.get(), bf16_widen(o16.get<uint16_t>()), 4e-3);
+    cmp(R, "ops", "matmul_forward_t fp32 in, bf16 out vs CPU", ref, qtest::f32_of(o16.get<uint16_t>()), 1e-2);
+    cmp(R, "ops", "matmul_forward_t bf16 out vs the GPU's fp32 out (one rounding)", o32.get(), qtest::f32_of(o16.get<uint16_t>()), 4e-3);
   }
   {  // bf16 input -> fp32 output (down_proj): the same GEMM as matmul_forward on the widened values, bit for bit
     DevBuf o_t(GPU, nans(NO)), o_m(GPU, nans(NO));
@@ -853,7 +842,7 @@ void check_bf16_mlp_ops(Report& R) {
   {  // fp32 dout -> bf16 dinp (dh), overwriting NaNs
     DevBuf d16(GPU, std::vector<uint16_t>(NC, 0x7fc0));
     GPU.matmul_backward_t(d16.ptr(), DType::BF16, false, dg.f(), DType::F32, wg, N, C, OC);
-    cmp(R, "ops", "matmul_backward_t bf16 dinp (overwrites) vs CPU", dref, bf16_widen(d16.get<uint16_t>()), 1e-2);
+    cmp(R, "ops", "matmul_backward_t bf16 dinp (overwrites) vs CPU", dref, qtest::f32_of(d16.get<uint16_t>()), 1e-2);
   }
   {  // bf16 dout -> fp32 dinp: overwrite (NaN before), then accumulate (dup, then dgate)
     DevBuf d32(GPU, nans(NC));
@@ -883,7 +872,7 @@ void check_bf16_mlp_ops(Report& R) {
   }
   // SwiGLU on bf16 arrays: the CPU's fp32 math on the same values, one rounding (expf's last bit may move a rounding)
   const size_t n = 10007;
-  const auto gh = bf16_round(rand_vec(n, 234, -6, 6)), uh = bf16_round(rand_vec(n, 235, -2, 2)), hh = bf16_round(rand_vec(n, 236));
+  const auto gh = qtest::bf16_of(rand_vec(n, 234, -6, 6)), uh = qtest::bf16_of(rand_vec(n, 235, -2, 2)), hh = qtest::bf16_of(rand_vec(n, 236));
   std::vector<uint16_t> oc(n), dgc(n), duc(n);
   CPU.swiglu_forward_bf16(oc.data(), gh.data(), uh.data(), n);
   CPU.swiglu_backward_bf16(dgc.data(), duc.data(), hh.data(), gh.data(), uh.data(), n);
@@ -891,9 +880,9 @@ void check_bf16_mlp_ops(Report& R) {
   DevBuf dgg(GPU, std::vector<uint16_t>(n, 0x7fc0)), dug(GPU, std::vector<uint16_t>(n, 0x7fc0));
   GPU.swiglu_forward_bf16(og.as<uint16_t>(), ggb.as<uint16_t>(), ugb.as<uint16_t>(), n);
   GPU.swiglu_backward_bf16(dgg.as<uint16_t>(), dug.as<uint16_t>(), hgb.as<uint16_t>(), ggb.as<uint16_t>(), ugb.as<uint16_t>(), n);
-  cmp(R, "ops", "swiglu_forward_bf16 vs CPU", bf16_widen(oc), bf16_widen(og.get<uint16_t>()), 1e-3);
-  cmp(R, "ops", "swiglu_backward_bf16 dgate (overwrites) vs CPU", bf16_widen(dgc), bf16_widen(dgg.get<uint16_t>()), 1e-3);
-  cmp(R, "ops", "swiglu_backward_bf16 dup (overwrites) vs CPU", bf16_widen(duc), bf16_widen(dug.get<uint16_t>()), 1e-3);
+  cmp(R, "ops", "swiglu_forward_bf16 vs CPU", qtest::f32_of(oc), qtest::f32_of(og.get<uint16_t>()), 1e-3);
+  cmp(R, "ops", "swiglu_backward_bf16 dgate (overwrites) vs CPU", qtest::f32_of(dgc), qtest::f32_of(dgg.get<uint16_t>()), 1e-3);
+  cmp(R, "ops", "swiglu_backward_bf16 dup (overwrites) vs CPU", qtest::f32_of(duc), qtest::f32_of(dug.get<uint16_t>()), 1e-3);
   {  // odd offsets: the scalar loop gives the same bits as the 16-byte one
     DevBuf ou(GPU, std::vector<uint16_t>(n, 0x7fc0)), dgu(GPU, std::vector<uint16_t>(n, 0x7fc0)), duu(GPU, std::vector<uint16_t>(n, 0x7fc0));
     GPU.swiglu_forward_bf16(ou.as<uint16_t>() + 1, ggb.as<uint16_t>() + 1, ugb.as<uint16_t>() + 1, n - 1);

@@ -211,6 +211,18 @@ std::vector<Sample> random_samples(int n, int min_len, int max_len, int vocab, u
   return out;
 }
 
+std::vector<uint16_t> bf16_of(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); i++) h[i] = qt::f32_to_bf16(v[i]);
+  return h;
+}
+
+std::vector<float> f32_of(const std::vector<uint16_t>& h) {
+  std::vector<float> v(h.size());
+  for (size_t i = 0; i < h.size(); i++) v[i] = qt::bf16_to_f32(h[i]);
+  return v;
+}
+
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

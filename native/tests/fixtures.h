@@ -47,6 +47,10 @@ void write_qtds(const std::string& path, const std::vector<Sample>& samples, uin
  *  untrained (mask 0, a "prompt"), the rest trained. */
 std::vector<Sample> random_samples(int n, int min_len, int max_len, int vocab, uint64_t seed);
 
+/** Values rounded to bf16 (nearest even, as dtype.h f32_to_bf16), and bf16 values widened back (exact). */
+std::vector<uint16_t> bf16_of(const std::vector<float>& v);
+std::vector<float> f32_of(const std::vector<uint16_t>& h);
+
 std::vector<uint8_t> read_bytes(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 

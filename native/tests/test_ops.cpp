@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "cpu/ops.h"
+#include "fixtures.h"
 #include "gradcheck.h"
 #include "nf4.h"
 #include "rng.h"
@@ -281,18 +282,6 @@ TEST(matmul_forward_many_equals_one_call_per_weight) {
   cpu::matmul_forward(s0.data(), x.data(), q0, nullptr, N, C, 4);
   cpu::matmul_forward(s1.data(), x.data(), q1, b1.data(), N, C, 3);
   CHECK(m0 == s0 && m1 == s1);
-}
-
-static std::vector<uint16_t> bf16_of(const std::vector<float>& v) {
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); i++) h[i] = qt::f32_to_bf16(v[i]);
-  return h;
-}
-
-static std::vector<float> f32_of(const std::vector<uint16_t>& h) {
-  std::vector<float> v(h.size());
-  for (size_t i = 0; i < h.size(); i++) v[i] = qt::bf16_to_f32(h[i]);
-  return v;
 }
 
 TEST(matmul_t_bf16_activations_are_the_fp32_ops_on_widened_values_rounded_once) {

@@ -118,13 +118,8 @@ void check_act(DType t, const char* what) {
 const float* widened(const void* x, DType t, size_t n, std::vector<float>& tmp) {
   if (t == DType::F32) return static_cast<const float*>(x);
   tmp.resize(n);
-  const uint16_t* h = static_cast<const uint16_t*>(x);
-  for (size_t i = 0; i < n; i++) tmp[i] = bf16_to_f32(h[i]);
+  from_bf16(tmp.data(), static_cast<const uint16_t*>(x), n);
   return tmp.data();
-}
-
-void round_to_bf16(uint16_t* out, const float* in, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = f32_to_bf16(in[i]);
 }
 
 }  // namespace
@@ -137,7 +132,7 @@ void matmul_forward_t(void* out, DType out_t, const void* inp, DType inp_t, cons
   if (out_t == DType::F32) return matmul_forward(static_cast<float*>(out), x, w, nullptr, N, C, OC);
   res.resize(static_cast<size_t>(N) * OC);
   matmul_forward(res.data(), x, w, nullptr, N, C, OC);
-  round_to_bf16(static_cast<uint16_t*>(out), res.data(), res.size());
+  to_bf16(static_cast<uint16_t*>(out), res.data(), res.size());
 }
 
 void matmul_backward_t(void* dinp, DType dinp_t, bool accumulate, const void* dout, DType dout_t, const Weight& w, int N,
@@ -155,7 +150,7 @@ void matmul_backward_t(void* dinp, DType dinp_t, bool accumulate, const void* do
   }
   res.assign(n, 0.0f);
   matmul_backward(res.data(), nullptr, nullptr, d, nullptr, w, N, C, OC);
-  round_to_bf16(static_cast<uint16_t*>(dinp), res.data(), n);
+  to_bf16(static_cast<uint16_t*>(dinp), res.data(), n);
 }
 
 }  // namespace qt::cpu
