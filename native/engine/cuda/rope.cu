@@ -1,7 +1,8 @@
 // RoPE on the GPU (cpu/rope.cpp): HF's rotate_half layout, angle = (pos0 + t) * inv_freq[i] in fp32, one thread
-// per rotated pair (decode), or per pair index of a row looping over its heads (32 rows or more). Backward applies the transposed rotation (angle -> -angle). In place is safe: each thread
-// reads its pair before writing it. rope_forward_qk rotates a layer's queries and keys in one launch (decode: one
-// kernel fewer per layer), each pair with the same math as rope_forward.
+// per rotated pair (decode), or per pair index of a row looping over its heads (32 rows or more). Backward applies
+// the transposed rotation (angle -> -angle). In place is safe: each thread reads its pair before writing it.
+// rope_forward_qk rotates a layer's queries and keys in one launch (decode: one kernel fewer per layer), each pair with
+// the same math as rope_forward.
 #include "ops.cuh"
 
 namespace qt::cuda {
