@@ -75,6 +75,8 @@ void restore_paths() {
   qt::cuda::set_path("attn", default_attn());
   const char* sp = std::getenv("QT_CUDA_ATTN_SPLIT");
   qt::cuda::set_path("attn_split", sp && (std::strcmp(sp, "0") == 0 || std::strcmp(sp, "1") == 0) ? sp : "auto");
+  const char* dsv = std::getenv("QT_CUDA_ATTN_DS");
+  qt::cuda::set_path("attn_ds", dsv && std::strcmp(dsv, "0") == 0 ? "0" : "1");
   const char* mt = std::getenv("QT_CUDA_ATTN_FWD_MT");
   qt::cuda::set_path("attn_fwd_mt", mt && std::strcmp(mt, "1") == 0 ? "1" : "2");
   qt::cuda::set_path("gemv", default_gemv());
@@ -404,6 +406,7 @@ void check_attention(Report& R) {
     double tol_out, tol_lse, tol_grad;
     const char* split;  // QT_CUDA_ATTN_SPLIT for the tensor-core backward's dk/dv pass
     const char* fwd_mt = "2";  // QT_CUDA_ATTN_FWD_MT: m-tiles per warp of the tensor-core forward
+    const char* ds = "1";      // QT_CUDA_ATTN_DS: dS stored by the dk/dv pass (Tq == Tk), dq = dS K from it
   };
   // fp16 tc16: run 3's forward on fp16 operands (8x finer rounding: out ~4e-4 in the simulator, tolerance 3e-3); its
   // backward is the bf16 tc one. Run 11: the dk/dv pass both ways (a block per query head with per-head partials, or
@@ -413,6 +416,8 @@ void check_attention(Report& R) {
                             {"fp16 tc16, dk/dv per KV head", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "0"},
                             {"fp16 tc16, dk/dv split per query head", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "1"},
                             {"fp16 tc16, forward with one m-tile per warp", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "auto", "1"},
+                            {"fp16 tc16, dq recomputing dS (QT_CUDA_ATTN_DS=0)", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "auto", "2", "0"},
+                            {"fp16 tc16, dk/dv per KV head, dq recomputing dS", DType::BF16, "tc16", 3e-3, 5e-4, 3e-2, "0", "2", "0"},
                             {"bf16 tc", DType::BF16, "tc", 1.5e-2, 2e-3, 3e-2, "auto"},
                             {"bf16 with QT_CUDA_ATTN=simt", DType::BF16, "simt", 1e-5, 1e-6, 5e-5, "auto"}};
   uint64_t seed = 100;
@@ -440,6 +445,7 @@ void check_attention(Report& R) {
       qt::cuda::set_path("attn", pth.attn);
       qt::cuda::set_path("attn_split", pth.split);
       qt::cuda::set_path("attn_fwd_mt", pth.fwd_mt);
+      qt::cuda::set_path("attn_ds", pth.ds);
       qt::cuda::set_path("decode", "0");  // the single-query kernels are checked below
       const std::string tag = std::string(" [") + pth.tag + "] " + k.name;
       DevBuf out_g(GPU, nans(nq)), lse_g(GPU, nans(nl));

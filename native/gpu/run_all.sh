@@ -22,7 +22,7 @@
 # default 560), QT_BENCH_MODEL (default /tmp/qt-bench/llama3-8b), QT_BENCH_SIZES, QT_BENCH_STEPS, QT_CUDA_ARCHS.
 # Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
-# Fast paths (issue 6), each switchable without rebuilding (defaults first): QT_CUDA_ATTN=tc16|tc|simt,
+# Fast paths (issue 6), each switchable without rebuilding (defaults first): QT_CUDA_ATTN=tc16|tc|simt, QT_CUDA_ATTN_DS=1|0,
 # QT_CUDA_GEMV=7|6|4|3|1|0 (QT_CUDA_GEMV_ROWS=1|2 forces gemv 4, 6 or 7's rows per warp), QT_CUDA_DEQUANT=auto|vec2|vec|simple, QT_CUDA_LORA=tf32|cublas|fused, QT_CUDA_XCACHE=1|0,
 # QT_CUDA_DECODE=1|0, QT_CUDA_PDL=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_MLP_BF16=0 (fp32 MLP intermediates), QT_DEQUANT_REUSE=1|0 (unset: auto,
 # on for batches of <= 4096 rows with memory to spare). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off (or back

@@ -84,6 +84,14 @@ std::vector<uint16_t> pad16(const std::vector<float>& x, int HS) {
 
 template <int HSP>
 void run_tc(const qt::kern::AttnArgs& a, bool backward, bool f16) {
+  if (backward && a.ds) {  // QT_CUDA_ATTN_DS: the dk/dv pass first (it stores dS), then dq from dS
+    using namespace qt::kern;
+    warpsim::Dim3 gk{(a.Tk + kAttnBK - 1) / kAttnBK, a.dkv_split ? a.NH : a.NKV, a.B};
+    warpsim::launch(gk, kAttnThreads, attn_dkv_ds_smem(HSP), [&](warpsim::Ctx& c) { attn_dkv_tc<HSP>(c, a); });
+    warpsim::Dim3 gq{(a.Tq + kAttnBQ - 1) / kAttnBQ, a.NH, a.B};
+    warpsim::launch(gq, kAttnThreads, attn_dq_ds_smem(HSP), [&](warpsim::Ctx& c) { attn_dq_ds_tc<HSP>(c, a); });
+    return;
+  }
   using namespace qt::kern;
   warpsim::Dim3 gq{(a.Tq + kAttnBQ - 1) / kAttnBQ, a.NH, a.B};
   if (!backward) {
@@ -134,6 +142,7 @@ void run_tc_backward_split(qt::kern::AttnArgs a) {
 
 struct AttnErrors {
   double out, lse, dq, dk, dv, out16, lse16, dq_split, dk_split, dv_split;
+  double dq_ds = 0, dk_ds = 0, dv_ds = 0;  // dS stored by the dk/dv pass (Tq == Tk only)
 };
 
 AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
@@ -221,6 +230,22 @@ AttnErrors attention_case(const AttnCase& k, uint64_t seed) {
   e.dq_split = rel_l2(minus(gq, gq0), minus(sq, gq0));
   e.dk_split = rel_l2(minus(gk, gk0), minus(sk, gk0));
   e.dv_split = rel_l2(minus(gv, gv0), minus(sv, gv0));
+  if (k.Tq == k.Tk) {  // dS through memory (poisoned: every tile dq reads must have been written), split and not
+    for (bool split : {false, true}) {
+      std::vector<uint16_t> ds(static_cast<size_t>(k.B) * k.NH * qt::kern::attn_ds_tiles(k.Tq) * 64 * 64, 0x7fc0);
+      std::vector<float> xq = gq0, xk = gk0, xv = gv0;
+      qt::kern::AttnArgs d = a;
+      d.ds = ds.data();
+      d.dq = xq.data();
+      d.dk = xk.data();
+      d.dv = xv.data();
+      if (split) run_tc_backward_split(d);
+      else run_tc_any(d, true);
+      e.dq_ds = std::max(e.dq_ds, rel_l2(minus(gq, gq0), minus(xq, gq0)));
+      e.dk_ds = std::max(e.dk_ds, rel_l2(minus(gk, gk0), minus(xk, gk0)));
+      e.dv_ds = std::max(e.dv_ds, rel_l2(minus(gv, gv0), minus(xv, gv0)));
+    }
+  }
   return e;
 }
 
@@ -239,6 +264,10 @@ void check_attention(const AttnCase& k, uint64_t seed, double tol_out, double to
   CHECK_MSG(e.dq_split <= tol_grad, k.name << ": dq rel L2 (split dk/dv pass) " << e.dq_split);
   CHECK_MSG(e.dk_split <= tol_grad, k.name << ": dk rel L2 (split dk/dv pass) " << e.dk_split);
   CHECK_MSG(e.dv_split <= tol_grad, k.name << ": dv rel L2 (split dk/dv pass) " << e.dv_split);
+  std::printf("    tc attention %-40s dS through memory: dq %.2e dk %.2e dv %.2e\n", k.name, e.dq_ds, e.dk_ds, e.dv_ds);
+  CHECK_MSG(e.dq_ds <= tol_grad, k.name << ": dq rel L2 (dS through memory) " << e.dq_ds);
+  CHECK_MSG(e.dk_ds <= tol_grad, k.name << ": dk rel L2 (dS through memory) " << e.dk_ds);
+  CHECK_MSG(e.dv_ds <= tol_grad, k.name << ": dv rel L2 (dS through memory) " << e.dv_ds);
 }
 
 // ---- NF4 -------------------------------------------------------------------------------------------------------

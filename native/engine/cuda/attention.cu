@@ -450,6 +450,12 @@ __global__ void __launch_bounds__(kern::kAttnThreads) attn_dq_tc_kernel(kern::At
 }
 
 template <int HSP>
+__global__ void __launch_bounds__(kern::kAttnThreads) attn_dq_ds_tc_kernel(kern::AttnArgs a) {
+  kern::DevCtx c;
+  kern::attn_dq_ds_tc<HSP>(c, a);
+}
+
+template <int HSP>
 __global__ void __launch_bounds__(kern::kAttnThreads) attn_dkv_tc_kernel(kern::AttnArgs a) {
   kern::DevCtx c;
   kern::attn_dkv_tc<HSP>(c, a);
@@ -591,6 +597,16 @@ bool split_dkv(const DeviceCtx& dc, int B, int Tk, int NH, int NKV) {
 
 template <int HSP>
 void tc_backward_op(cudaStream_t s, const kern::AttnArgs& a) {
+  if (a.ds) {  // dk/dv first (it stores dS), then dq = dS K
+    const size_t s1 = kern::attn_dq_ds_smem(HSP), s2 = kern::attn_dkv_ds_smem(HSP);
+    allow_smem(attn_dq_ds_tc_kernel<HSP>, s1);
+    allow_smem(attn_dkv_tc_kernel<HSP>, s2);
+    attn_dkv_tc_kernel<HSP><<<dim3((a.Tk + kern::kAttnBK - 1) / kern::kAttnBK, a.dkv_split ? a.NH : a.NKV, a.B), kern::kAttnThreads, s2, s>>>(a);
+    QT_LAUNCH_CHECK();
+    attn_dq_ds_tc_kernel<HSP><<<dim3((a.Tq + kern::kAttnBQ - 1) / kern::kAttnBQ, a.NH, a.B), kern::kAttnThreads, s1, s>>>(a);
+    QT_LAUNCH_CHECK();
+    return;
+  }
   const size_t s1 = kern::attn_dq_smem(HSP), s2 = kern::attn_dkv_smem(HSP);
   allow_smem(attn_dq_tc_kernel<HSP>, s1);
   allow_smem(attn_dkv_tc_kernel<HSP>, s2);
@@ -608,11 +624,14 @@ void tc_backward(DeviceCtx& dc, cudaStream_t s, kern::AttnArgs a, const float* d
   const int64_t rq = static_cast<int64_t>(a.B) * a.Tq * a.NH, rk = static_cast<int64_t>(a.B) * a.Tk * a.NKV;
   a.dkv_split = split_dkv(dc, a.B, a.Tk, a.NH, a.NKV);
   const size_t part = a.dkv_split ? static_cast<size_t>(a.B) * a.Tk * a.NH * a.HS * sizeof(float) : 0;
+  const bool ds = paths().attn_ds && a.Tq == a.Tk;
+  const size_t ds_bytes = ds ? static_cast<size_t>(a.B) * a.NH * kern::attn_ds_tiles(a.Tq) * kern::kAttnBQ * kern::kAttnBK * 2 : 0;
   Carve cv(dc);
   const size_t oD = cv.add(static_cast<size_t>(rq) * sizeof(float)), oq = cv.add(static_cast<size_t>(rq) * HSP * 2),
                odo = cv.add(static_cast<size_t>(rq) * HSP * 2), ok = cv.add(static_cast<size_t>(rk) * HSP * 2),
-               ov = cv.add(static_cast<size_t>(rk) * HSP * 2), opk = cv.add(part), opv = cv.add(part);
+               ov = cv.add(static_cast<size_t>(rk) * HSP * 2), opk = cv.add(part), opv = cv.add(part), ods = cv.add(ds_bytes);
   char* base = cv.commit();
+  a.ds = ds ? reinterpret_cast<uint16_t*>(base + ods) : nullptr;
   float* D = reinterpret_cast<float*>(base + oD);
   attn_bwd_dot_kernel<<<grid_for(static_cast<size_t>(rq) * 32, 256), 256, 0, s>>>(D, dout, out, a.B, a.Tq, a.NH, a.HS);
   QT_LAUNCH_CHECK();

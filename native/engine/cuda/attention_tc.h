@@ -51,6 +51,10 @@ struct AttnArgs {
   const float* lse_in = nullptr;   // backward: the forward's lse
   const float* D = nullptr;        // backward: D[b, h, i] = dout_i . out_i
   const int32_t* lengths = nullptr;
+  // backward, QT_CUDA_ATTN_DS (Tq == Tk): dS = P (dP - D) scale in bf16, 64 x 64 tiles [query][key] of the lower
+  // triangle, tile (it, jt <= it) of (b, h) at ((b NH + h) attn_ds_tiles(Tq) + it (it + 1) / 2 + jt) 4096; written by
+  // the dk/dv pass, read by attn_dq_ds_tc (which then multiplies dS K alone instead of recomputing S, P and dP)
+  uint16_t* ds = nullptr;
   int B = 0, Tq = 0, Tk = 0, NH = 0, NKV = 0, HS = 0;
   float scale = 0;         // 1 / sqrt(HS)
   bool dkv_split = false;  // dk/dv grid over query heads (partials) instead of KV heads
@@ -70,6 +74,16 @@ constexpr int attn_fwd_rows(int MT) { return 64 * MT; }  // query rows per forwa
 constexpr int attn_fwd_smem(int HSP, int MT = kAttnFwdMT) { return 2 * (attn_fwd_rows(MT) + 4 * kAttnBK) * (HSP + 8); }
 constexpr int attn_dq_smem(int HSP) { return 2 * (2 * kAttnBQ + 4 * kAttnBK) * (HSP + 8); }
 constexpr int attn_dkv_smem(int HSP) { return 2 * (2 * kAttnBK + 4 * kAttnBQ2) * (HSP + 8) + 4 * kAttnBQ2 * 4; }
+constexpr int kAttnDsLd = kAttnBK + 8;  // bf16 per row of a staged dS tile (rows padded as the other tiles)
+/** The dk/dv pass storing dS: + a [BQ2][BK] bf16 staging tile. */
+constexpr int attn_dkv_ds_smem(int HSP) { return attn_dkv_smem(HSP) + kAttnBQ2 * kAttnDsLd * 2; }
+/** dq from stored dS: K and dS tiles, double-buffered. */
+constexpr int attn_dq_ds_smem(int HSP) { return 2 * (2 * kAttnBK * (HSP + 8) + 2 * kAttnBQ * kAttnDsLd); }
+/** dS tiles of the lower triangle of a T x T score matrix (64 x 64 each). */
+QT_KFN int64_t attn_ds_tiles(int T) {
+  const int64_t n = (T + kAttnBK - 1) / kAttnBK;
+  return n * (n + 1) / 2;
+}
 
 /** Operand type of the FORWARD kernel's tensor-core products (Q K^T and P V): fp16 (tc16, default) or bf16 (tc). fp16
  *  conversions saturate at +-65504 (never inf); a Llama's q, k, v are orders of magnitude smaller and P <= 1. */
@@ -450,6 +464,72 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
   }
 }
 
+// ---- backward: dq from the stored dS (QT_CUDA_ATTN_DS, Tq == Tk) -----------------------------------------------------
+// grid (ceil(Tq / 64), NH, B), after the dk/dv pass wrote p.ds. For each key tile: dq += dS K, with dS's fragments read
+// by ldmatrix from its tile instead of recomputing S = Q K^T, dP = dO V^T and P: one product per tile instead of three.
+
+template <int HSP, class Ctx>
+QT_KFN void attn_dq_ds_tc(Ctx& c, const AttnArgs& p) {
+  constexpr int BQ = kAttnBQ, BK = kAttnBK, LD = HSP + 8, SL = kAttnDsLd, DT = HSP / 8;
+  uint16_t* Ks = reinterpret_cast<uint16_t*>(c.smem());  // [2][BK][LD]
+  uint16_t* Ss = Ks + 2 * BK * LD;                       // [2][BQ][SL]
+  const int tid = c.tid(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int b = c.bz(), h = c.by(), it = c.bx(), i0 = it * BQ, kh = h / (p.NH / p.NKV);
+  const int len = p.lengths ? imin(p.lengths[b], p.Tk) : p.Tk;
+  const int64_t kstride = static_cast<int64_t>(p.NKV) * HSP;
+  const uint16_t* kbase = p.k + static_cast<int64_t>(b) * p.Tk * kstride + static_cast<int64_t>(kh) * HSP;
+  const uint16_t* sbase =
+      p.ds + ((static_cast<int64_t>(b) * p.NH + h) * attn_ds_tiles(p.Tq) + static_cast<int64_t>(it) * (it + 1) / 2) * (BQ * BK);
+  const int nk = imin(imin(i0 + BQ, p.Tq), len);  // keys the tile's last row sees (Tq == Tk)
+  const int ntiles = nk > 0 ? (nk + BK - 1) / BK : 0;
+  const int m0 = warp * 16;
+  auto fetch = [&](int jt) {
+    const int nb = jt & 1;
+    tile_async<HSP, BK>(c, Ks + nb * BK * LD, kbase, kstride, jt * BK, len);
+    tile_async<BK, BQ>(c, Ss + nb * BQ * SL, sbase + static_cast<int64_t>(jt) * (BQ * BK), BK, 0, BQ);
+    c.cp_async_commit();
+  };
+  float acc[DT][4];
+  zero_frags<DT>(acc);
+  if (ntiles > 0) fetch(0);
+  for (int jt = 0; jt < ntiles; jt++) {
+    c.cp_async_wait_all();
+    c.sync();  // tile jt has landed for everyone; nobody reads buffer (jt + 1) & 1 any more
+    if (jt + 1 < ntiles) fetch(jt + 1);
+    const uint16_t* Kb = Ks + (jt & 1) * BK * LD;
+    const uint16_t* Sb = Ss + (jt & 1) * BQ * SL;
+    QT_UNROLL
+    for (int kk = 0; kk < BK / 16; kk++) {
+      uint32_t a[4];
+      ldsm_a<SL>(c, a, Sb, m0, kk * 16, lane);
+      QT_UNROLL
+      for (int dt = 0; dt < DT; dt += 2) {
+        uint32_t bb[4];
+        ldsm_bt2<LD>(c, bb, Kb, kk * 16, dt * 8, lane);
+        op_mma<TcOp::BF16>(c, acc[dt], a, bb);
+        op_mma<TcOp::BF16>(c, acc[dt + 1], a, bb + 2);
+      }
+    }
+  }
+  c.cp_async_wait_all();
+  const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
+  const int64_t ooff = static_cast<int64_t>(b) * p.Tq * ostride + static_cast<int64_t>(h) * p.HS;
+  QT_UNROLL
+  for (int r = 0; r < 2; r++) {
+    const int i = i0 + m0 + g + 8 * r;
+    if (i >= p.Tq) continue;
+    float* row = p.dq + ooff + static_cast<int64_t>(i) * ostride;
+    QT_UNROLL
+    for (int dt = 0; dt < DT; dt++) {
+      const int d = dt * 8 + 2 * t;
+      if (d < p.HS) {
+        row[d] += acc[dt][2 * r];
+        row[d + 1] += acc[dt][2 * r + 1];
+      }
+    }
+  }
+}
+
 // ---- backward: dk, dv ---------------------------------------------------------------------------------------------
 // grid (ceil(Tk / 64), NKV, B), or (ceil(Tk / 64), NH, B) with dkv_split. Warp w owns keys j0 + 16w .. +15. For each
 // query head of the KV group (with dkv_split: the block's one head) and each 32-query step from the first query that
@@ -535,6 +615,22 @@ QT_KFN void attn_dkv_tc(Ctx& c, const AttnArgs& p) {
       }
       mma_p_kn<LD, BQ2 / 16, DT>(c, dv, s, dOb, lane);  // dv += P^T dO
       mma_p_kn<LD, BQ2 / 16, DT>(c, dk, dp, Qb, lane);  // dk += dS^T Q
+      if (p.ds) {  // dS of this step's 32 queries x the block's 64 keys, as bf16 [query][key], through shared memory
+        uint16_t* sds = reinterpret_cast<uint16_t*>(Ds + 2 * BQ2);  // [BQ2][kAttnDsLd]
+        QT_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+          QT_UNROLL
+          for (int e = 0; e < 4; e++)
+            sds[(nt * 8 + 2 * t + (e & 1)) * kAttnDsLd + m0 + g + 8 * (e >> 1)] = bf16_bits(dp[nt][e]);
+        c.sync();  // the staged tile is complete (and the next step's top barrier keeps it until it is copied out)
+        const int h = h_begin + st / qsteps, it = i0 / kAttnBQ, half = i0 % kAttnBQ;
+        uint16_t* tile = p.ds + ((static_cast<int64_t>(b) * p.NH + h) * attn_ds_tiles(p.Tq) + static_cast<int64_t>(it) * (it + 1) / 2 +
+                                 j0 / BK) * (kAttnBQ * BK);
+        for (int e = tid; e < BQ2 * BK / 8; e += kAttnThreads) {  // 16-byte chunks
+          const int r = e / (BK / 8), ch = e % (BK / 8);
+          stg16(tile + (half + r) * BK + ch * 8, lds16(sds + r * kAttnDsLd + ch * 8));
+        }
+      }
     }
     c.cp_async_wait_all();
   }

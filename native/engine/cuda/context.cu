@@ -141,6 +141,7 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_ATTN", "simt")) d.attn = Paths::kAttnSimt;
     if (env_is("QT_CUDA_ATTN", "tc")) d.attn = Paths::kAttnTc;
     if (env_is("QT_CUDA_ATTN_FWD_MT", "1")) d.attn_fwd_mt = 1;
+    if (env_is("QT_CUDA_ATTN_DS", "0")) d.attn_ds = false;
     if (env_is("QT_CUDA_ATTN_SPLIT", "1")) d.attn_split = 1;
     if (env_is("QT_CUDA_ATTN_SPLIT", "0")) d.attn_split = 0;
     if (env_is("QT_CUDA_GEMV", "0")) d.gemv = 0;
@@ -176,6 +177,7 @@ bool set_path(const std::string& name, const std::string& value) {
     p.attn = value == "tc16" ? Paths::kAttnTc16 : value == "tc" ? Paths::kAttnTc : Paths::kAttnSimt;
   else if (name == "attn_fwd_mt" && (value == "1" || value == "2")) p.attn_fwd_mt = value[0] - '0';
   else if (name == "attn_split" && (value == "auto" || value == "1" || value == "0")) p.attn_split = value == "auto" ? -1 : value[0] - '0';
+  else if (name == "attn_ds" && (value == "1" || value == "0")) p.attn_ds = value == "1";
   else if (name == "gemv" && (value == "7" || value == "6" || value == "4" || value == "3" || value == "1" || value == "0")) p.gemv = value[0] - '0';
   else if (name == "gemv_rows" && (value == "0" || value == "1" || value == "2")) p.gemv_rows = value[0] - '0';
   else if (name == "dequant" && (value == "auto" || value == "vec2" || value == "vec" || value == "simple"))
@@ -195,7 +197,8 @@ std::string active_paths() {
   const char* ru = std::getenv("QT_DEQUANT_REUSE");
   return std::string("attn=") + (p.attn == Paths::kAttnTc16 ? "tc16" : p.attn == Paths::kAttnTc ? "tc" : "simt") +
          (p.attn_fwd_mt == 2 ? std::string() : " attn_fwd_mt=" + std::to_string(p.attn_fwd_mt)) +
-         (p.attn_split < 0 ? std::string() : " attn_split=" + std::to_string(p.attn_split)) + " gemv=" + std::to_string(p.gemv) +
+         (p.attn_split < 0 ? std::string() : " attn_split=" + std::to_string(p.attn_split)) + (p.attn_ds ? "" : " attn_ds=0") +
+         " gemv=" + std::to_string(p.gemv) +
          (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora == Paths::kLoraTf32 ? "tf32" : p.lora == Paths::kLoraCublas ? "cublas" : "fused") +
          " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + std::to_string(p.pdl) + " ckpt_bf16=" + (ck ? ck : "auto") +

@@ -234,6 +234,18 @@ QT_KFN uint8_t ldg_u8(const uint8_t* p) {
 #endif
 }
 
+/** 16-byte shared-memory load (p 16-byte aligned). */
+QT_KFN U4 lds16(const uint16_t* p) {
+#if defined(__CUDA_ARCH__)
+  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  return U4{v.x, v.y, v.z, v.w};
+#else
+  U4 v;
+  std::memcpy(&v, p, 16);
+  return v;
+#endif
+}
+
 QT_KFN void stg16(void* p, U4 v) {
 #if defined(__CUDA_ARCH__)
   *reinterpret_cast<uint4*>(p) = make_uint4(v.x, v.y, v.z, v.w);
