@@ -178,8 +178,11 @@ void alloc_activations(Activations& a, const Model& m, ActMode mode, int capacit
   a.mlp_half = a.mlp_bf16 && !mlp_lora;
   const size_t FFA = a.mlp_half ? (FF + 1) / 2 : FF;  // fp32 slots of a [N, FF] MLP intermediate (bf16: half)
   a.dx = a.dxn = a.dh = a.dup = nullptr;
-  // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary.
-  a.logit_rows = static_cast<int>(std::max<size_t>(1, std::min(N, (size_t{32} << 20) / V)));
+  // lm_head in chunks: at most ~32M logits (128 MiB fp32) at a time, whatever the vocabulary; a multiple of 64 rows
+  // when that many fit (Llama-3's 128256: 256, not 261), so the GEMMs' row tiles are whole and 8 x 1024 is 32 chunks.
+  size_t lr = std::max<size_t>(1, (size_t{32} << 20) / V);
+  if (lr >= 64) lr = lr / 64 * 64;
+  a.logit_rows = static_cast<int>(std::min(N, lr));
   a.x.assign(train && !a.ckpt_bf16 ? static_cast<size_t>(L + 1) : 2, nullptr);
   a.xs.assign(a.ckpt_bf16 ? static_cast<size_t>(L) : 0, nullptr);
   a.layer.assign(mode == ActMode::Train ? static_cast<size_t>(L) : 1, LayerActs{});
