@@ -122,7 +122,9 @@ export function activationElements(a: ArchitectureNumbers, mode: 'train' | 'trai
   const ckpt = mode === 'trainCheckpointed' && layout.ckptBf16 === true
   const FFA = train && layout.mlpBf16 ? Math.ceil(FF / 2) : FF // bf16 intermediates in fp32-sized slots
   const LIN = layout.loraMaxIn && layout.loraMaxIn > 0 ? layout.loraMaxIn : Math.max(C, FF, QD)
-  const logitRows = Math.max(1, Math.min(N, Math.floor(LOGIT_CHUNK_ELEMENTS / V)))
+  let chunk = Math.max(1, Math.floor(LOGIT_CHUNK_ELEMENTS / V))
+  if (chunk >= 64) chunk = Math.floor(chunk / 64) * 64 // whole 64-row GEMM tiles, as memory.cpp
+  const logitRows = Math.min(N, chunk)
   let e = (train && !ckpt ? L + 1 : 2) * N * C // residual stream (fp32)
   if (ckpt) e += Math.ceil((L * N * C) / 2) // bf16 layer inputs
   // A layer's forward activations: every layer's in train mode, one recomputed layer's otherwise.
