@@ -983,7 +983,7 @@ void run_lora_bwd_tc_sim(const qt::kern::LoraArgs& a) {
                   [&](warpsim::Ctx& c) { lora_da_tc<RT>(c, a); });
   if (a.S > 1) warpsim::launch({3, 1, 1}, 64, 0, [&](warpsim::Ctx& c) { lora_da_sum(c, a); });
   if (a.dinp)
-    warpsim::launch({(a.C + kLoraDxCols - 1) / kLoraDxCols, (a.N + kLoraDxTileRows * kLoraDxTiles - 1) / (kLoraDxTileRows * kLoraDxTiles), 1},
+    warpsim::launch({(a.C + kLoraDxCols - 1) / kLoraDxCols, (a.N + kLoraDxTileRows * lora_dx_tc_tiles(a.N) - 1) / (kLoraDxTileRows * lora_dx_tc_tiles(a.N)), 1},
                     kLoraBwdThreads, lora_dx_tc_smem<RT>(), [&](warpsim::Ctx& c) { lora_dx_tc<RT>(c, a); });
 }
 
@@ -997,7 +997,7 @@ TEST(sim_lora_bwd_tc_matches_cpu) {
     int N, C, R;
   };
   for (Shape sh : {Shape{10, 48, 8}, Shape{77, 200, 32}, Shape{300, 96, 64}, Shape{37, 75, 24}, Shape{513, 64, 33},
-                   Shape{700, 136, 16}, Shape{130, 4096, 32}})
+                   Shape{700, 136, 16}, Shape{130, 4096, 32}, Shape{2100, 40, 32}})
     for (float p : {0.0f, 0.1f}) {
       const int N = sh.N, C = sh.C, R = sh.R, OC = 12;
       const float scale = 0.25f;

@@ -67,11 +67,11 @@ constexpr int lora_da_tc_smem() {
   return 2 * kLoraDaK * (kLoraDaLdx + RT + 8) * 2;  // hi and lo tiles of x and du
 }
 
-/** Row slices of dA's partial sums for N rows and rank R: ~256+ rows per slice, at most 16, and S R <= N so that the
+/** Row slices of dA's partial sums for N rows and rank R: 128+ rows per slice, at most 16, and S R <= N so that the
  *  partials [S, R, C] fit in the op's [N, C] scratch (S == 1: the block adds into dA itself). A function of N and R
  *  only, so the bits do not depend on the device. */
 QT_KFN int lora_da_tc_slices(int N, int R) {
-  int s = imax(1, imin(16, N / 256));
+  int s = imax(1, imin(16, N / 128));
   while (s > 1 && s * R > N) s--;
   return s;
 }
@@ -168,32 +168,43 @@ QT_KFN void lora_da_tc(Ctx& c, const LoraArgs& a) {
   }
 }
 
-/** p[0] += v0, p[1] += v1 (each rounded once) as one 8-byte load and store (p 8-byte aligned). */
-QT_KFN void lora_add2(float* p, float v0, float v1) {
+/** Two floats at p (8-byte aligned) as one load or store. */
+QT_KFN void lora_ld2(const float* p, float& v0, float& v1) {
 #if defined(__CUDA_ARCH__)
-  float2 d = *reinterpret_cast<const float2*>(p);
-  d.x = add_rn(d.x, v0);
-  d.y = add_rn(d.y, v1);
-  *reinterpret_cast<float2*>(p) = d;
+  const float2 d = *reinterpret_cast<const float2*>(p);
+  v0 = d.x;
+  v1 = d.y;
 #else
-  p[0] = add_rn(p[0], v0);
-  p[1] = add_rn(p[1], v1);
+  v0 = p[0];
+  v1 = p[1];
+#endif
+}
+QT_KFN void lora_st2(float* p, float v0, float v1) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+#else
+  p[0] = v0;
+  p[1] = v1;
 #endif
 }
 
-// ---- dinp: grid (ceil(C / 128), ceil(N / 256)), 128 threads. Block (bx, by) stages A[:, 128 bx ..] (hi/lo, [RT][136])
-// once, then for each of its 4 tiles of 64 rows stages du [64][RT] (hi/lo) and warp w multiplies its 16 rows by the
-// 128 columns (16 n-tiles; A operand du [row][rank]: ldsm_a, B operand A [rank][col] = [k][n]: ldsm_bt2). The fragments
-// of the result are added into dinp through the mask where they sit: lane (g, t) holds columns 2t, 2t + 1 of each
-// 8-column tile, a pair that shares one half-draw (rng_mask_pair) when its element index is even.
+// ---- dinp: grid (ceil(C / 128), ceil(N / (64 T))), 128 threads, T = lora_dx_tc_tiles(N). Block (bx, by) stages
+// A[:, 128 bx ..] (hi/lo, [RT][136]) once, then for each of its T tiles of 64 rows stages du [64][RT] (hi/lo) and warp w
+// multiplies its 16 rows by the 128 columns (16 n-tiles; A operand du [row][rank]: ldsm_a, B operand A [rank][col] =
+// [k][n]: ldsm_bt2). Lane (g, t) holds columns 2t, 2t + 1 of each 8-column tile of rows g and g + 8: it loads those
+// dinp values before the products (all 64 in flight at once: one memory round trip per tile, run 23's first version
+// waited for each pair in turn and was slower than the GEMMs it replaced), then adds the products through the mask (a
+// pair shares one half-draw, rng_mask_pair, when its element index is even) and stores them.
 constexpr int kLoraDxCols = 128;
 constexpr int kLoraDxTileRows = 64;
-constexpr int kLoraDxTiles = 4;
 constexpr int kLoraDxLda = kLoraDxCols + 8;
 template <int RT>
 constexpr int lora_dx_tc_smem() {
   return 2 * (RT * kLoraDxLda + kLoraDxTileRows * (RT + 8)) * 2;
 }
+/** Row tiles per dinp block: A staged once for up to 4 tiles when N is large, one tile per block when few blocks would
+ *  leave SMs idle. */
+QT_KFN int lora_dx_tc_tiles(int N) { return N >= 8192 ? 4 : N >= 2048 ? 2 : 1; }
 
 template <int RT, class Ctx>
 QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
@@ -204,11 +215,12 @@ QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
   uint16_t* uh = Al + RT * LDA;  // [64][LDU]
   uint16_t* ul = uh + kLoraDxTileRows * LDU;
   const int tid = c.tid(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int c0 = c.bx() * kLoraDxCols, nblock = c.by() * kLoraDxTileRows * kLoraDxTiles;
+  const int tiles = lora_dx_tc_tiles(a.N);
+  const int c0 = c.bx() * kLoraDxCols, nblock = c.by() * kLoraDxTileRows * tiles;
   const bool drop = a.p > 0.0f;
   const uint64_t mseed = qt::mix64(a.seed);
   const bool uvec = a.R % 4 == 0 && (reinterpret_cast<uintptr_t>(a.du) & 15) == 0;
-  const bool pairs = a.C % 2 == 0 && (reinterpret_cast<uintptr_t>(a.dinp) & 7) == 0;  // float2 at even elements
+  const bool pairs = a.C % 2 == 0 && (reinterpret_cast<uintptr_t>(a.dinp) & 7) == 0;  // 8-byte pairs at even elements
 
   for (int e = tid; e < RT * AQ; e += kLoraBwdThreads) {
     const int r = e / AQ, q = 4 * (e % AQ);
@@ -216,7 +228,7 @@ QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
     lora_st_hilo(Ah + r * LDA + q, Al + r * LDA + q, v);
   }
 
-  for (int tile = 0; tile < kLoraDxTiles; tile++) {
+  for (int tile = 0; tile < tiles; tile++) {
     const int n0 = nblock + tile * kLoraDxTileRows;
     if (n0 >= a.N) break;  // uniform over the block
     if (tile > 0) c.sync();  // the previous tile's du is no longer read
@@ -224,6 +236,25 @@ QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
       const int rr = e / UQ, q = 4 * (e % UQ), n = n0 + rr;
       const F4 v = lora_ld4(n < a.N ? a.du + static_cast<int64_t>(n) * a.R : nullptr, q, a.R, uvec);
       lora_st_hilo(uh + rr * LDU + q, ul + rr * LDU + q, v);
+    }
+    // this lane's dinp values of the tile: row n0 + 16 warp + g + 8 h, columns c0 + 8 j + 2 t (+ 1)
+    float d[2][NT][2];
+    QT_UNROLL
+    for (int h = 0; h < 2; h++) {
+      const int n = n0 + 16 * warp + g + 8 * h;
+      const float* drow = a.dinp + static_cast<int64_t>(n) * a.C;
+      QT_UNROLL
+      for (int j = 0; j < NT; j++) {
+        const int col = c0 + 8 * j + 2 * t;
+        d[h][j][0] = d[h][j][1] = 0.0f;
+        if (n >= a.N || col >= a.C) continue;
+        if (pairs) {
+          lora_ld2(drow + col, d[h][j][0], d[h][j][1]);
+        } else {
+          d[h][j][0] = drow[col];
+          if (col + 1 < a.C) d[h][j][1] = drow[col + 1];
+        }
+      }
     }
     c.sync();
 
@@ -267,11 +298,13 @@ QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
           v0 = u0 >= a.p ? mul_rn(v0, a.keep_scale) : 0.0f;
           v1 = u1 >= a.p ? mul_rn(v1, a.keep_scale) : 0.0f;
         }
+        v0 = add_rn(d[h][j][0], v0);
+        v1 = add_rn(d[h][j][1], v1);
         if (pairs) {  // col even, col + 1 < C
-          lora_add2(drow + col, v0, v1);
+          lora_st2(drow + col, v0, v1);
         } else {
-          drow[col] = add_rn(drow[col], v0);
-          if (col + 1 < a.C) drow[col + 1] = add_rn(drow[col + 1], v1);
+          drow[col] = v0;
+          if (col + 1 < a.C) drow[col + 1] = v1;
         }
       }
     }
