@@ -55,12 +55,12 @@ QT_KFN F4 lora_drop4(const LoraArgs& a, uint64_t mseed, F4 v, int n, int col) {
 }
 
 // ---- dA: grid (ceil(C / 64), S), 128 threads. Block (bx, s) owns columns 64 bx .. 64 bx + 63 of C and walks the rows
-// of slice s (ceil(N / S) rows) in chunks of 32: the chunk's dropout(x) [32][64] and du [32][RT] are loaded into
+// of slice s (ceil(N / S) rows) in chunks of 64: the chunk's dropout(x) [64][64] and du [64][RT] are loaded into
 // registers one chunk ahead, then split into bf16 hi/lo tiles in shared memory, rows padded by 8 elements. Warp w
 // computes dA^T's 16 x RT block for columns 16 w .. 16 w + 15: A operand = dropout(x)^T (ldmatrix .trans of the [row][col]
 // tile), B operand = du ([row][rank] = [k][n]: ldsm_bt2), K = the chunk's rows.
 constexpr int kLoraDaCols = 64;
-constexpr int kLoraDaK = 32;
+constexpr int kLoraDaK = 64;  // 32 in run 23's first version: half the bytes in flight per round trip
 constexpr int kLoraDaLdx = kLoraDaCols + 8;
 template <int RT>
 constexpr int lora_da_tc_smem() {
@@ -87,9 +87,9 @@ template <int RT, class Ctx>
 QT_KFN void lora_da_tc(Ctx& c, const LoraArgs& a) {
   constexpr int NT = RT / 8, LDX = kLoraDaLdx, LDU = RT + 8, K = kLoraDaK;
   constexpr int XQ = kLoraDaCols / 4;                 // float4s per x row (16)
-  constexpr int XIT = K * XQ / kLoraBwdThreads;       // x float4s per thread and chunk (4)
+  constexpr int XIT = K * XQ / kLoraBwdThreads;       // x float4s per thread and chunk (8)
   constexpr int UQ = RT / 4;                          // float4s per du row
-  constexpr int UIT = (K * UQ + kLoraBwdThreads - 1) / kLoraBwdThreads;  // 1, 2 or 4
+  constexpr int UIT = (K * UQ + kLoraBwdThreads - 1) / kLoraBwdThreads;  // 2, 4 or 8
   uint16_t* xh = reinterpret_cast<uint16_t*>(c.smem());  // [K][LDX]
   uint16_t* xl = xh + K * LDX;
   uint16_t* uh = xl + K * LDX;  // [K][LDU]
@@ -222,20 +222,32 @@ QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
   const bool uvec = a.R % 4 == 0 && (reinterpret_cast<uintptr_t>(a.du) & 15) == 0;
   const bool pairs = a.C % 2 == 0 && (reinterpret_cast<uintptr_t>(a.dinp) & 7) == 0;  // 8-byte pairs at even elements
 
-  for (int e = tid; e < RT * AQ; e += kLoraBwdThreads) {
-    const int r = e / AQ, q = 4 * (e % AQ);
-    const F4 v = lora_ld4(r < a.R ? a.A + static_cast<int64_t>(r) * a.C : nullptr, c0 + q, a.C, a.avec);
-    lora_st_hilo(Ah + r * LDA + q, Al + r * LDA + q, v);
+  // staging loops of fixed counts, unrolled: every load of a tile is in flight at once (run 23's first version waited
+  // for each in turn)
+  constexpr int AIT = RT * AQ / kLoraBwdThreads, UIT = kLoraDxTileRows * UQ / kLoraBwdThreads;
+  {
+    F4 av[AIT];
+    QT_UNROLL
+    for (int it = 0; it < AIT; it++) {
+      const int e = tid + kLoraBwdThreads * it, r = e / AQ;
+      av[it] = lora_ld4(r < a.R ? a.A + static_cast<int64_t>(r) * a.C : nullptr, c0 + 4 * (e % AQ), a.C, a.avec);
+    }
+    QT_UNROLL
+    for (int it = 0; it < AIT; it++) {
+      const int e = tid + kLoraBwdThreads * it, r = e / AQ, q = 4 * (e % AQ);
+      lora_st_hilo(Ah + r * LDA + q, Al + r * LDA + q, av[it]);
+    }
   }
 
   for (int tile = 0; tile < tiles; tile++) {
     const int n0 = nblock + tile * kLoraDxTileRows;
     if (n0 >= a.N) break;  // uniform over the block
     if (tile > 0) c.sync();  // the previous tile's du is no longer read
-    for (int e = tid; e < kLoraDxTileRows * UQ; e += kLoraBwdThreads) {
-      const int rr = e / UQ, q = 4 * (e % UQ), n = n0 + rr;
-      const F4 v = lora_ld4(n < a.N ? a.du + static_cast<int64_t>(n) * a.R : nullptr, q, a.R, uvec);
-      lora_st_hilo(uh + rr * LDU + q, ul + rr * LDU + q, v);
+    F4 uv[UIT];
+    QT_UNROLL
+    for (int it = 0; it < UIT; it++) {
+      const int e = tid + kLoraBwdThreads * it, n = n0 + e / UQ;
+      uv[it] = lora_ld4(n < a.N ? a.du + static_cast<int64_t>(n) * a.R : nullptr, 4 * (e % UQ), a.R, uvec);
     }
     // this lane's dinp values of the tile: row n0 + 16 warp + g + 8 h, columns c0 + 8 j + 2 t (+ 1)
     float d[2][NT][2];
@@ -255,6 +267,11 @@ QT_KFN void lora_dx_tc(Ctx& c, const LoraArgs& a) {
           if (col + 1 < a.C) d[h][j][1] = drow[col + 1];
         }
       }
+    }
+    QT_UNROLL
+    for (int it = 0; it < UIT; it++) {
+      const int e = tid + kLoraBwdThreads * it, rr = e / UQ, q = 4 * (e % UQ);
+      lora_st_hilo(uh + rr * LDU + q, ul + rr * LDU + q, uv[it]);
     }
     c.sync();
 
