@@ -23,7 +23,7 @@
 # Results under $OUT (at most 8 files): run_all.log, build.log, sass.txt, gpu_check.json, hf_compare.json, bench.json,
 # summary.json.
 # Fast paths (issue 6), each switchable without rebuilding (defaults first): QT_CUDA_ATTN=tc16|tc|simt, QT_CUDA_ATTN_DS=1|0,
-# QT_CUDA_GEMV=7|6|4|3|1|0 (QT_CUDA_GEMV_ROWS=1|2 forces gemv 4, 6 or 7's rows per warp), QT_CUDA_DEQUANT=auto|vec2|vec|simple, QT_CUDA_LORA=tf32|cublas|fused, QT_CUDA_LORA_BWD=tc|gemm, QT_CUDA_XCACHE=1|0,
+# QT_CUDA_GEMV=7|6|4|3|1|0 (QT_CUDA_GEMV_ROWS=1|2 forces gemv 4, 6 or 7's rows per warp), QT_CUDA_DEQUANT=auto|vec2|vec|simple, QT_CUDA_LORA=tf32|cublas|fused, QT_CUDA_XCACHE=1|0,
 # QT_CUDA_DECODE=1|0, QT_CUDA_PDL=1|0, QT_CKPT_BF16=1|0 (unset: bf16 checkpoints for bf16/fp16 compute), QT_MLP_BF16=0 (fp32 MLP intermediates), QT_DEQUANT_REUSE=1|0 (unset: auto,
 # on for batches of <= 4096 rows with memory to spare). gpu_check tests the old and the new path of each op itself; a path whose checks fail is switched off (or back
 # to its run-2 version) for the later stages and the next call on the same machine ($BUILD/fallback.env, rewritten by
@@ -198,7 +198,7 @@ s_check() {
 # machine: $BUILD/fallback.env), so the benchmark measures only paths that passed; it says so. The first check that
 # hit a CUDA error names the culprit (later checks in that process fail after a sticky error and are not counted).
 # Where a path has an older version, a failed new version falls back to it (QT_CUDA_GEMV=7 -> 6, 6 -> 4, 4 -> 3, 3 -> 1, QT_CUDA_DEQUANT=auto
-# or vec2 -> vec, QT_CUDA_ATTN=tc16 -> tc, QT_CUDA_LORA=tf32 -> cublas, fused -> tf32, QT_CUDA_LORA_BWD=tc -> gemm), a failed old one
+# or vec2 -> vec, QT_CUDA_ATTN=tc16 -> tc, QT_CUDA_LORA=tf32 -> cublas, fused -> tf32), a failed old one
 # to off (-> 0). If gpu_check died before writing its JSON, the FAIL lines it printed are read instead, and run 3's
 # new paths are switched off whatever they say (they are the likeliest culprits of a crash or a hang).
 fast_path_fallback() {
@@ -207,7 +207,7 @@ import json, os, re, sys
 # (variable, value, name fragments); for one variable the lowest value triggered wins (0 = off)
 tags = [("QT_CUDA_ATTN", "tc", ("[fp16 tc16]",)), ("QT_CUDA_ATTN", "simt", ("[bf16 tc]",)),
         ("QT_CUDA_GEMV", "6", ("[gemv7]",)), ("QT_CUDA_GEMV", "4", ("[gemv6]",)), ("QT_CUDA_GEMV", "3", ("[gemv4]",)), ("QT_CUDA_GEMV", "1", ("[gemv3]",)), ("QT_CUDA_GEMV", "0", ("[gemv]",)),
-        ("QT_CUDA_DEQUANT", "vec", ("[vec2]", "[auto]")), ("QT_CUDA_DEQUANT", "simple", ("[vec]",)), ("QT_CUDA_LORA", "tf32", ("[fused]",)), ("QT_CUDA_LORA", "cublas", ("[tf32", "lora tf32")), ("QT_CUDA_LORA_BWD", "gemm", ("[bwd tc", "lora bwd tc")), ("QT_CUDA_XCACHE", "0", ("xcache",)),
+        ("QT_CUDA_DEQUANT", "vec", ("[vec2]", "[auto]")), ("QT_CUDA_DEQUANT", "simple", ("[vec]",)), ("QT_CUDA_LORA", "tf32", ("[fused]",)), ("QT_CUDA_LORA", "cublas", ("[tf32", "lora tf32")), ("QT_CUDA_XCACHE", "0", ("xcache",)),
         ("QT_CUDA_DECODE", "0", ("[decode]",)), ("QT_CUDA_PDL", "0", ("[pdl]",)), ("QT_DEQUANT_REUSE", "0", ("[reuse]",))]
 results = []
 died = not os.path.exists(sys.argv[1])

@@ -10,8 +10,6 @@
 //   fused LoRA kernels (dropout mask inside): u, dA and dinp within fp32 rounding of cpu/lora.cpp (rel. L2 <= 1e-5);
 //   tensor-core LoRA u = dropout(x) A^T (lora_xa_tc, hi/lo bf16 split): rel. L2 vs cpu/lora.cpp <= 2e-5, and at least
 //                   20x below plain bf16 operands (computed here on the host), with the rule's slices of C and another;
-//   tensor-core LoRA backward (lora_da_tc, lora_dx_tc: hi/lo bf16 split, mask inline): the dA and dinp increments vs
-//                   cpu/lora.cpp (du from an exact sum, as the cuBLAS GEMM before them gives it) rel. L2 <= 2e-5;
 //   decode kernels: RMSNorm of a few rows (rel. L2 <= 1e-6, as gpu_check; with the residual add fused in: the bits of
 //                   the add then the plain rows kernel), single-query split-key attention in fp32
 //                   (out <= 1e-5, lse <= 1e-6, -inf where the CPU has it).
@@ -27,7 +25,6 @@
 #include "cpu/ops.h"
 #include "cuda/attention_tc.h"
 #include "cuda/decode_kernels.h"
-#include "cuda/lora_bwd_kernels.h"
 #include "cuda/lora_kernels.h"
 #include "cuda/nf4_kernels.h"
 #include "dtype.h"
@@ -971,69 +968,5 @@ TEST(sim_lora_xa_tc_matches_cpu) {
         CHECK_MSG(e <= 2e-5, tag << ": u rel L2 " << e);
         CHECK_MSG(e * 20 <= e_bf, tag << ": u rel L2 " << e << " not 20x below plain bf16's " << e_bf);
       }
-    }
-}
-
-namespace {
-
-template <int RT>
-void run_lora_bwd_tc_sim(const qt::kern::LoraArgs& a) {
-  using namespace qt::kern;
-  warpsim::launch({(a.C + kLoraDaCols - 1) / kLoraDaCols, a.S, 1}, kLoraBwdThreads, lora_da_tc_smem<RT>(),
-                  [&](warpsim::Ctx& c) { lora_da_tc<RT>(c, a); });
-  if (a.S > 1) warpsim::launch({3, 1, 1}, 64, 0, [&](warpsim::Ctx& c) { lora_da_sum(c, a); });
-  if (a.dinp)
-    warpsim::launch({(a.C + kLoraDxCols - 1) / kLoraDxCols, (a.N + kLoraDxTileRows * lora_dx_tc_tiles(a.N) - 1) / (kLoraDxTileRows * lora_dx_tc_tiles(a.N)), 1},
-                    kLoraBwdThreads, lora_dx_tc_smem<RT>(), [&](warpsim::Ctx& c) { lora_dx_tc<RT>(c, a); });
-}
-
-}  // namespace
-
-// The backward's dA and dinp on tensor cores (lora.cu runs them after cuBLAS's du = scale dout B): the increments of
-// both against cpu/lora.cpp, with and without dropout, one slice (dA added in the kernel) and several (partials summed
-// by lora_da_sum), odd widths (scalar loads, per-element mask draws, scalar dinp updates) and ranks that pad the tile.
-TEST(sim_lora_bwd_tc_matches_cpu) {
-  struct Shape {
-    int N, C, R;
-  };
-  for (Shape sh : {Shape{10, 48, 8}, Shape{77, 200, 32}, Shape{300, 96, 64}, Shape{37, 75, 24}, Shape{513, 64, 33},
-                   Shape{700, 136, 16}, Shape{130, 4096, 32}, Shape{2100, 40, 32}})
-    for (float p : {0.0f, 0.1f}) {
-      const int N = sh.N, C = sh.C, R = sh.R, OC = 12;
-      const float scale = 0.25f;
-      const uint64_t seed = 31 + static_cast<uint64_t>(N);
-      auto x = rnd(static_cast<size_t>(N) * C, 21 + N), A = rnd(static_cast<size_t>(R) * C, 22 + N, -0.2f, 0.2f);
-      auto Bw = rnd(static_cast<size_t>(OC) * R, 23 + N, -0.2f, 0.2f), dout = rnd(static_cast<size_t>(N) * OC, 24 + N);
-      auto u = rnd(static_cast<size_t>(N) * R, 25 + N), dx0 = rnd(static_cast<size_t>(N) * C, 26 + N);
-      auto dA0 = rnd(static_cast<size_t>(R) * C, 27 + N), dB0 = rnd(static_cast<size_t>(OC) * R, 28 + N);
-      std::vector<float> dx_c = dx0, dA_c = dA0, dB_c = dB0, scratch(static_cast<size_t>(N) * (C + R));
-      qt::cpu::lora_backward(dx_c.data(), dA_c.data(), dB_c.data(), scratch.data(), dout.data(), x.data(), u.data(), A.data(),
-                             Bw.data(), scale, p, seed, N, C, OC, R);
-      std::vector<float> du(static_cast<size_t>(N) * R);
-      for (int n = 0; n < N; n++)
-        for (int r = 0; r < R; r++) {
-          double sum = 0;
-          for (int o = 0; o < OC; o++) sum += static_cast<double>(dout[static_cast<size_t>(n) * OC + o]) * Bw[static_cast<size_t>(o) * R + r];
-          du[static_cast<size_t>(n) * R + r] = static_cast<float>(scale * sum);
-        }
-      qt::kern::LoraArgs a = qt::kern::lora_args(x.data(), A.data(), p, seed, N, C, R);
-      a.du = du.data();
-      a.S = qt::kern::lora_da_tc_slices(N, R);
-      CHECK(a.S >= 1 && a.S <= 16 && (a.S == 1 || a.S * R <= N));
-      a.xvec = C % 4 == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
-      a.avec = C % 4 == 0 && reinterpret_cast<uintptr_t>(a.A) % 16 == 0;
-      std::vector<float> part(static_cast<size_t>(a.S) * R * C, std::nanf("")), dA_s = dA0, dx_s = dx0;
-      a.part = a.S > 1 ? part.data() : nullptr;
-      a.dA = dA_s.data();
-      a.dinp = dx_s.data();
-      const int rt = qt::kern::lora_bwd_rt(R);
-      if (rt == 16) run_lora_bwd_tc_sim<16>(a);
-      else if (rt == 32) run_lora_bwd_tc_sim<32>(a);
-      else run_lora_bwd_tc_sim<64>(a);
-      const double e_da = rel_l2(minus(dA_c, dA0), minus(dA_s, dA0)), e_dx = rel_l2(minus(dx_c, dx0), minus(dx_s, dx0));
-      std::printf("    lora_bwd_tc N=%-4d C=%-4d R=%-2d p=%.1f S=%-2d: dA rel L2 %.2e, dinp rel L2 %.2e\n", N, C, R, p, a.S, e_da, e_dx);
-      const std::string tag = "N=" + std::to_string(N) + " C=" + std::to_string(C) + " R=" + std::to_string(R) + " p=" + std::to_string(p);
-      CHECK_MSG(e_da <= 2e-5, tag << ": dA increment rel L2 " << e_da);
-      CHECK_MSG(e_dx <= 2e-5, tag << ": dinp increment rel L2 " << e_dx);
     }
 }

@@ -18,6 +18,10 @@
 // Run 11: before the tensor-core kernels, q, k, v (and dout) are rounded once into head-padded 16-bit copies in the
 // workspace (attn_pad16_kernel), which the kernels copy with cp.async; a dk/dv pass split per query head writes
 // per-head partials that attn_group_sum_kernel adds in head order (attention_tc.h).
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include "attention_tc.h"
 #include "decode_kernels.h"
 #include "ops.cuh"
@@ -384,6 +388,22 @@ size_t fwd_smem(int HS) { return sizeof(float) * (static_cast<size_t>(BQ + BK) *
 size_t dq_smem(int HS) { return sizeof(float) * (static_cast<size_t>(2 * BQ + BK) * (HS + 1) + 2 * BQ * (BK + 1) + 2 * BQ); }
 size_t dkv_smem(int HS) {
   return sizeof(float) * (static_cast<size_t>(2 * BK + 2 * BQ2) * (HS + 1) + 2 * BK * (BQ2 + 1) + 2 * BQ2);
+}
+
+// Kernels that need more than the default 48 KB of dynamic shared memory must say so (per device).
+// Remembered per (kernel, device), so a decode step's launches do not pay for the attribute call every time.
+template <class K>
+void allow_smem(K kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return;
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, size_t> raised;
+  int dev = 0;
+  QT_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lk(mu);
+  size_t& cur = raised[{reinterpret_cast<const void*>(kernel), dev}];
+  if (cur >= bytes) return;
+  QT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  cur = bytes;
 }
 
 void check_dims(int NH, int NKV, int HS) {

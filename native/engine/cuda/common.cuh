@@ -13,7 +13,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -203,22 +202,6 @@ __device__ inline float block_max(float v, float* scratch) {
   if (threadIdx.x == 0) scratch[0] = r;
   __syncthreads();
   return scratch[0];
-}
-
-// Kernels that need more than the default 48 KB of dynamic shared memory must say so (per device).
-// Remembered per (kernel, device), so a decode step's launches do not pay for the attribute call every time.
-template <class K>
-inline void allow_smem(K kernel, size_t bytes) {
-  if (bytes <= 48 * 1024) return;
-  static std::mutex mu;
-  static std::map<std::pair<const void*, int>, size_t> raised;
-  int dev = 0;
-  QT_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lk(mu);
-  size_t& cur = raised[{reinterpret_cast<const void*>(kernel), dev}];
-  if (cur >= bytes) return;
-  QT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  cur = bytes;
 }
 
 }  // namespace qt::cuda

@@ -156,7 +156,6 @@ Paths& mutable_paths() {
     if (env_is("QT_CUDA_DEQUANT", "vec2")) d.dequant = Paths::kDqVec2;
     if (env_is("QT_CUDA_LORA", "cublas")) d.lora = Paths::kLoraCublas;  // exact fp32 GEMMs whatever the compute dtype
     if (env_is("QT_CUDA_LORA", "fused")) d.lora = Paths::kLoraFused;    // (default tf32: TF32 GEMMs for 16-bit compute)
-    if (env_is("QT_CUDA_LORA_BWD", "gemm")) d.lora_bwd_tc = false;
     if (env_is("QT_CUDA_XCACHE", "0")) d.xcache = false;
     if (env_is("QT_CUDA_DECODE", "0")) d.decode = false;
     if (env_is("QT_CUDA_PDL", "0")) d.pdl = 0;
@@ -185,7 +184,6 @@ bool set_path(const std::string& name, const std::string& value) {
     p.dequant = value == "auto" ? Paths::kDqAuto : value == "vec2" ? Paths::kDqVec2 : value == "vec" ? Paths::kDqVec : Paths::kDqSimple;
   else if (name == "lora" && (value == "tf32" || value == "cublas" || value == "fused"))
     p.lora = value == "tf32" ? Paths::kLoraTf32 : value == "cublas" ? Paths::kLoraCublas : Paths::kLoraFused;
-  else if (name == "lora_bwd" && (value == "tc" || value == "gemm")) p.lora_bwd_tc = value == "tc";
   else if (name == "xcache" && (value == "1" || value == "0")) p.xcache = value == "1";
   else if (name == "decode" && (value == "1" || value == "0")) p.decode = value == "1";
   else if (name == "pdl" && (value == "1" || value == "2" || value == "0")) p.pdl = value[0] - '0';
@@ -203,7 +201,7 @@ std::string active_paths() {
          " gemv=" + std::to_string(p.gemv) +
          (p.gemv >= 4 && p.gemv_rows ? "/rows" + std::to_string(p.gemv_rows) : std::string()) +
          " dequant=" + (p.dequant == Paths::kDqAuto ? "auto" + dequant_auto_choice() : p.dequant == Paths::kDqVec2 ? std::string("vec2") : p.dequant == Paths::kDqVec ? std::string("vec") : std::string("simple")) + " lora=" + (p.lora == Paths::kLoraTf32 ? "tf32" : p.lora == Paths::kLoraCublas ? "cublas" : "fused") +
-         (p.lora_bwd_tc ? "" : " lora_bwd=gemm") + " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + std::to_string(p.pdl) + " ckpt_bf16=" + (ck ? ck : "auto") +
+         " xcache=" + (p.xcache ? "1" : "0") + " decode=" + (p.decode ? "1" : "0") + " pdl=" + std::to_string(p.pdl) + " ckpt_bf16=" + (ck ? ck : "auto") +
          " reuse=" + (ru ? ru : "auto");
 }
 

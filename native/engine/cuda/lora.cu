@@ -1,10 +1,7 @@
 // Launchers of the LoRA kernels (lora_kernels.h) that matmul_cublas.cu's lora_forward / lora_backward call around the
 // cuBLAS products with B: the forward's tensor-core u = dropout(x) A^T (lora_xa_tc: the default tf32 path with 16-bit
-// compute, sm_80+, R <= 64), the backward's dA and dinp on tensor cores (lora_bwd_kernels.h: lora_da_tc, lora_dx_tc;
-// QT_CUDA_LORA_BWD=tc, the default with tf32) and the fused SIMT kernels (QT_CUDA_LORA=fused, ranks up to 64; slower,
-// kept selectable).
+// compute, sm_80+, R <= 64) and the fused SIMT kernels (QT_CUDA_LORA=fused, ranks up to 64; slower, kept selectable).
 // Kept out of matmul_cublas.cu so that the kernels-only build (no cuBLAS) compiles them too.
-#include "lora_bwd_kernels.h"
 #include "lora_kernels.h"
 #include "ops.cuh"
 
@@ -41,18 +38,6 @@ __global__ void __launch_bounds__(256) lora_da_sum_kernel(kern::LoraArgs a) {
 }
 
 template <int RT>
-__global__ void __launch_bounds__(kern::kLoraBwdThreads) lora_da_tc_kernel(kern::LoraArgs a) {
-  kern::DevCtx c;
-  kern::lora_da_tc<RT>(c, a);
-}
-
-template <int RT>
-__global__ void __launch_bounds__(kern::kLoraBwdThreads) lora_dx_tc_kernel(kern::LoraArgs a) {
-  kern::DevCtx c;
-  kern::lora_dx_tc<RT>(c, a);
-}
-
-template <int RT>
 __global__ void __launch_bounds__(kern::kLoraDxThreads) lora_dx_kernel(kern::LoraArgs a) {
   kern::DevCtx c;
   kern::lora_dx<RT>(c, a);
@@ -81,34 +66,6 @@ void da_dx(const kern::LoraArgs& a, bool dx, cudaStream_t s) {
   lora_dx_kernel<RT><<<dim3(cdiv(a.C, kern::kLoraDxThreads), cdiv(a.N, kern::kLoraDxRows)), kern::kLoraDxThreads,
                        kern::lora_dx_smem<RT>(), s>>>(a);
   QT_LAUNCH_CHECK();
-}
-
-// Each in its own profiler section: the per-op tables show the two kernels apart (gpu_bench).
-template <int RT>
-void da_tc(const kern::LoraArgs& a, cudaStream_t s) {
-  Section sec(device_ctx(), "lora.da_tc");
-  lora_da_tc_kernel<RT><<<dim3(cdiv(a.C, kern::kLoraDaCols), static_cast<unsigned>(a.S)), kern::kLoraBwdThreads,
-                          kern::lora_da_tc_smem<RT>(), s>>>(a);
-  QT_LAUNCH_CHECK();
-  if (a.S == 1) return;
-  lora_da_sum_kernel<<<grid_for(static_cast<size_t>(a.R) * a.C, 256), 256, 0, s>>>(a);
-  QT_LAUNCH_CHECK();
-}
-
-template <int RT>
-void dx_tc(const kern::LoraArgs& a, cudaStream_t s) {
-  Section sec(device_ctx(), "lora.dx_tc");
-  const size_t smem = kern::lora_dx_tc_smem<RT>();
-  allow_smem(lora_dx_tc_kernel<RT>, smem);
-  lora_dx_tc_kernel<RT><<<dim3(cdiv(a.C, kern::kLoraDxCols), cdiv(a.N, kern::kLoraDxTileRows * kern::lora_dx_tc_tiles(a.N))),
-                          kern::kLoraBwdThreads, smem, s>>>(a);
-  QT_LAUNCH_CHECK();
-}
-
-template <int RT>
-void bwd_tc(const kern::LoraArgs& a, bool dx, cudaStream_t s) {
-  da_tc<RT>(a, s);
-  if (dx) dx_tc<RT>(a, s);
 }
 
 }  // namespace
@@ -144,21 +101,6 @@ void lora_xa_tc_launch(kern::LoraArgs a, float* part, cudaStream_t s) {
   else if (a.R <= 16) xa_tc<16>(a, s);
   else if (a.R <= 32) xa_tc<32>(a, s);
   else xa_tc<64>(a, s);
-}
-
-bool lora_bwd_tc_applies(int N, int C, int R) {
-  return paths().lora_bwd_tc && N > 0 && C > 0 && R >= 1 && R <= 64 && device_ctx().prop.major >= 8;
-}
-
-void lora_bwd_tc_launch(kern::LoraArgs a, bool dx, float* part, cudaStream_t s) {
-  a.S = kern::lora_da_tc_slices(a.N, a.R);
-  a.part = a.S > 1 ? part : nullptr;
-  a.xvec = a.C % 4 == 0 && aligned16(a.x);
-  a.avec = a.C % 4 == 0 && aligned16(a.A);
-  const int rt = kern::lora_bwd_rt(a.R);
-  if (rt == 16) bwd_tc<16>(a, dx, s);
-  else if (rt == 32) bwd_tc<32>(a, dx, s);
-  else bwd_tc<64>(a, dx, s);
 }
 
 void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s) {

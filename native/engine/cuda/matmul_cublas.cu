@@ -329,17 +329,6 @@ void lora_backward(float* dinp, float* dA, float* dB, float* scratch, const floa
   float* du = scratch + static_cast<size_t>(N) * C;
   gemm_tn(op.c, dB, dout, u, DType::F32, OC, R, N, scale, 1.0f, ct);  // dB += scale dout^T u
   gemm_nn(op.c, du, dout, Bw, DType::F32, N, R, OC, scale, 0.0f, ct); // du = scale dout B
-  if (ct == CUBLAS_COMPUTE_32F_FAST_TF32 && lora_bwd_tc_applies(N, C, R)) {
-    // dA and dinp on tensor cores with the mask inline: x read once, dinp read and written once (lora_bwd_kernels.h);
-    // dA's row-slice partials in scratch's first S R C <= N C floats (du sits after N C)
-    Section sec(op.c, "lora.bwd_tc");
-    kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
-    a.du = du;
-    a.dA = dA;
-    a.dinp = dinp;
-    lora_bwd_tc_launch(a, dinp != nullptr, scratch, op.s);
-    return;
-  }
   if (lora_fused_applies(N, C, R)) {  // dA and dinp with the mask drawn inside the kernels (no masked copy)
     kern::LoraArgs a = kern::lora_args(inp, A, dropout, seed, N, C, R);
     a.du = du;

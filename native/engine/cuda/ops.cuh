@@ -38,9 +38,6 @@ struct Paths {
   // SIMT kernels (lora_kernels.h) with exact fp32 GEMMs for the rest (fused; slower than cuBLAS in run 2, BENCHMARKS.md v2)
   enum Lora { kLoraTf32 = 0, kLoraCublas = 1, kLoraFused = 2 };
   int lora = kLoraTf32;
-  bool lora_bwd_tc = true;  // QT_CUDA_LORA_BWD=tc|gemm: with lora=tf32 and bf16/fp16 compute, the backward's dA and dinp in
-                            // lora_bwd_kernels.h (mask inline, no masked copy, du A added into dinp where it is produced;
-                            // run 23) instead of the masked copy + TF32 GEMMs + masked add (gemm)
   bool xcache = true;       // QT_CUDA_XCACHE=1|0: matmuls on the same input reuse its bf16 copy (common.cuh)
   bool decode = true;       // QT_CUDA_DECODE=1|0: single-query attention split over keys, RMSNorm (any rows, run 17) with a
                             // block per row and the row in registers (decode_kernels.h; run 3)
@@ -177,11 +174,6 @@ void lora_da_dx_launch(const kern::LoraArgs& a, bool dx, cudaStream_t s);
 bool lora_xa_tc_applies(int N, int C, int R);
 size_t lora_xa_tc_part_bytes(int N, int C, int R);
 void lora_xa_tc_launch(kern::LoraArgs a, float* part, cudaStream_t s);
-/** The backward's dA and dinp on bf16 tensor cores with the mask inline (lora_bwd_kernels.h, lora.cu): whether they apply
- *  (switch lora_bwd on, sm_80+, 1 <= R <= 64), and the launch (a: lora_args + du, dA, dinp (null: no dinp); part: room for
- *  lora_da_tc_slices(N, R) R C floats, which S R <= N keeps inside an [N, C] scratch). */
-bool lora_bwd_tc_applies(int N, int C, int R);
-void lora_bwd_tc_launch(kern::LoraArgs a, bool dx, float* part, cudaStream_t s);
 /** out[n] (BF16 | F16 | F32) = in[n] fp32, rounded to nearest even. */
 void convert_from_f32(void* out, DType out_t, const float* in, size_t n, cudaStream_t s);
 /** out = (rng_mask_uniform(seed, i) >= p ? in * 1/(1-p) : 0), the LoRA dropout mask (elementwise.cu). */

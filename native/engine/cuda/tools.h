@@ -65,9 +65,6 @@ void release_workspace();
  *                                              exact fp32 GEMMs for every compute dtype (cublas, run 1's); or the
  *                                              dropout inside fused SIMT kernels with exact fp32 GEMMs for the rest
  *                                              (fused: ranks <= 64; slower in run 2, selectable)
- *    lora_bwd tc | gemm       QT_CUDA_LORA_BWD with lora=tf32 and bf16/fp16 compute on sm_80+ (R <= 64): the backward's dA
- *                                              and dinp on hi/lo-split bf16 tensor cores with the mask inline (tc, default,
- *                                              run 23), or the masked copy, TF32 GEMMs and a masked add (gemm)
  *    xcache   1 | 0           QT_CUDA_XCACHE   consecutive matmuls on one input (q/k/v, gate/up) convert it to bf16 once
  *    decode   1 | 0           QT_CUDA_DECODE   single-query attention split over keys (fp32) and RMSNorm (any rows since
  *                                              run 17) with the row in registers (decode_kernels.h), or the general kernels
