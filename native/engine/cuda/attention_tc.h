@@ -379,6 +379,27 @@ QT_KFN void attn_fwd_tc(Ctx& c, const AttnArgs& p) {
   }
 }
 
+/** The dq kernels' end: dq rows i and i + 8 of query head h (this lane's rows g and g + 8 of its warp's 16) += the
+ *  warp's accumulated fragments acc[DT][4] (columns 8 dt + 2t and 8 dt + 2t + 1). */
+template <int DT>
+QT_KFN void dq_add_rows(const AttnArgs& p, const float (*acc)[4], int b, int h, int i, int t) {
+  const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
+  const int64_t ooff = static_cast<int64_t>(b) * p.Tq * ostride + static_cast<int64_t>(h) * p.HS;
+  QT_UNROLL
+  for (int r = 0; r < 2; r++) {
+    if (i + 8 * r >= p.Tq) continue;
+    float* row = p.dq + ooff + static_cast<int64_t>(i + 8 * r) * ostride;
+    QT_UNROLL
+    for (int dt = 0; dt < DT; dt++) {
+      const int d = dt * 8 + 2 * t;
+      if (d < p.HS) {
+        row[d] += acc[dt][2 * r];
+        row[d + 1] += acc[dt][2 * r + 1];
+      }
+    }
+  }
+}
+
 // ---- backward: dq -------------------------------------------------------------------------------------------------
 // grid (ceil(Tq / 64), NH, B). For each key tile: S = Q K^T, dP = dO V^T, dS = P (dP - D) scale, dq += dS K.
 
@@ -447,21 +468,7 @@ QT_KFN void attn_dq_tc(Ctx& c, const AttnArgs& p) {
     mma_p_kn<LD, BK / 16, DT>(c, acc, s, Kb, lane);  // dq += dS K (K stored [key][d] = [k][n])
   }
   c.cp_async_wait_all();
-  const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
-  const int64_t ooff = static_cast<int64_t>(b) * p.Tq * ostride + static_cast<int64_t>(h) * p.HS;
-  QT_UNROLL
-  for (int r = 0; r < 2; r++) {
-    if (qi[r] >= p.Tq) continue;
-    float* row = p.dq + ooff + static_cast<int64_t>(qi[r]) * ostride;
-    QT_UNROLL
-    for (int dt = 0; dt < DT; dt++) {
-      const int d = dt * 8 + 2 * t;
-      if (d < p.HS) {
-        row[d] += acc[dt][2 * r];
-        row[d + 1] += acc[dt][2 * r + 1];
-      }
-    }
-  }
+  dq_add_rows<DT>(p, acc, b, h, qi[0], t);
 }
 
 // ---- backward: dq from the stored dS (QT_CUDA_ATTN_DS, Tq == Tk) -----------------------------------------------------
@@ -512,22 +519,7 @@ QT_KFN void attn_dq_ds_tc(Ctx& c, const AttnArgs& p) {
     }
   }
   c.cp_async_wait_all();
-  const int64_t ostride = static_cast<int64_t>(p.NH) * p.HS;
-  const int64_t ooff = static_cast<int64_t>(b) * p.Tq * ostride + static_cast<int64_t>(h) * p.HS;
-  QT_UNROLL
-  for (int r = 0; r < 2; r++) {
-    const int i = i0 + m0 + g + 8 * r;
-    if (i >= p.Tq) continue;
-    float* row = p.dq + ooff + static_cast<int64_t>(i) * ostride;
-    QT_UNROLL
-    for (int dt = 0; dt < DT; dt++) {
-      const int d = dt * 8 + 2 * t;
-      if (d < p.HS) {
-        row[d] += acc[dt][2 * r];
-        row[d + 1] += acc[dt][2 * r + 1];
-      }
-    }
-  }
+  dq_add_rows<DT>(p, acc, b, h, i0 + m0 + g, t);
 }
 
 // ---- backward: dk, dv ---------------------------------------------------------------------------------------------
