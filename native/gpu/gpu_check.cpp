@@ -391,6 +391,7 @@ void check_attention(Report& R) {
   };
   std::vector<Case> cases = {
       {"T=1024 GQA 8/2 HS=128", 2, 1024, 1024, 8, 2, 128, {}},
+      {"T=1100 (past kAttnDsMaxT: dq recomputes dS), GQA 4/2 HS=64", 1, 1100, 1100, 4, 2, 64, {}},
       {"padded lengths 77/50/1, MQA 4/1 HS=64", 3, 77, 77, 4, 1, 64, {77, 50, 1}},
       {"decode Tq=1 Tk=130 HS=128", 1, 1, 130, 8, 2, 128, {}},
       {"prefill on a cache Tq=5 Tk=40 HS=16", 1, 5, 40, 4, 2, 16, {}},

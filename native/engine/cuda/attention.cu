@@ -624,7 +624,7 @@ void tc_backward(DeviceCtx& dc, cudaStream_t s, kern::AttnArgs a, const float* d
   const int64_t rq = static_cast<int64_t>(a.B) * a.Tq * a.NH, rk = static_cast<int64_t>(a.B) * a.Tk * a.NKV;
   a.dkv_split = split_dkv(dc, a.B, a.Tk, a.NH, a.NKV);
   const size_t part = a.dkv_split ? static_cast<size_t>(a.B) * a.Tk * a.NH * a.HS * sizeof(float) : 0;
-  const bool ds = paths().attn_ds && a.Tq == a.Tk;
+  const bool ds = paths().attn_ds && a.Tq == a.Tk && a.Tq <= kern::kAttnDsMaxT;
   const size_t ds_bytes = ds ? static_cast<size_t>(a.B) * a.NH * kern::attn_ds_tiles(a.Tq) * kern::kAttnBQ * kern::kAttnBK * 2 : 0;
   Carve cv(dc);
   const size_t oD = cv.add(static_cast<size_t>(rq) * sizeof(float)), oq = cv.add(static_cast<size_t>(rq) * HSP * 2),

@@ -79,6 +79,10 @@ constexpr int kAttnDsLd = kAttnBK + 8;  // bf16 per row of a staged dS tile (row
 constexpr int attn_dkv_ds_smem(int HSP) { return attn_dkv_smem(HSP) + kAttnBQ2 * kAttnDsLd * 2; }
 /** dq from stored dS: K and dS tiles, double-buffered. */
 constexpr int attn_dq_ds_smem(int HSP) { return 2 * (2 * kAttnBK * (HSP + 8) + 2 * kAttnBQ * kAttnDsLd); }
+/** The longest sequence whose backward stores dS (QT_CUDA_ATTN_DS): the tiles grow with T^2 per row, so longer ones
+ *  take the dq kernel that recomputes dS and keep the workspace linear in the tokens. At T <= 1024 the tiles cost at most
+ *  NH * 1088 bytes per token (285 MB for Llama-3-8B at 8 x 1024); one 32K-token row would need 34 GB. */
+constexpr int kAttnDsMaxT = 1024;
 /** dS tiles of the lower triangle of a T x T score matrix (64 x 64 each). */
 QT_KFN int64_t attn_ds_tiles(int T) {
   const int64_t n = (T + kAttnBK - 1) / kAttnBK;

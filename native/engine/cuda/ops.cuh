@@ -15,8 +15,9 @@ struct Paths {
   enum Attn { kAttnSimt = 0, kAttnTc = 1, kAttnTc16 = 2 };
   int attn = kAttnTc16;
   int attn_fwd_mt = 2;      // QT_CUDA_ATTN_FWD_MT=2|1: 16-row m-tiles per warp of the tensor-core forward (attention_tc.h)
-  bool attn_ds = true;      // QT_CUDA_ATTN_DS=1|0: the tensor-core backward (Tq == Tk) with the dk/dv pass storing dS in bf16
-                            // and dq multiplying it (attn_dq_ds_tc: one product per tile instead of recomputing S, P, dP)
+  bool attn_ds = true;      // QT_CUDA_ATTN_DS=1|0: the tensor-core backward (Tq == Tk <= kAttnDsMaxT, 1024) with the dk/dv pass
+                            // storing dS in bf16 and dq multiplying it (attn_dq_ds_tc: one product per tile instead of
+                            // recomputing S, P, dP); longer sequences recompute (the tiles grow with T^2)
   int attn_split = -1;      // QT_CUDA_ATTN_SPLIT=auto|1|0: the tensor-core dk/dv pass with a block per query head and a sum
                             // of per-head partials (run 11; auto: when a block per KV head would leave < 2 blocks per SM)
   int gemv = 7;             // QT_CUDA_GEMV=7|6|4|3|1|0: fused NF4 dequant-GEMV for N <= 4 rows (decode): 4 = run 3's kernel

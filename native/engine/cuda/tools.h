@@ -47,8 +47,8 @@ void release_workspace();
  *    attn_split auto|1|0      QT_CUDA_ATTN_SPLIT  the tensor-core backward's dk/dv pass with a block per query head (per-head
  *                                              partials summed over the KV group after it) instead of per KV head; auto: when
  *                                              the per-KV-head grid would leave the GPU under two blocks per SM
- *    attn_ds  1 | 0           QT_CUDA_ATTN_DS  the tensor-core backward (Tq == Tk) with dS stored by the dk/dv pass (bf16,
- *                                              the lower triangle's 64 x 64 tiles in workspace) and dq = dS K from it
+ *    attn_ds  1 | 0           QT_CUDA_ATTN_DS  the tensor-core backward (Tq == Tk <= 1024) with dS stored by the dk/dv pass
+ *                                              (bf16, the lower triangle's 64 x 64 tiles in workspace) and dq = dS K from it
  *    gemv     7|6|4|3|1|0     QT_CUDA_GEMV     fused NF4 dequant-GEMV for matmuls of <= 4 rows (decode): 4 = x staged
  *                                              in shared memory, 6 = 4 with offset table lookups, 7 = 6 with an fp16
  *                                              pair table for 16-bit compute (default; fp32 compute takes 6), 3 = run 3's
