@@ -12,7 +12,12 @@
 //                bf16 when gate/up/down have no LoRA), one layer's backward buffers, the lm_head in chunks of ~32M
 //                logits, LoRA scratch. Chat: the inference layout (2 residual buffers, one layer) for a prompt chunk.
 //   kvCache      chat only: fp32 K and V for every layer, 2 L ctx (NKV HS) 4 bytes.
-//   overhead     the largest linear dequantized to 16 bits (the GEMM workspace) + 512 MiB CUDA context/cuBLAS.
+//   overhead     the engine's workspace (native/engine/cuda: one buffer, the largest request of any op, grown in 64 MiB
+//                steps) + 512 MiB CUDA context/cuBLAS. Training on a GPU computing in 16 bits: the larger of the GEMMs'
+//                (the largest linear dequantized to 16 bits + the 16-bit copy of its input) and the attention
+//                backward's (16-bit copies of q, dout, k, v; dS tiles stored for rows of up to 1024 tokens, at most
+//                NH * 1088 bytes per token; per-head dk/dv partials when the batch is small). Otherwise the dequantized
+//                linear alone.
 // For Meta-Llama-3-8B the weights come to 3.60 GB (NF4) + 2.10 GB (bf16 embeddings) = 5.70 GB, as bitsandbytes.
 import type { MemoryEstimate } from '../../preload/contract'
 
@@ -96,6 +101,8 @@ export interface ActivationLayout {
   mlpBf16?: boolean
   /** The largest in-features among the LoRA targets (sizes the LoRA scratch); default: that of any target. */
   loraMaxIn?: number
+  /** A GPU computing in bf16/fp16: the tensor-core attention and the GEMMs' 16-bit input copies size the workspace. */
+  gpu16?: boolean
 }
 
 /** The layout the engine takes for a device and these settings (memory.cpp want_bf16_checkpoints, want_mlp_bf16,
@@ -110,7 +117,8 @@ export function activationLayout(
   let loraMaxIn = 0
   for (const t of o.loraTargets) if (t in inOut) loraMaxIn = Math.max(loraMaxIn, inOut[t as Target][0])
   const mlpLora = o.loraTargets.some((t) => t === 'gate_proj' || t === 'up_proj' || t === 'down_proj')
-  return { ckptBf16: o.gradCheckpointing && compute !== 'fp32', mlpBf16: compute === 'bf16' && !mlpLora, loraMaxIn }
+  const gpu16 = o.backend === 'cuda' && compute !== 'fp32'
+  return { ckptBf16: o.gradCheckpointing && compute !== 'fp32', mlpBf16: compute === 'bf16' && !mlpLora, loraMaxIn, gpu16 }
 }
 
 /** fp32-element equivalents (bytes / 4) of the engine's activation buffer (native/engine/memory.cpp
@@ -137,9 +145,31 @@ export function activationElements(a: ArchitectureNumbers, mode: 'train' | 'trai
   return e
 }
 
-function overheadBytes(a: ArchitectureNumbers): number {
-  const { C, FF, QD } = dims(a)
-  return Math.max(FF * C, QD * C) * 2 + RUNTIME_BYTES
+const WORKSPACE_STEP = 64 * 1024 * 1024
+/** Bytes per token of stored dS at the longest rows that store it (kAttnDsMaxT = 1024): 136 64 x 64 bf16 tiles per head
+ *  for 1024 tokens. */
+const DS_BYTES_PER_TOKEN_HEAD = (136 * 64 * 64 * 2) / 1024
+/** The dk/dv pass splits per query head while its per-KV-head grid is under 2 blocks per SM (attention.cu split_dkv);
+ *  taken for a 144-SM card, so that smaller cards (which split less) are not under-estimated. */
+const SPLIT_BLOCKS = 2 * 144
+
+/** The engine's scratch workspace for an op of N tokens (the largest request of any op, in 64 MiB steps). */
+export function workspaceBytes(a: ArchitectureNumbers, N: number, layout: ActivationLayout = {}): number {
+  const { C, FF, QD, NH } = dims(a)
+  const dequantized = Math.max(FF * C, QD * C) * 2
+  if (!layout.gpu16) return dequantized
+  const NKV = a.numKvHeads
+  const HSP = a.headDim <= 32 ? 32 : a.headDim <= 64 ? 64 : 128 // heads padded for the tensor-core kernels
+  // the GEMMs: the dequantized weight + the 16-bit copy of the input (down_proj's input is bf16 already with mlpBf16)
+  const gemm = dequantized + N * (layout.mlpBf16 ? Math.max(C, QD) : Math.max(C, QD, FF)) * 2
+  // the attention backward: D, the 16-bit copies of q, dout (NH heads) and k, v (NKV heads), stored dS, dk/dv partials
+  const split = NH > NKV && Math.ceil(N / 64) * NKV < SPLIT_BLOCKS ? 2 * N * NH * a.headDim * 4 : 0
+  const attention = N * NH * 4 + 2 * N * NH * HSP * 2 + 2 * N * NKV * HSP * 2 + N * NH * DS_BYTES_PER_TOKEN_HEAD + split
+  return Math.ceil(Math.max(gemm, attention) / WORKSPACE_STEP) * WORKSPACE_STEP
+}
+
+function overheadBytes(a: ArchitectureNumbers, N = 0, layout: ActivationLayout = {}): number {
+  return workspaceBytes(a, N, layout) + RUNTIME_BYTES
 }
 
 export interface TrainingEstimateOptions {
@@ -164,7 +194,7 @@ export function estimateTrainingMemory(a: ArchitectureNumbers, o: TrainingEstima
     { key: 'embeddings', bytes: w.embeddings },
     { key: 'lora', bytes: loraParameters(a, rank, targets) * 16 },
     { key: 'activations', bytes: activationElements(a, o.mode ?? 'trainCheckpointed', tokens, rank, layout) * 4 },
-    { key: 'overhead', bytes: overheadBytes(a) },
+    { key: 'overhead', bytes: overheadBytes(a, tokens, layout) },
   ]
   return { totalBytes: parts.reduce((s, p) => s + p.bytes, 0), parts, tokens }
 }
